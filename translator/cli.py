@@ -1,0 +1,117 @@
+"""The `translator` command line: a thin front end over the modules; each subcommand builds one
+config object and hands it down.
+
+Errors the user can fix (`TranslatorError`) print one line and exit with status 2; `--debug` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported; --debug restores it
+
+from translator.errors import TranslatorError  # noqa: E402
+
+EXAMPLES = {
+    "train": "translator train --config small --run-dir runs/small\n"
+             "translator train --config tiny --set train.steps=200 --run-dir runs/tiny\n"
+             "translator train --config small --set data.train=tfds:ted_hrlr_translate/pt_to_en:train "
+             "--set data.source_lang=pt --run-dir runs/pt-en",
+    "evaluate": "translator evaluate --run-dir runs/small --split test\n"
+                "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en",
+    "translate": "echo 'En el principio crió Dios los cielos y la tierra.' | translator translate --run-dir runs/small\n"
+                 "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4",
+    "export": "translator export --run-dir runs/small\n"
+              "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
+    "info": "translator info --run-dir runs/small",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="translator",
+        description="Neural machine translation: train, evaluate, translate and export Transformers.",
+        epilog="examples:\n" + textwrap.indent("\n".join(EXAMPLES.values()), "  "),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text,
+                                  epilog="examples:\n" + textwrap.indent(EXAMPLES[name], "  "),
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+        return sub
+
+    train = command("train", "train a model, or resume the run in --run-dir")
+    train.add_argument("--config", default="small", help="preset name (tiny, small, base) or YAML file")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    train.add_argument("--run-dir", required=True, type=Path)
+    train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"])
+    train.add_argument("--cpu-devices", type=int, help="split the CPU into N logical devices (testing)")
+
+    evaluate = command("evaluate", "translate a split or files and score with sacrebleu (BLEU, chrF, TER)")
+    evaluate.add_argument("--run-dir", required=True, type=Path)
+    evaluate.add_argument("--split", default="test", help="dev or test (from the run's config)")
+    evaluate.add_argument("--src", type=Path, help="source file (one sentence per line) instead of a split")
+    evaluate.add_argument("--ref", type=Path, action="append", default=[], help="reference file (repeatable)")
+    evaluate.add_argument("--checkpoint", default="auto", help="auto, averaged, best or latest")
+    _decode_flags(evaluate)
+
+    translate = command("translate", "translate stdin to stdout, or --input to --output")
+    source = translate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", type=Path)
+    source.add_argument("--export-dir", type=Path, help="an exported SavedModel instead of a run directory")
+    translate.add_argument("--input", type=Path)
+    translate.add_argument("--output", type=Path)
+    translate.add_argument("--n-best", type=int, default=1, help="print N 'score<TAB>translation' lines per input")
+    translate.add_argument("--checkpoint", default="auto")
+    _decode_flags(translate)
+
+    export = command("export", "write a SavedModel (text in, translation out) for TensorFlow Serving")
+    export.add_argument("--run-dir", required=True, type=Path)
+    export.add_argument("--output", type=Path, help="default: RUN_DIR/export")
+    export.add_argument("--checkpoint", default="auto")
+    _decode_flags(export)
+
+    info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
+    info.add_argument("--run-dir", required=True, type=Path)
+    return parser
+
+
+def _decode_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--beam-size", type=int, help="1 for greedy search (default: the run's decode.beam_size)")
+    parser.add_argument("--length-penalty", type=float, help="GNMT alpha (default: decode.length_penalty)")
+    parser.add_argument("--max-length", type=int, help="maximum target tokens (default: decode.max_length)")
+
+
+def _decode_overrides(args: argparse.Namespace) -> dict:
+    names = {"beam_size": args.beam_size, "length_penalty": args.length_penalty, "max_length": args.max_length}
+    return {key: value for key, value in names.items() if value is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.debug:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    try:
+        from translator import commands
+
+        return getattr(commands, args.command)(args, _decode_overrides(args) if hasattr(args, "beam_size") else {})
+    except TranslatorError as error:
+        if args.debug:
+            raise
+        print(f"translator {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

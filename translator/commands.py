@@ -1,0 +1,139 @@
+"""What each `translator` subcommand does, given its parsed arguments (see `translator.cli`)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from translator.errors import TranslatorError
+
+
+def train(args: argparse.Namespace, _decode: dict) -> int:
+    from translator.config import load_config
+    from translator.train import train as run_training
+
+    overrides = list(args.set)
+    if args.strategy:
+        overrides.append(f"train.strategy={args.strategy}")
+    if args.cpu_devices:
+        overrides.append(f"train.cpu_devices={args.cpu_devices}")
+    config = load_config(args.config, overrides)
+    run_training(config, args.run_dir, log=lambda line: print(line, flush=True))
+    return 0
+
+
+def _translator(args: argparse.Namespace, decode: dict):
+    from translator.inference import Translator
+    from translator.rundir import RunDirectory
+
+    model, tokenizer, config, checkpoint = RunDirectory(args.run_dir).load_model(args.checkpoint)
+    decode_config = dataclasses.replace(config.decode, **decode)
+    return Translator(model, tokenizer, decode_config, config.data.max_source_length), config, checkpoint
+
+
+def evaluate(args: argparse.Namespace, decode: dict) -> int:
+    from translator.corpus import read_lines, read_pairs
+    from translator.evaluate import score, translate_all, write_report
+    from translator.rundir import RunDirectory
+
+    translator, config, checkpoint = _translator(args, decode)
+    if args.src:
+        if not args.ref:
+            raise TranslatorError("--src needs at least one --ref")
+        sources = list(read_lines(args.src))
+        references = [list(read_lines(path)) for path in args.ref]
+        for path, stream in zip(args.ref, references):
+            if len(stream) != len(sources):
+                raise TranslatorError(f"{path} has {len(stream)} lines but {args.src} has {len(sources)}")
+        name, corpus = args.src.stem, str(args.src)
+    else:
+        corpus = getattr(config.data, args.split, None) if args.split in ("train", "dev", "test") else None
+        if not corpus:
+            raise TranslatorError(f"--split {args.split!r}: the run's config has no data.{args.split}")
+        sources, reference = read_pairs(corpus, config.data.source_lang, config.data.target_lang, config.data.tfds_data_dir)
+        references, name = [reference], args.split
+    hypotheses = translate_all(translator, sources, progress=sys.stderr.isatty())
+    scores = score(hypotheses, references)
+    extra = {"corpus": corpus, "checkpoint": checkpoint, "sentences": len(sources),
+             "beam_size": translator.config.beam_size, "length_penalty": translator.config.length_penalty}
+    path = write_report(RunDirectory(args.run_dir).eval_dir, name, hypotheses, scores, extra)
+    for metric in scores.values():
+        print(f"{metric['text']}\n  signature: {metric['signature']}")
+    print(f"wrote {path} and {path.with_suffix('.hyp')}")
+    return 0
+
+
+def translate(args: argparse.Namespace, decode: dict) -> int:
+    from translator.corpus import read_lines
+
+    lines = read_lines(args.input) if args.input else (line.rstrip("\n") for line in sys.stdin)
+    output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        if args.export_dir:
+            from translator.export import load_exported
+
+            translate_batch = load_exported(args.export_dir, args.n_best)
+        else:
+            translator, _, _ = _translator(args, decode)
+            translate_batch = lambda batch: [[(t.score, t.text) for t in n] for n in translator.translate(batch, args.n_best)]  # noqa: E731
+        batch: list[str] = []
+        for line in lines:
+            batch.append(line)
+            if len(batch) == 1000:
+                _write(output, translate_batch(batch), args.n_best)
+                batch = []
+        if batch:
+            _write(output, translate_batch(batch), args.n_best)
+    finally:
+        if args.output:
+            output.close()
+    return 0
+
+
+def _write(output, results, n_best: int) -> None:
+    for candidates in results:
+        if n_best > 1:
+            for score, text in candidates:
+                output.write(f"{score:.4f}\t{text}\n")
+        else:
+            output.write(candidates[0][1] + "\n")
+    output.flush()
+
+
+def export(args: argparse.Namespace, decode: dict) -> int:
+    from translator.export import export_saved_model
+    from translator.rundir import RunDirectory
+
+    translator, _, checkpoint = _translator(args, decode)
+    output = args.output or RunDirectory(args.run_dir).export_dir
+    export_saved_model(translator, output)
+    print(f"exported {checkpoint} to {output} (beam {translator.config.beam_size}, "
+          f"length penalty {translator.config.length_penalty})")
+    return 0
+
+
+def info(args: argparse.Namespace, _decode: dict) -> int:
+    import tensorflow as tf
+    import yaml
+
+    from translator.rundir import RunDirectory
+
+    run = RunDirectory(args.run_dir)
+    config = run.load_config()
+    print(yaml.safe_dump(config.to_dict(), sort_keys=False).rstrip())
+    latest = tf.train.latest_checkpoint(str(run.checkpoint_dir))
+    step = int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE")) if latest else 0
+    print(f"checkpoint: {latest or 'none'} (step {step})")
+    if run.tokenizer_dir.exists():
+        model, tokenizer, _, _ = run.load_model("latest") if latest else (None, None, None, None)
+        if model is not None:
+            print(f"parameters: {model.count_params():,}")
+            print(f"vocabulary: source {tokenizer.source_vocab_size:,}, target {tokenizer.target_vocab_size:,}"
+                  f"{' (shared)' if tokenizer.shared else ''}")
+    for report in sorted(run.eval_dir.glob("*.json")):
+        scores = json.loads(report.read_text(encoding="utf-8"))
+        print(f"eval {report.stem}: BLEU {scores['bleu']['score']}, chrF {scores['chrf']['score']}, "
+              f"TER {scores['ter']['score']} ({scores.get('checkpoint', '')})")
+    return 0

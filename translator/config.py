@@ -1,0 +1,198 @@
+"""Experiment configuration: frozen dataclasses, loaded from YAML presets and `--set` overrides.
+
+One `ExperimentConfig` is built by the CLI (or a notebook) and handed down to every module; nothing
+reads settings from anywhere else. Presets live in `translator/configs/*.yaml` and list only what
+differs from the defaults below. Overrides are type-checked against the dataclass fields, and an
+unknown key fails with the closest valid key as a suggestion.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from translator.errors import TranslatorError
+
+PRESET_DIR = Path(__file__).parent / "configs"
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Which corpus, which languages. Specs are described in `translator.corpus`."""
+
+    train: str = "bible_es_en/kjv:train"
+    dev: str = "bible_es_en/kjv:dev"
+    test: str = "bible_es_en/kjv:test"
+    source_lang: str = "es"
+    target_lang: str = "en"
+    max_source_length: int = 128  # tokens; longer training pairs are dropped (and counted)
+    max_target_length: int = 128
+    tfds_data_dir: str = ""  # empty: TFDS's default (~/tensorflow_datasets)
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizerConfig:
+    vocab_size: int = 8000
+    shared: bool = True  # one joint SentencePiece model for both languages
+    model_type: str = "unigram"  # or "bpe"
+    max_training_sentences: int = 2_000_000
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    num_layers: int = 6
+    d_model: int = 512
+    num_heads: int = 8
+    ffn_dim: int = 2048
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    pre_norm: bool = True
+    share_embeddings: bool = True  # source, target and output projection share one matrix
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 100_000
+    max_minutes: float = 0.0  # wall-clock budget over the whole run (resumes included); 0: none
+    batch_tokens: int = 4096  # target tokens per step, padding included, over all replicas
+    accumulate_steps: int = 1
+    learning_rate: float = 2.0  # scale of the inverse-square-root schedule
+    warmup_steps: int = 4000
+    adam_beta_2: float = 0.98
+    label_smoothing: float = 0.1
+    clip_norm: float = 0.0  # 0: no clipping
+    checkpoint_every: int = 1000
+    checkpoint_minutes: float = 10.0  # also checkpoint at least this often
+    keep_checkpoints: int = 5
+    average_last: int = 0  # average the last K checkpoints at the end (0: no)
+    eval_every: int = 0  # dev BLEU (greedy) every N steps; 0: only at the end
+    early_stopping: int = 0  # stop after N dev evaluations without improvement; 0: never
+    log_every: int = 100
+    seed: int = 1234
+    strategy: str = "auto"  # auto | default | mirrored | multiworker | tpu
+    cpu_devices: int = 0  # split the host CPU into N logical devices (tests, debugging)
+    jit_compile: bool = True
+    mixed_precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16
+
+
+@dataclasses.dataclass(frozen=True)
+class DecodeConfig:
+    beam_size: int = 4
+    length_penalty: float = 0.6  # GNMT alpha; 0 disables the penalty
+    max_length: int = 256  # hard cap on generated tokens
+    max_length_ratio: float = 1.5  # per batch: at most ratio * source length + 10 tokens
+    batch_tokens: int = 4096  # source tokens per decoding batch (padding included)
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = dataclasses.field(default_factory=TokenizerConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    decode: DecodeConfig = dataclasses.field(default_factory=DecodeConfig)
+
+    def replace(self, **sections: Any) -> ExperimentConfig:
+        return dataclasses.replace(self, **sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def available_presets() -> list[str]:
+    return sorted(path.stem for path in PRESET_DIR.glob("*.yaml"))
+
+
+def load_config(name_or_path: str | Path = "small", overrides: typing.Sequence[str] = ()) -> ExperimentConfig:
+    """Load a preset name or a YAML file, then apply `key=value` overrides (YAML-typed values)."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise TranslatorError(
+                f"unknown preset {str(name_or_path)!r}: choose one of {', '.join(available_presets())} "
+                "or give a path to a YAML file"
+            )
+    if not path.exists():
+        raise TranslatorError(f"config file {path} does not exist")
+    values = read_yaml(path)
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise TranslatorError(f"--set {override!r}: expected key=value, e.g. train.steps=2000")
+        section, dot, field = key.strip().partition(".")
+        if not dot:
+            raise TranslatorError(f"--set {override!r}: the key needs a section, e.g. model.{key.strip()}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as error:
+            raise TranslatorError(f"--set {override!r}: the value is not valid YAML ({error})") from None
+        values.setdefault(section, {})
+        if not isinstance(values[section], dict):
+            raise TranslatorError(f"--set {override!r}: {section!r} is a section, not a value")
+        values[section][field] = value
+    return config_from_dict(values, origin=str(path))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise TranslatorError(f"{path}: not a valid YAML file ({error})".replace("\n", " ")) from None
+    if not isinstance(values, dict):
+        raise TranslatorError(f"{path}: expected a mapping of sections (data, model, train, ...)")
+    return values
+
+
+def config_from_dict(values: dict[str, Any], origin: str = "config") -> ExperimentConfig:
+    """Build a config from nested dicts, rejecting unknown keys and values of the wrong type."""
+    sections = {field.name: field for field in dataclasses.fields(ExperimentConfig)}
+    built = {}
+    for section_name, section_values in values.items():
+        if section_name not in sections:
+            raise TranslatorError(_unknown(f"{origin}: unknown section {section_name!r}", section_name, sections))
+        section_type = typing.get_type_hints(ExperimentConfig)[section_name]
+        if not isinstance(section_values, dict):
+            raise TranslatorError(f"{origin}: section {section_name!r} must be a mapping")
+        built[section_name] = _build_section(section_type, section_values, f"{origin}: {section_name}")
+    return ExperimentConfig(**built)
+
+
+def _build_section(section_type: type, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(section_type)
+    checked = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise TranslatorError(_unknown(f"{where}.{key} is not a known key", key, hints, where.split(": ")[-1]))
+        checked[key] = _check_type(value, hints[key], f"{where}.{key}")
+    return section_type(**checked)
+
+
+def _check_type(value: Any, expected: Any, where: str) -> Any:
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected in (int, float, str, bool):
+        if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+            return value
+        raise TranslatorError(f"{where} must be {expected.__name__}, got {value!r} ({type(value).__name__})")
+    if isinstance(expected, types.UnionType):  # pragma: no cover - no union fields today
+        return value
+    return value
+
+
+def _unknown(message: str, key: str, known: typing.Iterable[str], prefix: str = "") -> str:
+    match = difflib.get_close_matches(key, list(known), n=1)
+    if match:
+        suggestion = f"{prefix}.{match[0]}" if prefix else match[0]
+        return f"{message}; did you mean {suggestion!r}?"
+    return f"{message}; known: {', '.join(sorted(known))}"
+
+
+def save_config(config: ExperimentConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")

@@ -1,0 +1,201 @@
+"""Corpus specs → parallel sentence pairs as a `tf.data.Dataset` of `{"source", "target"}` strings.
+
+One string names a corpus everywhere (config, CLI, notebooks):
+
+- `bible_es_en[/kjv|/web][:SPLIT]`: the shipped corpus, a local TFDS builder (no network);
+- `tfds:NAME/CONFIG[:SPLIT]`: any TFDS translation dataset, languages from `data.source_lang/target_lang`;
+- `tsv:PATH`: a tab-separated file (optionally .gz) whose header names the columns, e.g. `es  en`;
+- `text:SOURCE_FILE,TARGET_FILE`: two line-aligned plain-text files.
+
+User files are read eagerly and validated line by line, so a bad byte or a missing column fails
+before training starts, with the file and line in the message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import gzip
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import tensorflow as tf
+
+from translator.errors import TranslatorError
+
+SHIPPED = ("bible_es_en",)
+_NETWORK_PROBE = ("storage.googleapis.com", 443)
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusSpec:
+    kind: str  # "shipped" | "tfds" | "tsv" | "text"
+    name: str  # dataset name with config, or file path(s)
+    split: str = "train"
+
+    @property
+    def paths(self) -> list[Path]:
+        return [Path(part) for part in self.name.split(",")]
+
+
+def parse_spec(spec: str, default_split: str = "train") -> CorpusSpec:
+    kind, sep, rest = spec.partition(":")
+    if sep and kind in ("tsv", "text"):
+        if kind == "text" and rest.count(",") != 1:
+            raise TranslatorError(f"corpus {spec!r}: expected text:SOURCE_FILE,TARGET_FILE")
+        return CorpusSpec(kind, rest, default_split)
+    if sep and kind == "tfds":
+        name, _, split = rest.partition(":")
+        return CorpusSpec("tfds", name, split or default_split)
+    name, _, split = spec.partition(":")
+    if name.split("/")[0] in SHIPPED:
+        return CorpusSpec("shipped", name if "/" in name else f"{name}/kjv", split or default_split)
+    raise TranslatorError(
+        f"unknown corpus {spec!r}: use bible_es_en[/kjv|/web][:split], tfds:NAME/CONFIG[:split], "
+        "tsv:PATH or text:SOURCE_FILE,TARGET_FILE"
+    )
+
+
+def load_pairs(spec: str, source_lang: str, target_lang: str, tfds_data_dir: str = "") -> tf.data.Dataset:
+    """The corpus as a dataset of `{"source": tf.string, "target": tf.string}` scalars."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "tsv":
+        return _from_lists(*read_tsv(parsed.paths[0], source_lang, target_lang))
+    if parsed.kind == "text":
+        return _from_lists(*read_text_pair(*parsed.paths))
+    if parsed.kind == "shipped":
+        from translator.datasets.bible_es_en import BibleEsEn
+
+        config = parsed.name.split("/", 1)[1]
+        if config not in ("kjv", "web"):
+            raise TranslatorError(f"corpus {spec!r}: bible_es_en has the configs kjv and web, not {config!r}")
+        builder = BibleEsEn(config=config, data_dir=tfds_data_dir or None)
+        builder.download_and_prepare()
+        return _select_languages(builder, parsed, source_lang, target_lang)
+    return _select_languages(_prepared_tfds_builder(parsed, tfds_data_dir), parsed, source_lang, target_lang)
+
+
+def read_pairs(spec: str, source_lang: str, target_lang: str, tfds_data_dir: str = "") -> tuple[list[str], list[str]]:
+    """The corpus as two Python lists (sources, targets), e.g. for evaluation."""
+    sources, targets = [], []
+    for example in load_pairs(spec, source_lang, target_lang, tfds_data_dir).as_numpy_iterator():
+        sources.append(example["source"].decode("utf-8"))
+        targets.append(example["target"].decode("utf-8"))
+    return sources, targets
+
+
+def _from_lists(sources: list[str], targets: list[str]) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices({"source": sources, "target": targets})
+
+
+def _select_languages(builder, parsed: CorpusSpec, source_lang: str, target_lang: str) -> tf.data.Dataset:
+    splits = list(builder.info.splits.keys())
+    if parsed.split not in splits:
+        raise TranslatorError(f"corpus {parsed.name}: no split {parsed.split!r}; it has {', '.join(splits)}")
+    languages = list(builder.info.features.keys())
+    for role, lang in (("source", source_lang), ("target", target_lang)):
+        if lang not in languages:
+            raise TranslatorError(
+                f"corpus {parsed.name}: data.{role}_lang={lang!r} is not one of its languages ({', '.join(languages)})"
+            )
+    dataset = builder.as_dataset(split=parsed.split, shuffle_files=False)
+    return dataset.map(lambda example: {"source": example[source_lang], "target": example[target_lang]})
+
+
+def _prepared_tfds_builder(parsed: CorpusSpec, data_dir: str):
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(parsed.name, data_dir=data_dir or None)
+    except tfds.core.registered.DatasetNotFoundError:
+        base = parsed.name.split("/")[0]
+        close = difflib.get_close_matches(base, tfds.list_builders(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise TranslatorError(f"unknown TFDS dataset {parsed.name!r}{hint}") from None
+    except ValueError as error:  # unknown builder config
+        raise TranslatorError(f"TFDS dataset {parsed.name!r}: {error}") from None
+    if builder.is_prepared():
+        return builder
+    if not network_available():
+        raise TranslatorError(
+            f"TFDS dataset {parsed.name!r} is not prepared in {builder.data_dir} and cannot be downloaded: "
+            "no network. Prepare it where there is network (`tfds build` or one `translator train` run) "
+            "and point data.tfds_data_dir at that folder"
+        )
+    try:
+        builder.download_and_prepare()
+    except ModuleNotFoundError as error:
+        raise TranslatorError(f"downloading TFDS dataset {parsed.name!r} needs {error.name}: pip install {error.name}") from None
+    return builder
+
+
+def network_available(timeout: float = 3.0) -> bool:
+    """Whether TFDS's download servers answer; fails in seconds, not after minutes of retries."""
+    try:
+        socket.create_connection(_NETWORK_PROBE, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file, plain or gzip; a bad byte names its line."""
+    if not path.exists():
+        raise TranslatorError(f"{path}: no such file")
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    text = raw.decode("utf-8")
+                except UnicodeDecodeError as error:
+                    raise TranslatorError(f"{path}, line {number}: not UTF-8 ({error.reason} at byte {error.start})") from None
+                yield number, text.rstrip("\r\n")
+    except (OSError, EOFError) as error:
+        raise TranslatorError(f"{path}: cannot be read ({error})") from None
+
+
+def read_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, streamed."""
+    for _, text in _open_lines(Path(path)):
+        yield text
+
+
+def read_tsv(path: Path, source_column: str, target_column: str) -> tuple[list[str], list[str]]:
+    """Read two named columns of a headed TSV file, checking every line's column count."""
+    lines = _open_lines(Path(path))
+    header = next(lines, None)
+    if header is None:
+        raise TranslatorError(f"{path}: the file is empty")
+    columns = header[1].split("\t")
+    for role, column in (("source", source_column), ("target", target_column)):
+        if column not in columns:
+            raise TranslatorError(
+                f"{path}, line 1: no column {column!r} for the {role} (data.{role}_lang); "
+                f"the header has {', '.join(columns)}"
+            )
+    source_index, target_index = columns.index(source_column), columns.index(target_column)
+    sources, targets = [], []
+    for number, text in lines:
+        fields = text.split("\t")
+        if len(fields) != len(columns):
+            raise TranslatorError(f"{path}, line {number}: {len(fields)} columns, the header has {len(columns)}")
+        sources.append(fields[source_index])
+        targets.append(fields[target_index])
+    if not sources:
+        raise TranslatorError(f"{path}: no sentence pairs after the header")
+    return sources, targets
+
+
+def read_text_pair(source_path: Path, target_path: Path) -> tuple[list[str], list[str]]:
+    """Read two line-aligned text files; their line counts must match."""
+    sources = list(read_lines(source_path))
+    targets = list(read_lines(target_path))
+    if not sources:
+        raise TranslatorError(f"{source_path}: the file is empty")
+    if len(sources) != len(targets):
+        raise TranslatorError(
+            f"{source_path} has {len(sources)} lines but {target_path} has {len(targets)}: they must be line-aligned"
+        )
+    return sources, targets

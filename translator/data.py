@@ -1,0 +1,169 @@
+"""Training input: tokenize once, cache, bucket by length under a token budget.
+
+`TokenizedCorpus.load_or_build` turns a corpus spec into id arrays (EOS appended to both sides),
+drops pairs longer than the configured maxima — counted and reported, never silently truncated — and
+caches the result in the run directory under a key that changes with the data, the languages, the
+length limits or the tokenizer. `training_dataset` makes the infinite, deterministic stream of
+`(features, labels)` batches the training loop consumes: shuffled pairs, grouped by (target, source)
+length bucket, padded to the bucket boundary, each batch as large as the token budget allows. A
+bounded set of shapes keeps compiled train steps few; fine target buckets keep padding low.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from translator.config import DataConfig
+from translator.corpus import parse_spec, read_pairs
+from translator.tokenizer import BOS_ID, EOS_ID, Tokenizer
+
+SOURCE_MULTIPLE = 8  # source side padded to a multiple of this
+
+
+def target_boundaries(max_length: int) -> list[int]:
+    """Target bucket boundaries: every 4 tokens up to 64, every 8 to 128, then every 16."""
+    boundaries, length = [], 4
+    while length < max_length:
+        boundaries.append(length)
+        length += 4 if length < 64 else 8 if length < 128 else 16
+    return boundaries + [max_length]
+
+
+@dataclasses.dataclass
+class TokenizedCorpus:
+    """Ragged id arrays of one corpus split: flat values and per-sentence lengths."""
+
+    source_values: np.ndarray
+    source_lengths: np.ndarray
+    target_values: np.ndarray
+    target_lengths: np.ndarray
+    dropped: int = 0  # pairs over the length limits
+
+    def __len__(self) -> int:
+        return len(self.source_lengths)
+
+    @classmethod
+    def load_or_build(cls, spec: str, data: DataConfig, tokenizer: Tokenizer, cache_dir: Path) -> TokenizedCorpus:
+        key = _cache_key(spec, data, tokenizer)
+        path = cache_dir / f"{key}.npz"
+        if path.exists():
+            with np.load(path, allow_pickle=False) as arrays:
+                return cls(**{name: arrays[name] for name in arrays.files if name != "dropped"},
+                           dropped=int(arrays["dropped"]))
+        corpus = cls.build(spec, data, tokenizer)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(temporary, dropped=corpus.dropped, **{
+            name: getattr(corpus, name) for name in ("source_values", "source_lengths", "target_values", "target_lengths")
+        })
+        os.replace(temporary, path)  # atomic: a kill never leaves a half-written cache
+        return corpus
+
+    @classmethod
+    def build(cls, spec: str, data: DataConfig, tokenizer: Tokenizer) -> TokenizedCorpus:
+        sources, targets = read_pairs(spec, data.source_lang, data.target_lang, data.tfds_data_dir)
+        source_ids = _tokenize(tokenizer.encode_source, sources)
+        target_ids = _tokenize(tokenizer.encode_target, targets)
+        source_lengths = np.array([len(s) + 1 for s in source_ids], np.int32)  # + EOS
+        target_lengths = np.array([len(t) + 1 for t in target_ids], np.int32)  # + BOS / EOS
+        keep = (source_lengths <= data.max_source_length) & (target_lengths <= data.max_target_length)
+        keep &= (source_lengths > 1) & (target_lengths > 1)  # empty sides teach nothing
+        kept = np.flatnonzero(keep)
+        return cls(
+            source_values=_flatten([source_ids[i] for i in kept]),
+            source_lengths=source_lengths[kept],
+            target_values=_flatten([target_ids[i] for i in kept]),
+            target_lengths=target_lengths[kept],
+            dropped=int(len(keep) - len(kept)),
+        )
+
+    def pairs(self) -> tf.data.Dataset:
+        """(source ids + EOS, target ids + EOS) pairs as variable-length int32 tensors."""
+        source = tf.RaggedTensor.from_row_lengths(self.source_values, self.source_lengths - 1)
+        target = tf.RaggedTensor.from_row_lengths(self.target_values, self.target_lengths - 1)
+        eos = lambda ids: tf.concat([ids, [EOS_ID]], axis=0)  # noqa: E731
+        return tf.data.Dataset.from_tensor_slices((source, target)).map(lambda s, t: (eos(s), eos(t)))
+
+
+def _tokenize(encode, texts: list[str], chunk: int = 8192) -> list[np.ndarray]:
+    ids: list[np.ndarray] = []
+    for start in range(0, len(texts), chunk):
+        ragged = encode(tf.constant(texts[start : start + chunk], tf.string))
+        ids.extend(np.split(ragged.flat_values.numpy(), np.cumsum(ragged.row_lengths().numpy())[:-1]))
+    return ids
+
+
+def _flatten(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays).astype(np.int32) if arrays else np.zeros([0], np.int32)
+
+
+def _cache_key(spec: str, data: DataConfig, tokenizer: Tokenizer) -> str:
+    parsed = parse_spec(spec)
+    files = []
+    if parsed.kind in ("tsv", "text"):
+        files = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in parsed.paths if p.exists()]
+    digest = hashlib.sha256()
+    digest.update(json.dumps([spec, data.source_lang, data.target_lang, data.max_source_length,
+                              data.max_target_length, data.tfds_data_dir, files]).encode())
+    digest.update(tokenizer.source_model_proto)
+    digest.update(tokenizer.target_model_proto)
+    return f"{parsed.split}-{digest.hexdigest()[:16]}"
+
+
+def bucket_shapes(source_length: tf.Tensor, target_length: tf.Tensor, boundaries: list[int]):
+    """Padded (source, target) lengths for a pair: target to its bucket boundary, source to a multiple of 8."""
+    target_bucket = tf.searchsorted(tf.constant(boundaries, tf.int32), target_length[tf.newaxis], side="left")[0]
+    padded_target = tf.gather(boundaries, target_bucket)
+    padded_source = (source_length + SOURCE_MULTIPLE - 1) // SOURCE_MULTIPLE * SOURCE_MULTIPLE
+    return padded_source, padded_target
+
+
+def training_dataset(
+    corpus: TokenizedCorpus,
+    batch_tokens: int,
+    max_target_length: int,
+    seed: int,
+    skip_batches: int = 0,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Infinite, deterministic stream of `({"source_ids", "target_input_ids"}, target_output_ids)`.
+
+    `batch_tokens` is this pipeline's budget of padded tokens (of the longer side) per batch; under a
+    strategy, pass the per-replica share. `skip_batches` resumes the stream where a run stopped.
+    """
+    boundaries = target_boundaries(max_target_length)
+    dataset = corpus.pairs()
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    dataset = dataset.shuffle(len(corpus), seed=seed, reshuffle_each_iteration=True).repeat()
+
+    def key(source, target):
+        padded_source, padded_target = bucket_shapes(tf.size(source), tf.size(target), boundaries)
+        return tf.cast(padded_target * 10_000 + padded_source, tf.int64)
+
+    def batch_size(bucket_key):
+        longest = tf.maximum(bucket_key // 10_000, bucket_key % 10_000)
+        return tf.maximum(tf.cast(batch_tokens, tf.int64) // longest, 1)
+
+    def batch(bucket_key, window):
+        shapes = ([bucket_key % 10_000], [bucket_key // 10_000])
+        return window.padded_batch(batch_size(bucket_key), padded_shapes=shapes, drop_remainder=True)
+
+    dataset = dataset.group_by_window(key, batch, window_size_func=batch_size)
+    dataset = dataset.shuffle(64, seed=seed + 1).map(_teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
+
+
+def _teacher_forcing(source, target):
+    # target [batch, T] = tokens + EOS + padding → input BOS + tokens (+ padding), output tokens + EOS
+    bos = tf.fill([tf.shape(target)[0], 1], BOS_ID)
+    target_input = tf.concat([bos, target[:, :-1]], axis=1)
+    target_input = tf.where(tf.equal(target_input, EOS_ID), 0, target_input)
+    return {"source_ids": source, "target_input_ids": target_input}, target

@@ -1,0 +1,1 @@
+"""TFDS dataset builders for the corpora this package ships (built offline, no network)."""

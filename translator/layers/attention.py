@@ -1,0 +1,106 @@
+"""Multi-head attention with a fixed-size key/value cache for incremental decoding.
+
+Self-attention projects queries, keys and values with one fused matrix; cross-attention projects the
+memory once (`project_memory`) and reuses it at every step. The self-attention cache is pre-allocated
+to the maximum length and written at `index`, so every decoding step has the same shapes: the loop
+compiles once, under `tf.function`, XLA or a TPU.
+"""
+
+import keras
+import tensorflow as tf
+
+from translator.layers.masks import step_bias
+
+
+@keras.saving.register_keras_serializable(package="translator")
+class CachedMultiHeadAttention(keras.layers.Layer):
+    def __init__(self, num_heads: int, key_dim: int, dropout: float = 0.0, self_attention: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.dropout = dropout
+        self.self_attention = self_attention
+        inner = num_heads * key_dim
+        if self_attention:
+            self.query_key_value = keras.layers.Dense(3 * inner, name="query_key_value", dtype=self.dtype_policy)
+        else:
+            self.query_projection = keras.layers.Dense(inner, name="query", dtype=self.dtype_policy)
+            self.key_value = keras.layers.Dense(2 * inner, name="key_value", dtype=self.dtype_policy)
+        self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+
+    def build(self, query_shape, memory_shape=None):
+        model_dim = query_shape[-1]
+        if self.self_attention:
+            self.query_key_value.build(query_shape)
+        else:
+            self.query_projection.build(query_shape)
+            self.key_value.build(memory_shape if memory_shape is not None else query_shape)
+        self.output_projection = keras.layers.Dense(model_dim, name="output", dtype=self.dtype_policy)
+        self.output_projection.build((*query_shape[:-1], self.num_heads * self.key_dim))
+        self.built = True
+
+    def _split_heads(self, x: tf.Tensor) -> tf.Tensor:
+        # [batch, length, heads * key_dim] → [batch, length, heads, key_dim]
+        return tf.reshape(x, [tf.shape(x)[0], tf.shape(x)[1], self.num_heads, self.key_dim])
+
+    def _project_self(self, x: tf.Tensor):
+        query, key, value = tf.split(self.query_key_value(x), 3, axis=-1)
+        return self._split_heads(query), self._split_heads(key), self._split_heads(value)
+
+    def project_memory(self, memory: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Cross-attention keys and values, [batch, source, heads, key_dim] each, computed once."""
+        key, value = tf.split(self.key_value(memory), 2, axis=-1)
+        return {"key": self._split_heads(key), "value": self._split_heads(value)}
+
+    def call(self, query, memory=None, bias=None, training=False, return_weights=False):
+        """Full-sequence attention. query [batch, T, dim]; memory [batch, S, dim] (cross only);
+        bias broadcastable to [batch, heads, T, S]. Returns [batch, T, dim] (and the weights)."""
+        if self.self_attention:
+            q, k, v = self._project_self(query)
+        else:
+            q = self._split_heads(self.query_projection(query))
+            kv = self.project_memory(memory)
+            k, v = kv["key"], kv["value"]
+        return self._attend(q, k, v, bias, training, return_weights)
+
+    def cached_call(self, query, cache, index=None, bias=None):
+        """One decoding step. query [batch, 1, dim].
+
+        Self-attention: writes this step's key/value into `cache` ([batch, max_length, heads, key_dim])
+        at `index` and attends to slots ≤ index. Cross-attention: attends to the projected memory in
+        `cache` with `bias`, leaving it untouched. Returns (output [batch, 1, dim], cache).
+        """
+        if self.self_attention:
+            q, k, v = self._project_self(query)
+            max_length = tf.shape(cache["key"])[1]
+            slot = tf.one_hot(index, max_length, dtype=k.dtype)[tf.newaxis, :, tf.newaxis, tf.newaxis]
+            cache = {
+                "key": cache["key"] * (1 - slot) + k * slot,
+                "value": cache["value"] * (1 - slot) + v * slot,
+            }
+            bias = step_bias(index, max_length)
+        else:
+            q = self._split_heads(self.query_projection(query))
+        return self._attend(q, cache["key"], cache["value"], bias, False, False), cache
+
+    def _attend(self, query, key, value, bias, training, return_weights):
+        query = query * tf.cast(self.key_dim**-0.5, query.dtype)
+        scores = tf.einsum("bthd,bshd->bhts", query, key)  # [batch, heads, T, S]
+        scores = tf.cast(scores, tf.float32)
+        if bias is not None:
+            scores += bias
+        weights = tf.nn.softmax(scores, axis=-1)  # float32 softmax, also under mixed precision
+        dropped = self.attention_dropout(tf.cast(weights, self.compute_dtype), training=training)
+        context = tf.einsum("bhts,bshd->bthd", dropped, value)
+        batch, length = tf.shape(context)[0], tf.shape(context)[1]
+        output = self.output_projection(tf.reshape(context, [batch, length, self.num_heads * self.key_dim]))
+        return (output, weights) if return_weights else output
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "key_dim": self.key_dim,
+            "dropout": self.dropout,
+            "self_attention": self.self_attention,
+        }

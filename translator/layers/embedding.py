@@ -1,0 +1,50 @@
+"""Token embedding × √d plus sinusoidal positions; the same matrix can project back to logits."""
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+def sinusoidal_positions(positions: tf.Tensor, dim: int) -> tf.Tensor:
+    """[...] int positions → [..., dim] float32 (sin on the first half, cos on the second)."""
+    half = dim // 2
+    inverse_frequencies = tf.exp(tf.range(half, dtype=tf.float32) * -(math.log(10000.0) / max(half - 1, 1)))
+    angles = tf.cast(positions, tf.float32)[..., tf.newaxis] * inverse_frequencies
+    return tf.concat([tf.sin(angles), tf.cos(angles)], axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="translator")
+class TokenAndPositionEmbedding(keras.layers.Layer):
+    """ids → embeddings × √d + positions; `project` maps hidden states back to vocabulary logits.
+
+    Positions are computed, not learned, so `call` accepts an explicit start position: one decoding
+    step embeds its single token at position `index` without building the whole prefix.
+    """
+
+    def __init__(self, vocab_size: int, embedding_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.embedding_dim = embedding_dim
+
+    def build(self, input_shape=None):
+        self.embeddings = self.add_weight(
+            name="embeddings",
+            shape=(self.vocab_size, self.embedding_dim),
+            initializer=keras.initializers.RandomNormal(stddev=self.embedding_dim**-0.5),
+        )
+        self.built = True
+
+    def call(self, ids: tf.Tensor, start: tf.Tensor | int = 0) -> tf.Tensor:
+        """[batch, length] ids → [batch, length, dim]."""
+        table = tf.cast(self.embeddings, self.compute_dtype)
+        tokens = tf.gather(table, ids) * math.sqrt(self.embedding_dim)
+        positions = start + tf.range(tf.shape(ids)[1])
+        return tokens + tf.cast(sinusoidal_positions(positions, self.embedding_dim), self.compute_dtype)
+
+    def project(self, hidden: tf.Tensor) -> tf.Tensor:
+        """[..., dim] → [..., vocab] logits with the transposed embedding matrix."""
+        return tf.matmul(hidden, tf.cast(self.embeddings, hidden.dtype), transpose_b=True)
+
+    def get_config(self):
+        return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim}

@@ -1,0 +1,67 @@
+"""One Transformer encoder block: self-attention and feed-forward, each in a residual connection."""
+
+import keras
+import tensorflow as tf
+
+from translator.layers.attention import CachedMultiHeadAttention
+from translator.layers.feed_forward import FeedForward, Residual, layer_norm
+from translator.layers.masks import padding_bias
+
+
+@keras.saving.register_keras_serializable(package="translator")
+class TransformerEncoder(keras.layers.Layer):
+    """Encoder block. `padding_mask` ([batch, source] bool, True = real token) keeps padded positions
+    out of every real position's attention, so padding never changes a real position's output."""
+
+    def __init__(
+        self,
+        num_heads: int,
+        ffn_dim: int,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        pre_norm: bool = True,
+        layer_norm_epsilon: float = 1e-6,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.ffn_dim = ffn_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.pre_norm = pre_norm
+        self.layer_norm_epsilon = layer_norm_epsilon
+
+    def build(self, inputs_shape):
+        model_dim = inputs_shape[-1]
+        policy = self.dtype_policy
+        self.self_attention = CachedMultiHeadAttention(
+            self.num_heads, model_dim // self.num_heads, self.attention_dropout, name="self_attention", dtype=policy
+        )
+        self.self_attention.build(inputs_shape)
+        self.feed_forward = FeedForward(self.ffn_dim, self.dropout, name="feed_forward", dtype=policy)
+        self.feed_forward.build(inputs_shape)
+        self.attention_norm = layer_norm("attention_norm", self.layer_norm_epsilon, policy)
+        self.attention_norm.build(inputs_shape)
+        self.feed_forward_norm = layer_norm("feed_forward_norm", self.layer_norm_epsilon, policy)
+        self.feed_forward_norm.build(inputs_shape)
+        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.built = True
+
+    def call(self, inputs, padding_mask=None, training=False):
+        """inputs [batch, source, dim] → [batch, source, dim]."""
+        bias = None if padding_mask is None else padding_bias(padding_mask)
+        attention = Residual(self.attention_norm, self.residual_dropout, self.pre_norm)
+        x = attention(inputs, lambda y: self.self_attention(y, bias=bias, training=training), training)
+        feed_forward = Residual(self.feed_forward_norm, self.residual_dropout, self.pre_norm)
+        return feed_forward(x, lambda y: self.feed_forward(y, training=training), training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_heads": self.num_heads,
+            "ffn_dim": self.ffn_dim,
+            "dropout": self.dropout,
+            "attention_dropout": self.attention_dropout,
+            "pre_norm": self.pre_norm,
+            "layer_norm_epsilon": self.layer_norm_epsilon,
+        }

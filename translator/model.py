@@ -1,0 +1,159 @@
+"""`Seq2SeqTransformer`: the encoder–decoder Transformer built from the blocks in `translator.layers`.
+
+Four entry points with one job each:
+- `call(features)` → logits, teacher-forced (training and scoring); it never searches;
+- `encode(source_ids)` → (memory, padding mask);
+- `init_cache(memory, mask, max_length)` → the decoding cache;
+- `decode_step(token_ids, index, cache)` → (logits, cache), one position at a time.
+
+The cache follows the rule search relies on: every tensor has batch on axis 0 and a fixed shape.
+`cache["decoder"]` (self-attention keys/values, written at `index`) follows the beams and must be
+reordered; `cache["memory"]` (cross-attention keys/values and the source mask) is computed once and is
+the same for every beam of a sentence, so search never reorders it.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from translator.config import ModelConfig
+from translator.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
+from translator.layers.feed_forward import layer_norm
+from translator.tokenizer import PAD_ID
+
+
+@keras.saving.register_keras_serializable(package="translator")
+class Seq2SeqTransformer(keras.Model):
+    def __init__(
+        self,
+        source_vocab_size: int,
+        target_vocab_size: int,
+        num_layers: int = 6,
+        d_model: int = 512,
+        num_heads: int = 8,
+        ffn_dim: int = 2048,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.0,
+        pre_norm: bool = True,
+        share_embeddings: bool = True,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if share_embeddings and source_vocab_size != target_vocab_size:
+            raise ValueError("share_embeddings needs one vocabulary: source and target vocab sizes differ")
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by num_heads={num_heads}")
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        self.num_layers = num_layers
+        self.d_model = d_model
+        self.num_heads = num_heads
+        self.ffn_dim = ffn_dim
+        self.dropout = dropout
+        self.attention_dropout = attention_dropout
+        self.pre_norm = pre_norm
+        self.share_embeddings = share_embeddings
+        policy = self.dtype_policy
+        self.target_embedding = TokenAndPositionEmbedding(target_vocab_size, d_model, name="target_embedding", dtype=policy)
+        self.source_embedding = (
+            self.target_embedding
+            if share_embeddings
+            else TokenAndPositionEmbedding(source_vocab_size, d_model, name="source_embedding", dtype=policy)
+        )
+        block = dict(num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout, attention_dropout=attention_dropout,
+                     pre_norm=pre_norm, dtype=policy)
+        self.encoder_blocks = [TransformerEncoder(**block, name=f"encoder_{i}") for i in range(num_layers)]
+        self.decoder_blocks = [TransformerDecoder(**block, name=f"decoder_{i}") for i in range(num_layers)]
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.encoder_norm = layer_norm("encoder_norm", 1e-6, policy) if pre_norm else None
+        self.decoder_norm = layer_norm("decoder_norm", 1e-6, policy) if pre_norm else None
+
+    @classmethod
+    def from_model_config(cls, config: ModelConfig, source_vocab_size: int, target_vocab_size: int, dtype=None):
+        return cls(
+            source_vocab_size=source_vocab_size,
+            target_vocab_size=target_vocab_size,
+            num_layers=config.num_layers,
+            d_model=config.d_model,
+            num_heads=config.num_heads,
+            ffn_dim=config.ffn_dim,
+            dropout=config.dropout,
+            attention_dropout=config.attention_dropout,
+            pre_norm=config.pre_norm,
+            share_embeddings=config.share_embeddings,
+            dtype=dtype,
+        )
+
+    def build(self, features_shape=None):
+        """Create every weight from the constructor's sizes; the input shapes are not needed."""
+        hidden = (None, None, self.d_model)
+        for embedding in {id(e): e for e in (self.source_embedding, self.target_embedding)}.values():
+            embedding.build()
+        for block in self.encoder_blocks:
+            block.build(hidden)
+        for block in self.decoder_blocks:
+            block.build(hidden, hidden)
+        for norm in (self.encoder_norm, self.decoder_norm):
+            if norm is not None:
+                norm.build(hidden)
+        self.built = True
+
+    def _final(self, norm, x):
+        return x if norm is None else tf.cast(norm(x), x.dtype)
+
+    def encode(self, source_ids, training=False):
+        """[batch, source] ids → (memory [batch, source, d_model], mask [batch, source] bool)."""
+        mask = tf.not_equal(source_ids, PAD_ID)
+        x = self.embedding_dropout(self.source_embedding(source_ids), training=training)
+        for block in self.encoder_blocks:
+            x = block(x, padding_mask=mask, training=training)
+        return self._final(self.encoder_norm, x), mask
+
+    def call(self, features, training=False, return_attention=False):
+        """features: `source_ids` [batch, source], `target_input_ids` [batch, target] (BOS + target
+        without its last token) → float32 logits [batch, target, vocab]. With `return_attention`, also
+        each decoder block's cross-attention weights [batch, heads, target, source]."""
+        memory, mask = self.encode(features["source_ids"], training=training)
+        x = self.embedding_dropout(self.target_embedding(features["target_input_ids"]), training=training)
+        attention = []
+        for block in self.decoder_blocks:
+            x, weights = block(x, memory, memory_padding_mask=mask, training=training, return_attention=True)
+            attention.append(weights)
+        logits = tf.cast(self.target_embedding.project(self._final(self.decoder_norm, x)), tf.float32)
+        return (logits, attention) if return_attention else logits
+
+    def init_cache(self, memory, mask, max_length: int):
+        """The decoding cache for up to `max_length` target positions."""
+        caches = [block.init_cache(memory, max_length) for block in self.decoder_blocks]
+        return {
+            "decoder": [cache["self"] for cache in caches],
+            "memory": {"cross": [cache["cross"] for cache in caches], "mask": mask},
+        }
+
+    def decode_step(self, token_ids, index, cache):
+        """token_ids [batch] at position `index` → (float32 logits [batch, vocab], cache)."""
+        x = self.target_embedding(token_ids[:, tf.newaxis], start=index)
+        new_decoder = []
+        for block, self_cache, cross_cache in zip(self.decoder_blocks, cache["decoder"], cache["memory"]["cross"]):
+            x, layer_cache = block.decode_step(
+                x, index, {"self": self_cache, "cross": cross_cache}, memory_padding_mask=cache["memory"]["mask"]
+            )
+            new_decoder.append(layer_cache["self"])
+        logits = tf.cast(self.target_embedding.project(self._final(self.decoder_norm, x)), tf.float32)
+        return logits[:, 0], {"decoder": new_decoder, "memory": cache["memory"]}
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "source_vocab_size": self.source_vocab_size,
+            "target_vocab_size": self.target_vocab_size,
+            "num_layers": self.num_layers,
+            "d_model": self.d_model,
+            "num_heads": self.num_heads,
+            "ffn_dim": self.ffn_dim,
+            "dropout": self.dropout,
+            "attention_dropout": self.attention_dropout,
+            "pre_norm": self.pre_norm,
+            "share_embeddings": self.share_embeddings,
+        }

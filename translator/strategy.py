@@ -1,0 +1,75 @@
+"""The one place that chooses and builds the `tf.distribute` strategy."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+
+from translator.errors import TranslatorError
+
+STRATEGIES = ("auto", "default", "mirrored", "multiworker", "tpu")
+
+
+def split_cpu(devices: int) -> None:
+    """Split the host CPU into `devices` logical devices (before TensorFlow initializes them)."""
+    if devices <= 1:
+        return
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+    except RuntimeError:
+        if len(tf.config.list_logical_devices("CPU")) != devices:
+            raise TranslatorError(
+                f"--cpu-devices {devices}: TensorFlow was already initialized with "
+                f"{len(tf.config.list_logical_devices('CPU'))} CPU devices in this process"
+            ) from None
+
+
+def _find_tpu():
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return resolver
+    except (ValueError, RuntimeError, tf.errors.NotFoundError):
+        return None
+
+
+def build_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
+    """auto: a TPU if a resolver finds one, else Mirrored over all GPUs if more than one, else default."""
+    if name not in STRATEGIES:
+        raise TranslatorError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
+    if name == "multiworker":
+        if "TF_CONFIG" not in os.environ:
+            raise TranslatorError("--strategy multiworker needs TF_CONFIG (cluster and task) in the environment")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    split_cpu(cpu_devices)
+    if name == "tpu" or (name == "auto" and os.environ.get("TPU_NAME", os.environ.get("COLAB_TPU_ADDR"))):
+        resolver = _find_tpu()
+        if resolver is not None:
+            return tf.distribute.TPUStrategy(resolver)
+        if name == "tpu":
+            raise TranslatorError("--strategy tpu: no TPU found (TPUClusterResolver failed)")
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored":
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "auto" and len(gpus) > 1:
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """Only the chief writes checkpoints, logs and exports."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not os.environ.get("TF_CONFIG"):
+        return True
+    task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
+    return task.get("type") in (None, "chief") or (task.get("type") == "worker" and task.get("index", 0) == 0
+                                                    and "chief" not in json.loads(os.environ["TF_CONFIG"]).get("cluster", {}))
+
+
+def describe(strategy: tf.distribute.Strategy) -> str:
+    return f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)"

@@ -1,0 +1,103 @@
+"""SentencePiece subword models: trained with `sentencepiece`, applied in the graph by tensorflow-text.
+
+Training and serving use the very same serialized model through `tensorflow_text.SentencepieceTokenizer`,
+so the ids seen in training are the ids the exported SavedModel produces. Models are trained with
+identity normalization, no whitespace folding and byte fallback, so `detokenize(tokenize(text)) == text`
+for any UTF-8 input.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable
+from pathlib import Path
+
+import sentencepiece as spm
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from translator.config import TokenizerConfig
+from translator.errors import TranslatorError
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+_FILES = {True: ("joint.model", "joint.model"), False: ("source.model", "target.model")}
+
+
+def train_sentencepiece(sentences: Iterable[str], vocab_size: int, model_type: str = "unigram") -> bytes:
+    """Train one SentencePiece model in memory and return its serialized proto."""
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=1.0,
+        byte_fallback=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        hard_vocab_limit=False,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        num_threads=2,
+        minloglevel=2,
+    )
+    return model.getvalue()
+
+
+class Tokenizer(tf.Module):
+    """Source and target SentencePiece models (one shared model when `shared`), usable in tf.function."""
+
+    def __init__(self, source_model: bytes, target_model: bytes):
+        super().__init__(name="tokenizer")
+        self.source_model_proto = source_model
+        self.target_model_proto = target_model
+        self.source = tf_text.SentencepieceTokenizer(model=source_model, out_type=tf.int32)
+        self.target = self.source if target_model == source_model else tf_text.SentencepieceTokenizer(
+            model=target_model, out_type=tf.int32
+        )
+        self.source_vocab_size = int(self.source.vocab_size())
+        self.target_vocab_size = int(self.target.vocab_size())
+
+    @property
+    def shared(self) -> bool:
+        return self.source_model_proto == self.target_model_proto
+
+    @classmethod
+    def train(cls, config: TokenizerConfig, sources: list[str], targets: list[str]) -> Tokenizer:
+        limit = config.max_training_sentences
+        if config.shared:
+            model = train_sentencepiece(sources[:limit // 2] + targets[:limit // 2], config.vocab_size, config.model_type)
+            return cls(model, model)
+        return cls(
+            train_sentencepiece(sources[:limit], config.vocab_size, config.model_type),
+            train_sentencepiece(targets[:limit], config.vocab_size, config.model_type),
+        )
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        source_file, target_file = _FILES[self.shared]
+        (directory / source_file).write_bytes(self.source_model_proto)
+        (directory / target_file).write_bytes(self.target_model_proto)
+
+    @classmethod
+    def load(cls, directory: Path) -> Tokenizer:
+        for shared, (source_file, target_file) in _FILES.items():
+            if (directory / source_file).exists() and (directory / target_file).exists():
+                return cls((directory / source_file).read_bytes(), (directory / target_file).read_bytes())
+        raise TranslatorError(f"{directory}: no SentencePiece models (joint.model, or source.model and target.model)")
+
+    def encode_source(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """[batch] strings → [batch, (tokens)] int32 ids, without BOS/EOS."""
+        return self.source.tokenize(text)
+
+    def encode_target(self, text: tf.Tensor) -> tf.RaggedTensor:
+        return self.target.tokenize(text)
+
+    def decode_target(self, ids: tf.Tensor | tf.RaggedTensor) -> tf.Tensor:
+        """[batch, (tokens)] ids → [batch] strings; specials (pad, BOS, EOS) are dropped."""
+        if not isinstance(ids, tf.RaggedTensor):
+            ids = tf.RaggedTensor.from_tensor(ids)
+        keep = ids > EOS_ID
+        return self.target.detokenize(tf.ragged.boolean_mask(ids, keep))

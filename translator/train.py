@@ -1,0 +1,240 @@
+"""Training: strategy → datasets → model and optimizer in scope → loop → checkpoints.
+
+One custom loop serves every strategy (Keras `fit` fails under MultiWorkerMirrored). The loss of a
+step is the label-smoothed cross-entropy summed over the real target tokens of every replica, divided
+by their global count, so a batch split across replicas gives the same gradient as on one device.
+
+A run is resumable at any moment: checkpoints hold the model, the optimizer (and so the
+learning-rate schedule), the step and the wall-clock time spent; the input stream is deterministic,
+so a resumed run skips exactly the batches already consumed. Checkpoints are written by TensorFlow's
+CheckpointManager, which updates its index only after the files are complete: a kill during a save
+leaves the previous checkpoint as the latest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from translator.config import ExperimentConfig
+from translator.corpus import read_pairs
+from translator.data import TokenizedCorpus, training_dataset
+from translator.evaluate import score, translate_all
+from translator.inference import Translator
+from translator.losses import smoothed_cross_entropy
+from translator.rundir import RunDirectory
+from translator.schedules import InverseSqrtSchedule
+from translator.strategy import build_strategy, describe, is_chief
+
+
+@dataclasses.dataclass
+class TrainResult:
+    step: int
+    loss: float
+    best_dev_bleu: float | None
+    minutes: float
+
+
+def _format_minutes(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def build_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
+    schedule = InverseSqrtSchedule(config.model.d_model, config.train.warmup_steps, config.train.learning_rate)
+    return keras.optimizers.Adam(
+        learning_rate=schedule,
+        beta_1=0.9,
+        beta_2=config.train.adam_beta_2,
+        epsilon=1e-9,
+        global_clipnorm=config.train.clip_norm or None,
+    )
+
+
+class Trainer:
+    """Holds the live objects of one training run; `run()` trains until a limit is reached."""
+
+    def __init__(self, config: ExperimentConfig, run_dir: str | Path, log: Callable[[str], None] = print):
+        self.log = log
+        self.run = RunDirectory(run_dir)
+        self.strategy = build_strategy(config.train.strategy, config.train.cpu_devices)
+        self.chief = is_chief(self.strategy)
+        self.config = self.run.prepare(config, write=self.chief)
+        self.tokenizer = self.run.tokenizer(self.config, write=self.chief, log=log)
+        data = self.config.data
+        self.corpus = TokenizedCorpus.load_or_build(data.train, data, self.tokenizer, self.run.cache_dir)
+        log(f"training data: {len(self.corpus):,} pairs from {data.train}"
+            + (f" ({self.corpus.dropped:,} longer than {data.max_source_length}/{data.max_target_length} tokens dropped)"
+               if self.corpus.dropped else ""))
+        policy = self.config.train.mixed_precision
+        with self.strategy.scope():
+            self.model = self.run.build_model(self.config, self.tokenizer, dtype=policy)
+            self.optimizer = build_optimizer(self.config)
+            if policy == "mixed_float16":
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
+            self.best_bleu = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_bleu")
+            self.checkpoint = tf.train.Checkpoint(
+                model=self.model, optimizer=self.optimizer, step=self.step, seconds=self.seconds,
+                best_bleu=self.best_bleu,
+            )
+        directory = self.run.checkpoint_dir if self.chief else self.run.path / f"worker-tmp-{id(self)}"
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), self.config.train.keep_checkpoints)
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            log(f"resumed from step {int(self.step.numpy())} ({self.manager.latest_checkpoint})")
+        log(f"strategy: {describe(self.strategy)}; model: {self.model.count_params():,} parameters")
+
+    def _datasets(self):
+        replicas = self.strategy.num_replicas_in_sync
+        per_replica_tokens = max(self.config.train.batch_tokens // replicas, 1)
+        skip = int(self.step.numpy())
+
+        def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            return training_dataset(
+                self.corpus, per_replica_tokens, self.config.data.max_target_length,
+                seed=self.config.train.seed, skip_batches=skip, input_context=context,
+            )
+
+        return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+
+    def _use_xla(self) -> bool:
+        on_cpu = not tf.config.list_logical_devices("GPU") and not isinstance(self.strategy, tf.distribute.TPUStrategy)
+        return self.config.train.jit_compile and not (on_cpu and self.strategy.num_replicas_in_sync > 1)
+
+    def _train_step_fn(self):
+        smoothing = self.config.train.label_smoothing
+        model, optimizer = self.model, self.optimizer
+
+        def replica_loss_and_gradients(features, labels):
+            with tf.GradientTape() as tape:
+                logits = model(features, training=True)
+                loss_sum, tokens = smoothed_cross_entropy(labels, logits, smoothing)
+                global_tokens = tf.distribute.get_replica_context().all_reduce("sum", tokens)
+                loss = loss_sum / global_tokens
+                scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+            gradients = tape.gradient(scaled, model.trainable_variables)
+            return gradients, loss_sum, tokens
+
+        compute = tf.function(replica_loss_and_gradients, jit_compile=self._use_xla())
+
+        def replica_step(features, labels):
+            gradients, loss_sum, tokens = compute(features, labels)
+            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+            return loss_sum, tokens
+
+        @tf.function
+        def train_step(iterator):
+            features, labels = next(iterator)
+            loss_sum, tokens = self.strategy.run(replica_step, args=(features, labels))
+            reduce = lambda x: self.strategy.reduce("sum", x, axis=None)  # noqa: E731
+            return reduce(loss_sum), reduce(tokens)
+
+        return train_step
+
+    def save(self) -> None:
+        self.manager.save(checkpoint_number=int(self.step.numpy()))
+
+    def evaluate_dev(self) -> float:
+        """Greedy dev BLEU with the current weights (a quick signal, not the reported score)."""
+        translator = Translator(self.model, self.tokenizer, dataclasses.replace(self.config.decode, beam_size=1),
+                                self.config.data.max_source_length)
+        sources, references = self.dev_pairs
+        return score(translate_all(translator, sources), [references])["bleu"]["score"]
+
+    def run_loop(self) -> TrainResult:
+        config = self.config.train
+        limit_seconds = config.max_minutes * 60 if config.max_minutes > 0 else math.inf
+        start_step = int(self.step.numpy())
+        if start_step >= config.steps or self.seconds.numpy() >= limit_seconds:
+            self.log(f"finished at step {start_step} (nothing to do: the run reached its limit)")
+            return TrainResult(start_step, float("nan"), self._best(), self.seconds.numpy() / 60)
+        want_dev = config.eval_every > 0 and self.config.data.dev
+        self.dev_pairs = read_pairs(self.config.data.dev, self.config.data.source_lang, self.config.data.target_lang,
+                                    self.config.data.tfds_data_dir) if want_dev else None
+        writer = tf.summary.create_file_writer(str(self.run.log_dir)) if self.chief else tf.summary.create_noop_writer()
+        best_manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), str(self.run.best_dir), 1)
+        train_step = self._train_step_fn()
+        iterator = self._datasets()
+        self.log(f"training to step {config.steps}" + (f" or {config.max_minutes:g} minutes" if config.max_minutes else "")
+                 + f" with {config.batch_tokens} tokens per batch, XLA {'on' if self._use_xla() else 'off'}")
+        window_loss = window_tokens = 0.0
+        window_start = last_save = time.monotonic()
+        session_start, base_seconds = time.monotonic(), float(self.seconds.numpy())
+        stale_evals, loss = 0, float("nan")
+        stop_reason = "step limit"
+        try:
+            while int(self.step.numpy()) < config.steps:
+                loss_sum, tokens = train_step(iterator)
+                self.step.assign_add(1)
+                self.seconds.assign(base_seconds + time.monotonic() - session_start)
+                window_loss += float(loss_sum)
+                window_tokens += float(tokens)
+                step = int(self.step.numpy())
+                if step % config.log_every == 0 or step == start_step + 1:
+                    now = time.monotonic()
+                    loss = window_loss / max(window_tokens, 1)
+                    speed = window_tokens / max(now - window_start, 1e-9)
+                    self._log_progress(step, loss, speed, limit_seconds, writer)
+                    window_loss = window_tokens = 0.0
+                    window_start = now
+                if want_dev and step % config.eval_every == 0:
+                    bleu = self.evaluate_dev()
+                    improved = bleu > self.best_bleu.numpy()
+                    if improved:
+                        self.best_bleu.assign(bleu)
+                        if self.chief:
+                            best_manager.save(checkpoint_number=step)
+                    stale_evals = 0 if improved else stale_evals + 1
+                    self.log(f"step {step} | dev BLEU {bleu:.2f} (greedy){' | new best' if improved else ''}")
+                    with writer.as_default():
+                        tf.summary.scalar("dev/bleu", bleu, step=step)
+                    if config.early_stopping and stale_evals >= config.early_stopping:
+                        stop_reason = f"early stopping ({stale_evals} evaluations without improvement)"
+                        break
+                if step % config.checkpoint_every == 0 or time.monotonic() - last_save > config.checkpoint_minutes * 60:
+                    self.save()
+                    last_save = time.monotonic()
+                if self.seconds.numpy() >= limit_seconds:
+                    stop_reason = f"time budget ({config.max_minutes:g} minutes)"
+                    break
+        except KeyboardInterrupt:
+            self.save()
+            self.log(f"interrupted: checkpoint written at step {int(self.step.numpy())}; run the same command to resume")
+            raise
+        self.save()
+        writer.flush()
+        step = int(self.step.numpy())
+        self.log(f"finished at step {step} ({stop_reason}) after {_format_minutes(self.seconds.numpy())} of training")
+        return TrainResult(step, loss, self._best(), float(self.seconds.numpy()) / 60)
+
+    def _best(self) -> float | None:
+        best = float(self.best_bleu.numpy())
+        return None if best < 0 else best
+
+    def _log_progress(self, step: int, loss: float, speed: float, limit_seconds: float, writer) -> None:
+        config = self.config.train
+        elapsed = float(self.seconds.numpy())
+        per_step = elapsed / max(step, 1)
+        eta = min((config.steps - step) * per_step, limit_seconds - elapsed)
+        learning_rate = float(self.optimizer.learning_rate.numpy()) if hasattr(self.optimizer.learning_rate, "numpy") \
+            else float(self.optimizer.learning_rate)
+        self.log(f"step {step:>6}/{config.steps} | loss {loss:.3f} | lr {learning_rate:.2e} | "
+                 f"{speed:,.0f} tgt tok/s | elapsed {_format_minutes(elapsed)} | ETA {_format_minutes(eta)}")
+        with writer.as_default():
+            tf.summary.scalar("train/loss", loss, step=step)
+            tf.summary.scalar("train/target_tokens_per_second", speed, step=step)
+            tf.summary.scalar("train/learning_rate", learning_rate, step=step)
+
+
+def train(config: ExperimentConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> TrainResult:
+    """Train (or resume) the run in `run_dir` until `train.steps` or `train.max_minutes`."""
+    return Trainer(config, run_dir, log).run_loop()
