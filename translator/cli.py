@@ -29,6 +29,8 @@ EXAMPLES = {
     "export": "translator export --run-dir runs/small\n"
               "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
     "info": "translator info --run-dir runs/small",
+    "bench": "translator bench decode --run-dir runs/small --split test --json\n"
+             "translator bench decode --run-dir runs/small --limit 100 --no-xla",
 }
 
 
@@ -82,6 +84,17 @@ def _parser() -> argparse.ArgumentParser:
 
     info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
     info.add_argument("--run-dir", required=True, type=Path)
+
+    bench = command("bench", "measure decoding speed and cached/uncached agreement on a split")
+    bench.add_argument("what", choices=["decode"])
+    bench.add_argument("--run-dir", required=True, type=Path)
+    bench.add_argument("--split", default="test")
+    bench.add_argument("--limit", type=int, default=0, help="only the first N sentences")
+    bench.add_argument("--uncached-limit", type=int, default=0,
+                       help="time the slow uncached decoder on the first N only (its speed is per sentence)")
+    bench.add_argument("--beam-size", type=int, default=4)
+    bench.add_argument("--no-xla", action="store_true", help="run the searches without XLA")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
 
 
@@ -103,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from translator import commands
 
-        return getattr(commands, args.command)(args, _decode_overrides(args) if hasattr(args, "beam_size") else {})
+        decode = _decode_overrides(args) if hasattr(args, "length_penalty") else {}
+        return getattr(commands, args.command)(args, decode)
     except TranslatorError as error:
         if args.debug:
             raise

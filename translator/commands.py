@@ -137,3 +137,19 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
         print(f"eval {report.stem}: BLEU {scores['bleu']['score']}, chrF {scores['chrf']['score']}, "
               f"TER {scores['ter']['score']} ({scores.get('checkpoint', '')})")
     return 0
+
+
+def bench(args: argparse.Namespace, _decode: dict) -> int:
+    from translator.bench import bench_decode
+
+    report = bench_decode(str(args.run_dir), args.split, args.limit, args.beam_size, not args.no_xla,
+                          args.uncached_limit)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}, "
+          f"cached/uncached greedy agreement {report['cached_uncached_agreement']:.3f}")
+    for row in report["results"]:
+        print(f"{row['method']:>16}  beam {row['beam_size']}  batch {row['batch_size']:>6}  "
+              f"{row['sentences_per_s']:>8.2f} sent/s  {row['tokens_per_s']:>9.1f} tok/s")
+    return 0

@@ -50,6 +50,7 @@ class Translator(tf.Module):
         self.tokenizer = tokenizer
         self.config = config
         self.max_source_length = max_source_length
+        self.jit_compile = jit_compile
         self.search_ids = tf.function(
             self._search_ids,
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
@@ -59,7 +60,8 @@ class Translator(tf.Module):
 
     def with_config(self, **changes) -> Translator:
         """The same model and tokenizer with other decode settings (a new compiled search)."""
-        return Translator(self.model, self.tokenizer, dataclasses.replace(self.config, **changes), self.max_source_length)
+        return Translator(self.model, self.tokenizer, dataclasses.replace(self.config, **changes),
+                          self.max_source_length, self.jit_compile)
 
     def _search_ids(self, source_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """source_ids [batch, source] (EOS-terminated, 0-padded) → (ids [batch, n, max_len], scores [batch, n]);
@@ -145,3 +147,25 @@ class Translator(tf.Module):
 
 def _bucket_length(length: int) -> int:
     return max(BUCKET_MULTIPLE, int(math.ceil(length / BUCKET_MULTIPLE)) * BUCKET_MULTIPLE)
+
+
+def uncached_greedy_search(model: Seq2SeqTransformer, source_ids: tf.Tensor, max_length: int, forward=None) -> tf.Tensor:
+    """Greedy decoding that re-runs the decoder over the whole prefix at every step (the TF tutorial's
+    way). The reference the cached search is tested and benchmarked against.
+
+    source_ids [batch, source] → ids [batch, max_length] (EOS then 0s after it). `forward` may be a
+    compiled `model.call`; by default the model runs eagerly.
+    """
+    forward = forward or model
+    batch = tf.shape(source_ids)[0]
+    prefix = tf.fill([batch, 1], BOS_ID)
+    finished = tf.zeros([batch], tf.bool)
+    for _ in range(max_length):
+        logits = forward({"source_ids": source_ids, "target_input_ids": prefix})[:, -1]
+        tokens = tf.where(finished, 0, tf.argmax(logits, axis=-1, output_type=tf.int32))
+        prefix = tf.concat([prefix, tokens[:, tf.newaxis]], axis=1)
+        finished |= tf.equal(tokens, EOS_ID)
+        if bool(tf.reduce_all(finished)):
+            break
+    ids = prefix[:, 1:]
+    return tf.pad(ids, [[0, 0], [0, max_length - tf.shape(ids)[1]]])

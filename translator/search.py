@@ -89,8 +89,8 @@ def beam_search(
     """Beam search keeping finished hypotheses, with the GNMT length penalty and early stopping.
 
     Each step expands the live beams and keeps the top 2·beam candidates, so that at least `beam`
-    of them do not end in EOS: the best non-EOS ones stay alive, the EOS ones compete (score divided
-    by the length penalty) for the `beam` finished slots. The loop stops when no live beam can still
+    of them do not end in EOS: the best non-EOS ones stay alive, and EOS candidates ranked in the top
+    `beam` compete (score divided by the length penalty) for the `beam` finished slots. The loop stops when no live beam can still
     beat the worst finished hypothesis of its sentence, or at `max_length`.
 
     start_ids [batch] → (ids [batch, beam, max_length], scores [batch, beam]) sorted best first: an
@@ -120,6 +120,8 @@ def beam_search(
         tokens = top_indices % vocab
         ids = _write(tf.gather(alive_ids, origin, batch_dims=1), index, tokens)  # [batch, 2·beam, max_length]
         ended = tf.equal(tokens, eos_id)
+        # EOS candidates finish only from the top `beam` ranks (as in fairseq): with beam 1 this is greedy.
+        finishing = tf.logical_and(ended, tf.range(2 * beams)[tf.newaxis, :] < beams)
 
         # Live beams: the best candidates that did not end.
         alive_scores, keep = tf.math.top_k(tf.where(ended, -INF, top_scores), k=beams)  # [batch, beam]
@@ -133,10 +135,10 @@ def beam_search(
         }
 
         # Finished hypotheses: merge the ones that just ended with those kept so far.
-        new_scores = tf.where(ended, top_scores / length_penalty(index + 1, alpha), -INF)
+        new_scores = tf.where(finishing, top_scores / length_penalty(index + 1, alpha), -INF)
         merged_scores = tf.concat([finished_scores, new_scores], axis=1)  # [batch, 3·beam]
         merged_ids = tf.concat([finished_ids, ids], axis=1)
-        merged_flags = tf.concat([finished_flags, ended], axis=1)
+        merged_flags = tf.concat([finished_flags, finishing], axis=1)
         finished_scores, best = tf.math.top_k(merged_scores, k=beams)
         finished_ids = tf.gather(merged_ids, best, batch_dims=1)
         finished_flags = tf.gather(merged_flags, best, batch_dims=1)

@@ -42,6 +42,7 @@ class BibleEsEn(tfds.core.GeneratorBasedBuilder):
             description=_DESCRIPTION,
             features=tfds.features.Translation(languages=("es", "en")),
             supervised_keys=("es", "en"),
+            disable_shuffling=True,  # keep the files' verse order: hypotheses line up with the references
             homepage="https://crosswire.org/sword/",
         )
 
@@ -52,5 +53,5 @@ class BibleEsEn(tfds.core.GeneratorBasedBuilder):
     def _generate_examples(self, path: Path):
         english = _COLUMNS[self.builder_config.name]
         with gzip.open(path, "rt", encoding="utf-8", newline="") as lines:
-            for row in csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE):
-                yield row["ref"], {"es": row["es"], "en": row[english]}
+            for index, row in enumerate(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE)):
+                yield index, {"es": row["es"], "en": row[english]}

@@ -1,0 +1,55 @@
+"""Shared fixtures: a tiny tokenizer and model, and one tiny trained run reused by the slow tests."""
+
+from __future__ import annotations
+
+import gzip
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CORPUS = REPO / "data" / "bible-es-en"
+
+
+def read_corpus(split: str, limit: int | None = None, target: str = "en_kjv") -> tuple[list[str], list[str]]:
+    with gzip.open(CORPUS / f"{split}.tsv.gz", "rt", encoding="utf-8", newline="") as lines:
+        rows = list(csv.DictReader(lines, delimiter="\t", quoting=csv.QUOTE_NONE))[:limit]
+    return [row["es"] for row in rows], [row[target] for row in rows]
+
+
+@pytest.fixture(scope="session")
+def tokenizer():
+    from translator.config import TokenizerConfig
+    from translator.tokenizer import Tokenizer
+
+    sources, targets = read_corpus("train", 3000)
+    return Tokenizer.train(TokenizerConfig(vocab_size=400), sources, targets)
+
+
+def tiny_model(vocab_size: int = 60, seed: int = 0, **overrides):
+    from translator.model import Seq2SeqTransformer
+
+    # Seeds go to the initializers: keras.utils.set_random_seed would reset TensorFlow's eager
+    # kernel cache and with it the SentencePiece resources of tokenizers already built.
+    settings = dict(num_layers=2, d_model=32, num_heads=4, ffn_dim=64, dropout=0.0)
+    settings.update(overrides)
+    model = Seq2SeqTransformer(vocab_size, vocab_size, **settings)
+    model.build()
+    rng = np.random.default_rng(seed)
+    model.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") if w.ndim > 1 else w for w in model.get_weights()])
+    return model
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny run trained for 40 steps on the shipped corpus (shared by the slow tests)."""
+    from translator.config import load_config
+    from translator.train import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
+    config = load_config("tiny", ["train.steps=40", "train.checkpoint_every=20"])
+    train(config, run_dir, log=lambda line: None)
+    return run_dir

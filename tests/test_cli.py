@@ -1,0 +1,70 @@
+"""The command line: help with examples, one-line errors with exit code 2, translate and evaluate."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from translator.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def run_cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "translator.cli", *args], input=stdin, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_help_has_examples(capsys):
+    for command in ([], ["train"], ["evaluate"], ["translate"], ["export"], ["info"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        assert "examples:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--config", "nope", "--run-dir", "RUN"], "unknown preset 'nope'"),
+        (["train", "--config", "tiny", "--set", "train.stepz=3", "--run-dir", "RUN"], "did you mean 'train.steps'"),
+        (["train", "--config", "tiny", "--set", "train.steps=x", "--run-dir", "RUN"], "train.steps must be int"),
+        (["evaluate", "--run-dir", "RUN"], "is not a run directory"),
+        (["translate", "--run-dir", "RUN"], "is not a run directory"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(tmp_path, capsys, args, message):
+    args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_translate_and_evaluate_from_a_run(trained_run, tmp_path):
+    source = tmp_path / "in.es"
+    source.write_text("Y dijo Dios.\nEn el principio.\n", encoding="utf-8")
+    out = run_cli("translate", "--run-dir", str(trained_run), "--input", str(source), "--n-best", "2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4 and all(len(line.split("\t")) == 2 for line in lines)
+    float(lines[0].split("\t")[0])
+
+    piped = run_cli("translate", "--run-dir", str(trained_run), "--beam-size", "1", stdin="Y dijo Dios.\n")
+    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 1
+
+    reference = tmp_path / "ref.en"
+    reference.write_text("And God said.\nIn the beginning.\n", encoding="utf-8")
+    scored = run_cli("evaluate", "--run-dir", str(trained_run), "--src", str(source), "--ref", str(reference),
+                     "--ref", str(reference))
+    assert scored.returncode == 0, scored.stderr[-2000:]
+    assert "BLEU|nrefs:2" in scored.stdout and "chrF2|nrefs:2" in scored.stdout and "TER|nrefs:2" in scored.stdout
+    report = json.loads((trained_run / "eval" / "in.json").read_text())
+    assert set(report) >= {"bleu", "chrf", "ter", "checkpoint"}
+    assert len((trained_run / "eval" / "in.hyp").read_text().splitlines()) == 2
+
+
+def test_non_utf8_input_names_the_line(trained_run, tmp_path):
+    source = tmp_path / "bad.es"
+    source.write_bytes(b"hola\n\xff\n")
+    out = run_cli("translate", "--run-dir", str(trained_run), "--input", str(source))
+    assert out.returncode == 2 and "bad.es, line 2: not UTF-8" in out.stderr

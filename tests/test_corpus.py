@@ -1,0 +1,94 @@
+"""Corpus specs, the shipped TFDS dataset, user files and their errors."""
+
+import gzip
+import time
+
+import pytest
+
+from tests.conftest import read_corpus
+from translator import corpus
+from translator.corpus import load_pairs, parse_spec, read_pairs, read_tsv
+from translator.errors import TranslatorError
+
+
+def test_specs_parse():
+    assert parse_spec("bible_es_en").name == "bible_es_en/kjv"
+    assert parse_spec("bible_es_en/web:dev") == corpus.CorpusSpec("shipped", "bible_es_en/web", "dev")
+    assert parse_spec("tfds:ted_hrlr_translate/pt_to_en:validation") == corpus.CorpusSpec(
+        "tfds", "ted_hrlr_translate/pt_to_en", "validation")
+    assert parse_spec("text:a.es,a.en").paths[1].name == "a.en"
+    with pytest.raises(TranslatorError, match="unknown corpus"):
+        parse_spec("europarl")
+
+
+def test_shipped_corpus_is_a_tfds_dataset_built_offline(tmp_path):
+    sources, targets = read_pairs("bible_es_en/kjv:dev", "es", "en", str(tmp_path))
+    expected_sources, expected_targets = read_corpus("dev")
+    assert (sources, targets) == (expected_sources, expected_targets)
+    assert len(sources) == 379
+    _, web = read_pairs("bible_es_en/web:test", "es", "en", str(tmp_path))
+    assert web == read_corpus("test", target="en_web")[1]
+    assert (tmp_path / "bible_es_en" / "kjv" / "1.0.0").is_dir()
+
+
+def test_tsv_and_text_files(tmp_path):
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("id\tes\ten\n1\thola\thello\n2\tadiós\tgoodbye\n", encoding="utf-8")
+    assert read_pairs(f"tsv:{tsv}", "es", "en") == (["hola", "adiós"], ["hello", "goodbye"])
+    (tmp_path / "a.es").write_text("uno\ndos\n", encoding="utf-8")
+    (tmp_path / "a.en").write_text("one\ntwo\n", encoding="utf-8")
+    assert read_pairs(f"text:{tmp_path / 'a.es'},{tmp_path / 'a.en'}", "es", "en") == (["uno", "dos"], ["one", "two"])
+
+
+def test_gzipped_tsv(tmp_path):
+    path = tmp_path / "pairs.tsv.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as handle:
+        handle.write("es\ten\nsí\tyes\n")
+    assert read_tsv(path, "es", "en") == (["sí"], ["yes"])
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"es\ten\nhola\thello\nmal\n", r"pairs.tsv, line 3: 1 columns, the header has 2"),
+        (b"es\ten\nhola\thello\n\xff\xfe\tx\n", r"pairs.tsv, line 3: not UTF-8"),
+        (b"", r"pairs.tsv: the file is empty"),
+        (b"es\ten\n", r"pairs.tsv: no sentence pairs"),
+        (b"es\tfr\nhola\tsalut\n", r"pairs.tsv, line 1: no column 'en'"),
+    ],
+)
+def test_malformed_tsv_names_file_and_line(tmp_path, content, message):
+    path = tmp_path / "pairs.tsv"
+    path.write_bytes(content)
+    with pytest.raises(TranslatorError, match=message):
+        read_pairs(f"tsv:{path}", "es", "en")
+
+
+def test_misaligned_text_files(tmp_path):
+    (tmp_path / "a.es").write_text("uno\ndos\n", encoding="utf-8")
+    (tmp_path / "a.en").write_text("one\n", encoding="utf-8")
+    with pytest.raises(TranslatorError, match="has 2 lines but .* has 1"):
+        read_pairs(f"text:{tmp_path / 'a.es'},{tmp_path / 'a.en'}", "es", "en")
+
+
+def test_missing_file():
+    with pytest.raises(TranslatorError, match="no such file"):
+        read_pairs("tsv:/nonexistent/x.tsv", "es", "en")
+
+
+def test_unknown_tfds_dataset_suggests_a_name(tmp_path):
+    with pytest.raises(TranslatorError, match="unknown TFDS dataset 'ted_hrlr_translat/pt_to_en'.*ted_hrlr_translate"):
+        load_pairs("tfds:ted_hrlr_translat/pt_to_en", "pt", "en", str(tmp_path))
+
+
+def test_tfds_download_without_network_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setattr(corpus, "_NETWORK_PROBE", ("192.0.2.1", 9))  # TEST-NET-1: never routable
+    started = time.monotonic()
+    with pytest.raises(TranslatorError, match="is not prepared in .* cannot be downloaded: no network"):
+        load_pairs("tfds:ted_hrlr_translate/pt_to_en:train", "pt", "en", str(tmp_path))
+    assert time.monotonic() - started < 15
+
+
+def test_tfds_language_must_exist(tmp_path):
+    with pytest.raises(TranslatorError, match="data.target_lang='de' is not one of its languages"):
+        load_pairs("bible_es_en:dev", "es", "de", str(tmp_path))

@@ -1,0 +1,75 @@
+"""The training input pipeline: bucketing, padding, teacher forcing, determinism, caching."""
+
+import numpy as np
+import pytest
+
+from translator.config import DataConfig
+from translator.data import TokenizedCorpus, target_boundaries, training_dataset
+from translator.tokenizer import BOS_ID, EOS_ID
+
+
+@pytest.fixture(scope="module")
+def corpus(tokenizer, tmp_path_factory):
+    data = DataConfig(train="bible_es_en/kjv:dev", max_source_length=64, max_target_length=64,
+                      tfds_data_dir=str(tmp_path_factory.mktemp("tfds")))
+    return TokenizedCorpus.load_or_build(data.train, data, tokenizer, tmp_path_factory.mktemp("cache"))
+
+
+def take(dataset, n):
+    return [(f["source_ids"].numpy(), f["target_input_ids"].numpy(), labels.numpy()) for f, labels in dataset.take(n)]
+
+
+def test_long_pairs_are_dropped_and_counted(corpus):
+    assert len(corpus) + corpus.dropped == 379
+    assert corpus.dropped > 0
+    assert corpus.source_lengths.max() <= 64 and corpus.target_lengths.max() <= 64
+
+
+def test_batches_respect_bucket_shapes_and_token_budget(corpus):
+    boundaries = target_boundaries(64)
+    for source, target_in, labels in take(training_dataset(corpus, 600, 64, seed=1), 40):
+        assert labels.shape[1] in boundaries
+        assert source.shape[1] % 8 == 0
+        assert labels.size <= 600 or labels.shape[0] == 1
+        assert source.shape[0] * source.shape[1] <= 600 or source.shape[0] == 1
+        assert target_in.shape == labels.shape
+
+
+def test_teacher_forcing_shifts_targets(corpus):
+    source, target_in, labels = take(training_dataset(corpus, 600, 64, seed=1), 1)[0]
+    assert (target_in[:, 0] == BOS_ID).all()
+    words = (labels != 0) & (labels != EOS_ID)  # the input is the labels shifted right, EOS not fed back
+    np.testing.assert_array_equal(target_in[:, 1:][words[:, :-1]], labels[:, :-1][words[:, :-1]])
+    assert ((labels == EOS_ID).sum(axis=1) == 1).all()  # one EOS per target
+    assert ((source == EOS_ID).sum(axis=1) == 1).all()
+    assert not (target_in == EOS_ID).any()
+
+
+def test_padding_is_low(corpus):
+    real = padded = 0
+    for _, _, labels in take(training_dataset(corpus, 2048, 64, seed=3), 60):
+        real += (labels != 0).sum()
+        padded += labels.size
+    assert 1 - real / padded < 0.10
+
+
+def test_stream_is_deterministic_and_resumable(corpus):
+    first = take(training_dataset(corpus, 600, 64, seed=5), 12)
+    again = take(training_dataset(corpus, 600, 64, seed=5), 12)
+    resumed = take(training_dataset(corpus, 600, 64, seed=5, skip_batches=7), 5)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a[2], b[2])
+    for a, b in zip(first[7:], resumed):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[2], b[2])
+
+
+def test_cache_is_reused_and_keyed_by_tokenizer(corpus, tokenizer, tmp_path):
+    data = DataConfig(train="bible_es_en/kjv:dev", max_source_length=64, max_target_length=64)
+    first = TokenizedCorpus.load_or_build(data.train, data, tokenizer, tmp_path)
+    files = list(tmp_path.glob("*.npz"))
+    assert len(files) == 1
+    second = TokenizedCorpus.load_or_build(data.train, data, tokenizer, tmp_path)
+    np.testing.assert_array_equal(first.target_values, second.target_values)
+    TokenizedCorpus.load_or_build(data.train, DataConfig(train=data.train, max_source_length=32), tokenizer, tmp_path)
+    assert len(list(tmp_path.glob("*.npz"))) == 2  # another length limit, another cache entry

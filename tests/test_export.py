@@ -1,0 +1,86 @@
+"""The SavedModel: loads without this package, matches in-process translation, handles odd input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from translator.export import export_saved_model
+from translator.inference import Translator
+from translator.rundir import RunDirectory
+
+pytestmark = pytest.mark.slow
+
+SENTENCES = [
+    "En el principio crió Dios los cielos y la tierra.",
+    "Y dijo Dios: Sea la luz: y fué la luz.",
+    "Oid esto, viejos, y escuchad, todos los moradores de la tierra.",
+]
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, tmp_path_factory):
+    model, tokenizer, config, _ = RunDirectory(trained_run).load_model()
+    translator = Translator(model, tokenizer, config.decode, config.data.max_source_length)
+    directory = tmp_path_factory.mktemp("export") / "model"
+    export_saved_model(translator, directory)
+    return translator, directory
+
+
+def test_export_loads_without_the_package_and_matches_in_process(exported):
+    translator, directory = exported
+    script = f"""
+import json, sys
+sys.modules["translator"] = None  # `import translator` now fails
+try:
+    import translator
+    raise SystemExit("translator was importable")
+except ImportError:
+    pass
+import tensorflow as tf, tensorflow_text
+loaded = tf.saved_model.load({str(directory)!r})
+out = loaded.signatures["serving_default"](text=tf.constant({SENTENCES!r}))
+print(json.dumps([t.decode("utf-8") for t in out["translation"].numpy()]))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served == [best[0].text for best in translator.translate(SENTENCES)]
+
+
+def test_signatures_and_odd_inputs(exported):
+    translator, directory = exported
+    loaded = tf.saved_model.load(str(directory))
+    serve = loaded.signatures["serving_default"]
+    long_input = " ".join(["palabra"] * 400)
+    texts = tf.constant(["", "   ", b"\xff\xfe bad utf-8", SENTENCES[0], long_input])
+    out = serve(text=texts)
+    translations = [t.decode() for t in out["translation"].numpy()]
+    assert translations[:3] == ["", "", ""]
+    assert out["score"].numpy()[:3].tolist() == [0.0, 0.0, 0.0]
+    assert translations[3] == translator.translate([SENTENCES[0]])[0][0].text
+    assert out["truncated"].numpy().tolist() == [False, False, False, False, True]
+    nbest = loaded.signatures["translate_nbest"](text=tf.constant(SENTENCES))
+    beam = translator.config.beam_size
+    assert nbest["translations"].shape == (3, beam) and nbest["scores"].shape == (3, beam)
+    assert (nbest["scores"].numpy()[:, :-1] >= nbest["scores"].numpy()[:, 1:]).all()
+
+
+def test_a_batch_of_a_thousand_sentences(exported):
+    _, directory = exported
+    loaded = tf.saved_model.load(str(directory))
+    out = loaded.signatures["serving_default"](text=tf.constant(["Y fué la tarde y la mañana."] * 1000))
+    assert out["translation"].shape == (1000,)
+    assert len(set(out["translation"].numpy().tolist())) == 1
+
+
+def test_saved_model_cli_lists_and_runs_the_signature(exported):
+    _, directory = exported
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    shown = subprocess.run(cli + ["show", "--dir", str(directory), "--tag_set", "serve", "--signature_def",
+                                  "serving_default"], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert "inputs['text']" in shown.stdout and "outputs['translation']" in shown.stdout
+    assert "outputs['score']" in shown.stdout

@@ -1,0 +1,117 @@
+"""Layer and model invariants: masks, incremental decoding, serialization."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import tiny_model
+from translator.layers import TransformerDecoder, TransformerEncoder
+from translator.model import Seq2SeqTransformer
+
+SOURCE = tf.constant([[5, 6, 7, 8, 3, 0, 0], [9, 10, 11, 12, 13, 14, 3]])
+TARGET_IN = tf.constant([[2, 15, 16, 17, 0], [2, 18, 19, 20, 21]])
+
+
+def logits(model, source=SOURCE, target=TARGET_IN):
+    return model({"source_ids": source, "target_input_ids": target}).numpy()
+
+
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_future_target_tokens_never_change_earlier_logits(pre_norm):
+    model = tiny_model(pre_norm=pre_norm)
+    changed = TARGET_IN.numpy().copy()
+    changed[:, 3:] = 40  # alter positions 3 and 4 only
+    before, after = logits(model), logits(model, target=tf.constant(changed))
+    np.testing.assert_allclose(before[:, :3], after[:, :3], atol=1e-5)
+    assert np.abs(before[:, 3:] - after[:, 3:]).max() > 1e-3  # and the change does reach later positions
+
+
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_padding_never_changes_real_positions(pre_norm):
+    model = tiny_model(pre_norm=pre_norm)
+    padded_source = tf.pad(SOURCE, [[0, 0], [0, 5]])
+    padded_target = tf.pad(TARGET_IN, [[0, 0], [0, 4]])
+    np.testing.assert_allclose(logits(model), logits(model, padded_source, padded_target)[:, :5], atol=1e-5)
+    memory, _ = model.encode(SOURCE)
+    padded_memory, _ = model.encode(padded_source)
+    np.testing.assert_allclose(memory.numpy()[1], padded_memory.numpy()[1, :7], atol=1e-5)
+    np.testing.assert_allclose(memory.numpy()[0, :5], padded_memory.numpy()[0, :5], atol=1e-5)
+
+
+@pytest.mark.parametrize("pre_norm", [True, False])
+def test_decode_step_equals_teacher_forcing(pre_norm):
+    model = tiny_model(pre_norm=pre_norm)
+    memory, mask = model.encode(SOURCE)
+    cache = model.init_cache(memory, mask, max_length=8)
+    steps = []
+    for index in range(TARGET_IN.shape[1]):
+        step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache)
+        steps.append(step_logits.numpy())
+    forced = logits(model)
+    real = (TARGET_IN.numpy() != 0)
+    assert np.abs(np.stack(steps, 1) - forced)[real].max() <= 1e-4
+
+
+def test_decode_step_equals_teacher_forcing_in_xla():
+    model = tiny_model()
+    memory, mask = model.encode(SOURCE)
+
+    @tf.function(jit_compile=True)
+    def run(cache):
+        outputs = []
+        for index in range(TARGET_IN.shape[1]):
+            step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache)
+            outputs.append(step_logits)
+        return tf.stack(outputs, 1)
+
+    stepped = run(model.init_cache(memory, mask, max_length=8)).numpy()
+    assert np.abs(stepped - logits(model))[TARGET_IN.numpy() != 0].max() <= 1e-4
+
+
+def test_cache_has_fixed_shapes_and_memory_is_untouched():
+    model = tiny_model()
+    memory, mask = model.encode(SOURCE)
+    cache = model.init_cache(memory, mask, max_length=6)
+    _, updated = model.decode_step(tf.constant([2, 2]), tf.constant(0), cache)
+    for before, after in zip(tf.nest.flatten(cache), tf.nest.flatten(updated)):
+        assert before.shape == after.shape
+    for before, after in zip(tf.nest.flatten(cache["memory"]), tf.nest.flatten(updated["memory"])):
+        assert before is after
+    assert cache["decoder"][0]["key"].shape == (2, 6, 4, 8)  # [batch, max_length, heads, key_dim]
+
+
+def test_layer_configs_round_trip():
+    for layer in (TransformerEncoder(4, 64, dropout=0.2, pre_norm=False), TransformerDecoder(2, 16, attention_dropout=0.1)):
+        clone = type(layer).from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config()
+
+
+def test_model_from_config_gives_identical_outputs():
+    model = tiny_model(share_embeddings=False)
+    clone = Seq2SeqTransformer.from_config(model.get_config())
+    clone.build()
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(logits(model), logits(clone))
+
+
+def test_keras_save_and_load_round_trip(tmp_path):
+    model = tiny_model()
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(loaded, Seq2SeqTransformer)
+    np.testing.assert_array_equal(logits(model), logits(loaded))
+
+
+def test_shared_embeddings_need_one_vocabulary():
+    with pytest.raises(ValueError, match="share_embeddings"):
+        Seq2SeqTransformer(10, 12, share_embeddings=True)
+
+
+def test_attention_weights_are_returned_on_request():
+    model = tiny_model()
+    output, attention = model({"source_ids": SOURCE, "target_input_ids": TARGET_IN}, return_attention=True)
+    assert len(attention) == 2 and attention[0].shape == (2, 4, 5, 7)  # [batch, heads, target, source]
+    np.testing.assert_allclose(attention[0].numpy().sum(-1), 1.0, atol=1e-5)
+    assert attention[0].numpy()[0, :, :, 5:].max() < 1e-6  # padded source positions get no weight

@@ -1,0 +1,115 @@
+"""Greedy and beam search: agreement between code paths, optimality checks, compilation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.conftest import tiny_model
+from translator.config import DecodeConfig
+from translator.inference import Translator, uncached_greedy_search
+from translator.search import INF, beam_search, greedy_search, length_penalty
+
+SOURCE = tf.constant([[5, 6, 7, 8, 3, 0], [9, 10, 11, 12, 13, 3], [20, 21, 3, 0, 0, 0]])
+EOS = 3
+
+
+def biased_model(seed):
+    """A random model whose EOS logit is raised, so hypotheses end at varied lengths."""
+    model = tiny_model(seed=seed)
+    embeddings = model.target_embedding.embeddings
+    values = embeddings.numpy()
+    values[EOS] *= 4.0
+    embeddings.assign(values)
+    return model
+
+
+def start_and_cache(model, max_length):
+    memory, mask = model.encode(SOURCE)
+    return tf.fill([SOURCE.shape[0]], 2), model.init_cache(memory, mask, max_length)
+
+
+def sequence_log_prob(model, ids):
+    """Teacher-forced log-probability of each hypothesis [batch, length] (up to and including EOS)."""
+    ids = ids.numpy()
+    target_in = np.concatenate([np.full([len(ids), 1], 2), ids[:, :-1]], axis=1)
+    target_in[target_in == EOS] = 0
+    log_probs = tf.nn.log_softmax(model({"source_ids": SOURCE, "target_input_ids": tf.constant(target_in)})).numpy()
+    picked = np.take_along_axis(log_probs, ids[..., None], axis=-1)[..., 0]
+    return (picked * (ids != 0)).sum(axis=1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_beam_size_one_is_greedy(seed):
+    model = biased_model(seed)
+    start, cache = start_and_cache(model, 12)
+    greedy_ids, greedy_scores = greedy_search(model.decode_step, start, cache, 12, EOS)
+    beam_ids, beam_scores = beam_search(model.decode_step, start, cache, 1, 12, EOS, alpha=0.0)
+    np.testing.assert_array_equal(beam_ids[:, 0].numpy(), greedy_ids.numpy())
+    np.testing.assert_allclose(beam_scores[:, 0].numpy(), greedy_scores.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_cached_greedy_equals_uncached_greedy(seed):
+    model = biased_model(seed)
+    start, cache = start_and_cache(model, 12)
+    cached, _ = greedy_search(model.decode_step, start, cache, 12, EOS)
+    uncached = uncached_greedy_search(model, SOURCE, 12)
+    np.testing.assert_array_equal(cached.numpy(), uncached.numpy())
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_beam_scores_at_least_greedy_and_are_true_scores(seed):
+    model = biased_model(seed)
+    start, cache = start_and_cache(model, 10)
+    greedy_ids, greedy_scores = greedy_search(model.decode_step, start, cache, 10, EOS)
+    beam_ids, beam_scores = beam_search(model.decode_step, start, cache, 4, 10, EOS, alpha=0.0)
+    assert (beam_scores[:, 0].numpy() >= greedy_scores.numpy() - 1e-4).all()
+    scores = beam_scores.numpy()
+    assert (np.diff(scores, axis=1) <= 1e-6).all()  # n-best sorted best first
+    # The reported score of the best hypothesis is its teacher-forced log-probability.
+    best = beam_ids[:, 0]
+    np.testing.assert_allclose(scores[:, 0], sequence_log_prob(model, best), atol=1e-3)
+
+
+def test_length_penalty_normalizes_scores():
+    model = biased_model(0)
+    start, cache = start_and_cache(model, 10)
+    ids, scores = beam_search(model.decode_step, start, cache, 3, 10, EOS, alpha=1.0)
+    lengths = (ids[:, 0].numpy() != 0).sum(axis=1)
+    raw = sequence_log_prob(model, ids[:, 0])
+    np.testing.assert_allclose(scores[:, 0].numpy(), raw / length_penalty(lengths, 1.0).numpy(), atol=1e-3)
+    assert (scores.numpy() > -INF).all()  # finite "infinity" never leaks into results
+
+
+def test_search_same_results_eager_function_and_xla():
+    model = biased_model(1)
+    start, cache = start_and_cache(model, 10)
+    search = lambda c: beam_search(model.decode_step, start, c, 3, 10, EOS, alpha=0.6)  # noqa: E731
+    eager_ids, eager_scores = search(cache)
+    for compiled in (tf.function(search), tf.function(search, jit_compile=True)):
+        ids, scores = compiled(cache)
+        np.testing.assert_array_equal(ids.numpy(), eager_ids.numpy())
+        np.testing.assert_allclose(scores.numpy(), eager_scores.numpy(), atol=1e-4)
+
+
+def test_translator_does_not_retrace_for_a_new_batch_of_the_same_bucket(tokenizer):
+    model = tiny_model(vocab_size=tokenizer.source_vocab_size)
+    translator = Translator(model, tokenizer, DecodeConfig(beam_size=2, max_length=12), jit_compile=False)
+    translator.translate(["Y dijo Dios: Sea la luz.", "Y fué la luz."])
+    traces = translator.search_ids.experimental_get_tracing_count()
+    translator.translate(["Y vió Dios que la luz era buena.", "En el principio."])
+    assert translator.search_ids.experimental_get_tracing_count() == traces == 1
+
+
+def test_translator_keeps_input_order_and_batches_by_length(tokenizer):
+    model = tiny_model(vocab_size=tokenizer.source_vocab_size)
+    config = DecodeConfig(beam_size=1, max_length=10, batch_tokens=32)
+    translator = Translator(model, tokenizer, config, jit_compile=False)
+    sentences = ["uno", "dos tres cuatro cinco seis siete ocho nueve diez once doce", "tres", "cuatro cinco"]
+    together = [t[0].text for t in translator.translate(sentences)]
+    alone = [translator.translate([s])[0][0].text for s in sentences]
+    assert together == alone
+    lengths = [8, 24, 8, 16]
+    batches = list(translator._batches(lengths))
+    assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
+    assert all(sum(1 for _ in b) * max(lengths[i] for i in b) <= 32 for b in batches)

@@ -1,0 +1,82 @@
+"""SavedModel export: raw text in, translation and score out, for TensorFlow Serving.
+
+Tokenization (tensorflow-text SentencePiece), beam search and detokenization all run inside the
+graph, and the graph holds no Python: a process with only `tensorflow` and `tensorflow_text` loads
+and serves it. Signatures:
+
+    serving_default:  text [batch] string → translation [batch] string, score [batch] float32,
+                      truncated [batch] bool (input longer than the model's maximum source length)
+    translate_nbest:  text [batch] string → translations [batch, n] string, scores [batch, n] float32
+
+Beam size and length penalty are fixed at export time. Empty inputs and invalid UTF-8 give an empty
+translation with score 0, never an error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow as tf
+
+from translator.inference import Translator
+
+_TEXT = tf.TensorSpec([None], tf.string, name="text")
+
+
+class _ServingModule(tf.Module):
+    def __init__(self, translator: Translator):
+        super().__init__(name="serving")
+        # A non-compiled copy: stock TensorFlow Serving may lack XLA, and serving shapes vary anyway.
+        self.translator = Translator(translator.model, translator.tokenizer, translator.config,
+                                     translator.max_source_length, jit_compile=False)
+        self.serve = tf.function(self._serve, input_signature=[_TEXT])
+        self.nbest = tf.function(self._nbest, input_signature=[_TEXT])
+
+    def _search(self, text):
+        valid = tf.equal(tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"), text)
+        usable = tf.logical_and(valid, tf.not_equal(tf.strings.strip(text), ""))
+        ragged, truncated = self.translator.encode_text(tf.where(usable, text, ""))
+        ids, scores = self.translator.search_ids(ragged.to_tensor())  # [batch, n, length], [batch, n]
+        batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
+        flat = tf.reshape(ids, [batch * n, -1])
+        # Cut each hypothesis at its EOS; decode_target drops the specials and padding.
+        texts = tf.reshape(self.translator.tokenizer.decode_target(flat), [batch, n])
+        texts = tf.where(usable[:, tf.newaxis], texts, "")
+        scores = tf.where(usable[:, tf.newaxis], scores, 0.0)
+        return texts, scores, tf.logical_and(truncated, usable)
+
+    def _serve(self, text):
+        texts, scores, truncated = self._search(text)
+        return {"translation": texts[:, 0], "score": scores[:, 0], "truncated": truncated}
+
+    def _nbest(self, text):
+        texts, scores, _ = self._search(text)
+        return {"translations": texts, "scores": scores}
+
+
+def export_saved_model(translator: Translator, directory: str | Path) -> Path:
+    """Write the SavedModel to `directory` (replaced if it exists)."""
+    module = _ServingModule(translator)
+    directory = Path(directory)
+    signatures = {
+        "serving_default": module.serve.get_concrete_function(),
+        "translate_nbest": module.nbest.get_concrete_function(),
+    }
+    tf.saved_model.save(module, str(directory), signatures=signatures)
+    return directory
+
+
+def load_exported(directory: str | Path, n_best: int = 1):
+    """A function list[str] → per sentence, a list of (score, text), from an exported SavedModel."""
+    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the graph uses)
+
+    loaded = tf.saved_model.load(str(directory))
+    nbest = loaded.signatures["translate_nbest"]
+
+    def translate(sentences: list[str]) -> list[list[tuple[float, str]]]:
+        result = nbest(text=tf.constant(sentences, tf.string))
+        texts, scores = result["translations"].numpy(), result["scores"].numpy()
+        keep = max(1, min(n_best, texts.shape[1]))
+        return [[(float(scores[i, k]), texts[i, k].decode("utf-8")) for k in range(keep)] for i in range(len(sentences))]
+
+    return translate
