@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import gzip
 import csv
+import gzip
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 

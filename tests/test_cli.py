@@ -12,8 +12,9 @@ pytestmark = pytest.mark.slow
 
 
 def run_cli(*args, stdin=None):
-    return subprocess.run([sys.executable, "-m", "translator.cli", *args], input=stdin, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "translator.cli", *args], input=stdin, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_help_has_examples(capsys):
@@ -54,8 +55,17 @@ def test_translate_and_evaluate_from_a_run(trained_run, tmp_path):
 
     reference = tmp_path / "ref.en"
     reference.write_text("And God said.\nIn the beginning.\n", encoding="utf-8")
-    scored = run_cli("evaluate", "--run-dir", str(trained_run), "--src", str(source), "--ref", str(reference),
-                     "--ref", str(reference))
+    scored = run_cli(
+        "evaluate",
+        "--run-dir",
+        str(trained_run),
+        "--src",
+        str(source),
+        "--ref",
+        str(reference),
+        "--ref",
+        str(reference),
+    )
     assert scored.returncode == 0, scored.stderr[-2000:]
     assert "BLEU|nrefs:2" in scored.stdout and "chrF2|nrefs:2" in scored.stdout and "TER|nrefs:2" in scored.stdout
     report = json.loads((trained_run / "eval" / "in.json").read_text())

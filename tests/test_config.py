@@ -2,7 +2,7 @@
 
 import pytest
 
-from translator.config import ExperimentConfig, available_presets, config_from_dict, load_config, save_config, read_yaml
+from translator.config import ExperimentConfig, available_presets, config_from_dict, load_config, read_yaml, save_config
 from translator.errors import TranslatorError
 
 

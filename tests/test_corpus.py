@@ -15,7 +15,8 @@ def test_specs_parse():
     assert parse_spec("bible_es_en").name == "bible_es_en/kjv"
     assert parse_spec("bible_es_en/web:dev") == corpus.CorpusSpec("shipped", "bible_es_en/web", "dev")
     assert parse_spec("tfds:ted_hrlr_translate/pt_to_en:validation") == corpus.CorpusSpec(
-        "tfds", "ted_hrlr_translate/pt_to_en", "validation")
+        "tfds", "ted_hrlr_translate/pt_to_en", "validation"
+    )
     assert parse_spec("text:a.es,a.en").paths[1].name == "a.en"
     with pytest.raises(TranslatorError, match="unknown corpus"):
         parse_spec("europarl")

@@ -10,8 +10,12 @@ from translator.tokenizer import BOS_ID, EOS_ID
 
 @pytest.fixture(scope="module")
 def corpus(tokenizer, tmp_path_factory):
-    data = DataConfig(train="bible_es_en/kjv:dev", max_source_length=64, max_target_length=64,
-                      tfds_data_dir=str(tmp_path_factory.mktemp("tfds")))
+    data = DataConfig(
+        train="bible_es_en/kjv:dev",
+        max_source_length=64,
+        max_target_length=64,
+        tfds_data_dir=str(tmp_path_factory.mktemp("tfds")),
+    )
     return TokenizedCorpus.load_or_build(data.train, data, tokenizer, tmp_path_factory.mktemp("cache"))
 
 

@@ -7,6 +7,7 @@ import sys
 import pytest
 import tensorflow as tf
 
+from tests.conftest import REPO
 from translator.export import export_saved_model
 from translator.inference import Translator
 from translator.rundir import RunDirectory
@@ -77,10 +78,58 @@ def test_a_batch_of_a_thousand_sentences(exported):
 
 
 def test_saved_model_cli_lists_and_runs_the_signature(exported):
-    _, directory = exported
-    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
-    shown = subprocess.run(cli + ["show", "--dir", str(directory), "--tag_set", "serve", "--signature_def",
-                                  "serving_default"], capture_output=True, text=True, timeout=300)
+    """`saved_model_cli show` lists the signature; `saved_model_cli run` (a TF1-style session loader,
+    like TensorFlow Serving) translates the README's REST request body. saved_model_cli itself does
+    not load tensorflow-text's ops, so it runs in a Python that imported tensorflow_text first."""
+    translator, directory = exported
+    cli = (
+        "import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; "
+        "sys.argv[0] = 'saved_model_cli'; saved_model_cli.main()"
+    )
+    shown = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            cli,
+            "show",
+            "--dir",
+            str(directory),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            "serving_default",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert shown.returncode == 0, shown.stderr[-2000:]
     assert "inputs['text']" in shown.stdout and "outputs['translation']" in shown.stdout
-    assert "outputs['score']" in shown.stdout
+    assert "outputs['score']" in shown.stdout and "outputs['truncated']" in shown.stdout
+
+    body = json.loads((REPO / "docs" / "serving_request.json").read_text(encoding="utf-8"))
+    texts = [instance["text"] for instance in body["instances"]]
+    ran = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            cli,
+            "run",
+            "--dir",
+            str(directory),
+            "--tag_set",
+            "serve",
+            "--signature_def",
+            body["signature_name"],
+            "--input_exprs",
+            f"text={texts!r}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    expected = [best[0].text for best in translator.translate(texts)]
+    output = ran.stdout.split("Result for output key translation:")[1].split("Result for output key")[0]
+    for text in expected:
+        assert repr(text.encode("utf-8"))[2:-1] in output

@@ -49,7 +49,7 @@ def test_decode_step_equals_teacher_forcing(pre_norm):
         step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache)
         steps.append(step_logits.numpy())
     forced = logits(model)
-    real = (TARGET_IN.numpy() != 0)
+    real = TARGET_IN.numpy() != 0
     assert np.abs(np.stack(steps, 1) - forced)[real].max() <= 1e-4
 
 
@@ -82,7 +82,10 @@ def test_cache_has_fixed_shapes_and_memory_is_untouched():
 
 
 def test_layer_configs_round_trip():
-    for layer in (TransformerEncoder(4, 64, dropout=0.2, pre_norm=False), TransformerDecoder(2, 16, attention_dropout=0.1)):
+    for layer in (
+        TransformerEncoder(4, 64, dropout=0.2, pre_norm=False),
+        TransformerDecoder(2, 16, attention_dropout=0.1),
+    ):
         clone = type(layer).from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
 

@@ -22,7 +22,12 @@ def test_graph_ids_equal_sentencepiece_library(tokenizer):
 
 def test_special_ids(tokenizer):
     processor = spm.SentencePieceProcessor(model_proto=tokenizer.source_model_proto)
-    assert (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id()) == (PAD_ID, 1, BOS_ID, EOS_ID)
+    assert (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id()) == (
+        PAD_ID,
+        1,
+        BOS_ID,
+        EOS_ID,
+    )
     assert tokenizer.shared and tokenizer.source_vocab_size == 400
 
 

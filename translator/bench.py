@@ -35,22 +35,41 @@ def _timed_translate(translator: Translator, sources: list[np.ndarray]) -> tuple
     return time.perf_counter() - start, results
 
 
-def bench_decode(run_dir: str, split: str = "test", limit: int = 0, beam_size: int = 4, jit_compile: bool = True,
-                 uncached_limit: int = 0) -> dict:
+def bench_decode(
+    run_dir: str,
+    split: str = "test",
+    limit: int = 0,
+    beam_size: int = 4,
+    jit_compile: bool = True,
+    uncached_limit: int = 0,
+) -> dict:
     model, tokenizer, config, checkpoint = RunDirectory(run_dir).load_model()
     corpus = getattr(config.data, split)
     sentences, _ = read_pairs(corpus, config.data.source_lang, config.data.target_lang, config.data.tfds_data_dir)
     sentences = sentences[:limit] if limit else sentences
-    base = Translator(model, tokenizer, dataclasses.replace(config.decode, beam_size=1), config.data.max_source_length,
-                      jit_compile=jit_compile)
+    base = Translator(
+        model,
+        tokenizer,
+        dataclasses.replace(config.decode, beam_size=1),
+        config.data.max_source_length,
+        jit_compile=jit_compile,
+    )
     ragged, _ = base.encode_text(tf.constant(sentences))
     sources = [row for row in ragged.numpy()]
     results = []
 
     def record(method, beam, seconds, n_sentences, tokens, batches):
-        results.append({"method": method, "beam_size": beam, "batch_size": round(n_sentences / batches, 1),
-                        "sentences": n_sentences, "seconds": round(seconds, 2),
-                        "sentences_per_s": round(n_sentences / seconds, 2), "tokens_per_s": round(tokens / seconds, 1)})
+        results.append(
+            {
+                "method": method,
+                "beam_size": beam,
+                "batch_size": round(n_sentences / batches, 1),
+                "sentences": n_sentences,
+                "seconds": round(seconds, 2),
+                "sentences_per_s": round(n_sentences / seconds, 2),
+                "tokens_per_s": round(tokens / seconds, 1),
+            }
+        )
 
     # One sentence at a time, no cache: the prefix is re-encoded and re-decoded at every step.
     forward = tf.function(model.call, reduce_retracing=True)
@@ -82,14 +101,18 @@ def bench_decode(run_dir: str, split: str = "test", limit: int = 0, beam_size: i
         "checkpoint": checkpoint,
         "split": split,
         "sentences": len(sources),
-        "model": {"layers": config.model.num_layers, "d_model": config.model.d_model,
-                  "ffn_dim": config.model.ffn_dim, "heads": config.model.num_heads,
-                  "parameters": model.count_params()},
+        "model": {
+            "layers": config.model.num_layers,
+            "d_model": config.model.d_model,
+            "ffn_dim": config.model.ffn_dim,
+            "heads": config.model.num_heads,
+            "parameters": model.count_params(),
+        },
         "xla": jit_compile,
         "cached_uncached_agreement": round(float(np.mean(agree)), 4),
         "results": results,
         "machine": f"{platform.machine()}, {tf.config.threading.get_inter_op_parallelism_threads() or 'default'} "
-                   f"inter-op threads, {__import__('os').cpu_count()} CPUs",
+        f"inter-op threads, {__import__('os').cpu_count()} CPUs",
         "date": date.today().isoformat(),
         "tensorflow": tf.__version__,
     }

@@ -19,18 +19,19 @@ from translator.errors import TranslatorError  # noqa: E402
 
 EXAMPLES = {
     "train": "translator train --config small --run-dir runs/small\n"
-             "translator train --config tiny --set train.steps=200 --run-dir runs/tiny\n"
-             "translator train --config small --set data.train=tfds:ted_hrlr_translate/pt_to_en:train "
-             "--set data.source_lang=pt --run-dir runs/pt-en",
+    "translator train --config tiny --set train.steps=200 --run-dir runs/tiny\n"
+    "translator train --config small --set data.train=tfds:ted_hrlr_translate/pt_to_en:train "
+    "--set data.source_lang=pt --run-dir runs/pt-en",
     "evaluate": "translator evaluate --run-dir runs/small --split test\n"
-                "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en",
-    "translate": "echo 'En el principio crió Dios los cielos y la tierra.' | translator translate --run-dir runs/small\n"
-                 "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4",
+    "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en",
+    "translate": "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small\n"
+    "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4",
     "export": "translator export --run-dir runs/small\n"
-              "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
+    "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
     "info": "translator info --run-dir runs/small",
+    "average": "translator average --run-dir runs/small --last 5",
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
-             "translator bench decode --run-dir runs/small --limit 100 --no-xla",
+    "translator bench decode --run-dir runs/small --limit 100 --no-xla",
 }
 
 
@@ -45,9 +46,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text,
-                                  epilog="examples:\n" + textwrap.indent(EXAMPLES[name], "  "),
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub = commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog="examples:\n" + textwrap.indent(EXAMPLES[name], "  "),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
         return sub
 
@@ -85,13 +90,21 @@ def _parser() -> argparse.ArgumentParser:
     info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
     info.add_argument("--run-dir", required=True, type=Path)
 
+    average = command("average", "average the last K checkpoints into checkpoints/averaged (used by default)")
+    average.add_argument("--run-dir", required=True, type=Path)
+    average.add_argument("--last", type=int, default=5)
+
     bench = command("bench", "measure decoding speed and cached/uncached agreement on a split")
     bench.add_argument("what", choices=["decode"])
     bench.add_argument("--run-dir", required=True, type=Path)
     bench.add_argument("--split", default="test")
     bench.add_argument("--limit", type=int, default=0, help="only the first N sentences")
-    bench.add_argument("--uncached-limit", type=int, default=0,
-                       help="time the slow uncached decoder on the first N only (its speed is per sentence)")
+    bench.add_argument(
+        "--uncached-limit",
+        type=int,
+        default=0,
+        help="time the slow uncached decoder on the first N only (its speed is per sentence)",
+    )
     bench.add_argument("--beam-size", type=int, default=4)
     bench.add_argument("--no-xla", action="store_true", help="run the searches without XLA")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

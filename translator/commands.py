@@ -52,12 +52,19 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
         corpus = getattr(config.data, args.split, None) if args.split in ("train", "dev", "test") else None
         if not corpus:
             raise TranslatorError(f"--split {args.split!r}: the run's config has no data.{args.split}")
-        sources, reference = read_pairs(corpus, config.data.source_lang, config.data.target_lang, config.data.tfds_data_dir)
+        sources, reference = read_pairs(
+            corpus, config.data.source_lang, config.data.target_lang, config.data.tfds_data_dir
+        )
         references, name = [reference], args.split
     hypotheses = translate_all(translator, sources, progress=sys.stderr.isatty())
     scores = score(hypotheses, references)
-    extra = {"corpus": corpus, "checkpoint": checkpoint, "sentences": len(sources),
-             "beam_size": translator.config.beam_size, "length_penalty": translator.config.length_penalty}
+    extra = {
+        "corpus": corpus,
+        "checkpoint": checkpoint,
+        "sentences": len(sources),
+        "beam_size": translator.config.beam_size,
+        "length_penalty": translator.config.length_penalty,
+    }
     path = write_report(RunDirectory(args.run_dir).eval_dir, name, hypotheses, scores, extra)
     for metric in scores.values():
         print(f"{metric['text']}\n  signature: {metric['signature']}")
@@ -77,7 +84,10 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
             translate_batch = load_exported(args.export_dir, args.n_best)
         else:
             translator, _, _ = _translator(args, decode)
-            translate_batch = lambda batch: [[(t.score, t.text) for t in n] for n in translator.translate(batch, args.n_best)]  # noqa: E731
+
+            def translate_batch(batch: list[str]) -> list[list[tuple[float, str]]]:
+                return [[(t.score, t.text) for t in n] for n in translator.translate(batch, args.n_best)]
+
         batch: list[str] = []
         for line in lines:
             batch.append(line)
@@ -109,8 +119,10 @@ def export(args: argparse.Namespace, decode: dict) -> int:
     translator, _, checkpoint = _translator(args, decode)
     output = args.output or RunDirectory(args.run_dir).export_dir
     export_saved_model(translator, output)
-    print(f"exported {checkpoint} to {output} (beam {translator.config.beam_size}, "
-          f"length penalty {translator.config.length_penalty})")
+    print(
+        f"exported {checkpoint} to {output} (beam {translator.config.beam_size}, "
+        f"length penalty {translator.config.length_penalty})"
+    )
     return 0
 
 
@@ -130,26 +142,43 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
         model, tokenizer, _, _ = run.load_model("latest") if latest else (None, None, None, None)
         if model is not None:
             print(f"parameters: {model.count_params():,}")
-            print(f"vocabulary: source {tokenizer.source_vocab_size:,}, target {tokenizer.target_vocab_size:,}"
-                  f"{' (shared)' if tokenizer.shared else ''}")
+            print(
+                f"vocabulary: source {tokenizer.source_vocab_size:,}, target {tokenizer.target_vocab_size:,}"
+                f"{' (shared)' if tokenizer.shared else ''}"
+            )
     for report in sorted(run.eval_dir.glob("*.json")):
         scores = json.loads(report.read_text(encoding="utf-8"))
-        print(f"eval {report.stem}: BLEU {scores['bleu']['score']}, chrF {scores['chrf']['score']}, "
-              f"TER {scores['ter']['score']} ({scores.get('checkpoint', '')})")
+        print(
+            f"eval {report.stem}: BLEU {scores['bleu']['score']}, chrF {scores['chrf']['score']}, "
+            f"TER {scores['ter']['score']} ({scores.get('checkpoint', '')})"
+        )
     return 0
 
 
 def bench(args: argparse.Namespace, _decode: dict) -> int:
     from translator.bench import bench_decode
 
-    report = bench_decode(str(args.run_dir), args.split, args.limit, args.beam_size, not args.no_xla,
-                          args.uncached_limit)
+    report = bench_decode(
+        str(args.run_dir), args.split, args.limit, args.beam_size, not args.no_xla, args.uncached_limit
+    )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}, "
-          f"cached/uncached greedy agreement {report['cached_uncached_agreement']:.3f}")
+    print(
+        f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}, "
+        f"cached/uncached greedy agreement {report['cached_uncached_agreement']:.3f}"
+    )
     for row in report["results"]:
-        print(f"{row['method']:>16}  beam {row['beam_size']}  batch {row['batch_size']:>6}  "
-              f"{row['sentences_per_s']:>8.2f} sent/s  {row['tokens_per_s']:>9.1f} tok/s")
+        print(
+            f"{row['method']:>16}  beam {row['beam_size']}  batch {row['batch_size']:>6}  "
+            f"{row['sentences_per_s']:>8.2f} sent/s  {row['tokens_per_s']:>9.1f} tok/s"
+        )
+    return 0
+
+
+def average(args: argparse.Namespace, _decode: dict) -> int:
+    from translator.average import average_checkpoints
+
+    path = average_checkpoints(str(args.run_dir), args.last)
+    print(f"averaged the last {args.last} checkpoints into {path}")
     return 0

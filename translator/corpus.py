@@ -126,7 +126,9 @@ def _prepared_tfds_builder(parsed: CorpusSpec, data_dir: str):
     try:
         builder.download_and_prepare()
     except ModuleNotFoundError as error:
-        raise TranslatorError(f"downloading TFDS dataset {parsed.name!r} needs {error.name}: pip install {error.name}") from None
+        raise TranslatorError(
+            f"downloading TFDS dataset {parsed.name!r} needs {error.name}: pip install {error.name}"
+        ) from None
     return builder
 
 
@@ -150,7 +152,9 @@ def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as error:
-                    raise TranslatorError(f"{path}, line {number}: not UTF-8 ({error.reason} at byte {error.start})") from None
+                    raise TranslatorError(
+                        f"{path}, line {number}: not UTF-8 ({error.reason} at byte {error.start})"
+                    ) from None
                 yield number, text.rstrip("\r\n")
     except (OSError, EOFError) as error:
         raise TranslatorError(f"{path}: cannot be read ({error})") from None

@@ -55,14 +55,20 @@ class TokenizedCorpus:
         path = cache_dir / f"{key}.npz"
         if path.exists():
             with np.load(path, allow_pickle=False) as arrays:
-                return cls(**{name: arrays[name] for name in arrays.files if name != "dropped"},
-                           dropped=int(arrays["dropped"]))
+                return cls(
+                    **{name: arrays[name] for name in arrays.files if name != "dropped"}, dropped=int(arrays["dropped"])
+                )
         corpus = cls.build(spec, data, tokenizer)
         cache_dir.mkdir(parents=True, exist_ok=True)
         temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(temporary, dropped=corpus.dropped, **{
-            name: getattr(corpus, name) for name in ("source_values", "source_lengths", "target_values", "target_lengths")
-        })
+        np.savez(
+            temporary,
+            dropped=corpus.dropped,
+            **{
+                name: getattr(corpus, name)
+                for name in ("source_values", "source_lengths", "target_values", "target_lengths")
+            },
+        )
         os.replace(temporary, path)  # atomic: a kill never leaves a half-written cache
         return corpus
 
@@ -110,8 +116,19 @@ def _cache_key(spec: str, data: DataConfig, tokenizer: Tokenizer) -> str:
     if parsed.kind in ("tsv", "text"):
         files = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in parsed.paths if p.exists()]
     digest = hashlib.sha256()
-    digest.update(json.dumps([spec, data.source_lang, data.target_lang, data.max_source_length,
-                              data.max_target_length, data.tfds_data_dir, files]).encode())
+    digest.update(
+        json.dumps(
+            [
+                spec,
+                data.source_lang,
+                data.target_lang,
+                data.max_source_length,
+                data.max_target_length,
+                data.tfds_data_dir,
+                files,
+            ]
+        ).encode()
+    )
     digest.update(tokenizer.source_model_proto)
     digest.update(tokenizer.target_model_proto)
     return f"{parsed.split}-{digest.hexdigest()[:16]}"

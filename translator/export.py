@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import keras
 import tensorflow as tf
 
 from translator.inference import Translator
@@ -23,46 +24,52 @@ from translator.inference import Translator
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
-class _ServingModule(tf.Module):
-    def __init__(self, translator: Translator):
-        super().__init__(name="serving")
-        # A non-compiled copy: stock TensorFlow Serving may lack XLA, and serving shapes vary anyway.
-        self.translator = Translator(translator.model, translator.tokenizer, translator.config,
-                                     translator.max_source_length, jit_compile=False)
-        self.serve = tf.function(self._serve, input_signature=[_TEXT])
-        self.nbest = tf.function(self._nbest, input_signature=[_TEXT])
+def _serving_functions(translator: Translator):
+    """The two signature functions, closed over a non-compiled copy of the translator (stock
+    TensorFlow Serving may lack XLA, and serving shapes vary anyway)."""
+    translator = Translator(
+        translator.model, translator.tokenizer, translator.config, translator.max_source_length, jit_compile=False
+    )
 
-    def _search(self, text):
+    def search(text):
         valid = tf.equal(tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"), text)
         usable = tf.logical_and(valid, tf.not_equal(tf.strings.strip(text), ""))
-        ragged, truncated = self.translator.encode_text(tf.where(usable, text, ""))
-        ids, scores = self.translator.search_ids(ragged.to_tensor())  # [batch, n, length], [batch, n]
+        ragged, truncated = translator.encode_text(tf.where(usable, text, ""))
+        ids, scores = translator.search_ids(ragged.to_tensor())  # [batch, n, length], [batch, n]
         batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
-        flat = tf.reshape(ids, [batch * n, -1])
-        # Cut each hypothesis at its EOS; decode_target drops the specials and padding.
-        texts = tf.reshape(self.translator.tokenizer.decode_target(flat), [batch, n])
+        # decode_target drops EOS, the padding after it and the other specials.
+        texts = tf.reshape(translator.tokenizer.decode_target(tf.reshape(ids, [batch * n, -1])), [batch, n])
         texts = tf.where(usable[:, tf.newaxis], texts, "")
         scores = tf.where(usable[:, tf.newaxis], scores, 0.0)
         return texts, scores, tf.logical_and(truncated, usable)
 
-    def _serve(self, text):
-        texts, scores, truncated = self._search(text)
+    def serve(text):
+        texts, scores, truncated = search(text)
         return {"translation": texts[:, 0], "score": scores[:, 0], "truncated": truncated}
 
-    def _nbest(self, text):
-        texts, scores, _ = self._search(text)
+    def nbest(text):
+        texts, scores, _ = search(text)
         return {"translations": texts, "scores": scores}
+
+    return serve, nbest
 
 
 def export_saved_model(translator: Translator, directory: str | Path) -> Path:
-    """Write the SavedModel to `directory` (replaced if it exists)."""
-    module = _ServingModule(translator)
+    """Write the SavedModel to `directory` (replaced if it exists).
+
+    Keras' `ExportArchive` does the writing: it tracks the model's variables the way TF1-style
+    loaders (TensorFlow Serving, `saved_model_cli run`) restore them; a plain `tf.saved_model.save`
+    of a module holding a Keras 3 model leaves them unrestored there.
+    """
+    serve, nbest = _serving_functions(translator)
+    archive = keras.export.ExportArchive()
+    archive.track(translator.model)
+    for tokenizer in {id(t): t for t in (translator.tokenizer.source, translator.tokenizer.target)}.values():
+        archive.track(tokenizer)
+    archive.add_endpoint("serving_default", serve, input_signature=[_TEXT])
+    archive.add_endpoint("translate_nbest", nbest, input_signature=[_TEXT])
     directory = Path(directory)
-    signatures = {
-        "serving_default": module.serve.get_concrete_function(),
-        "translate_nbest": module.nbest.get_concrete_function(),
-    }
-    tf.saved_model.save(module, str(directory), signatures=signatures)
+    archive.write_out(str(directory), verbose=False)
     return directory
 
 
@@ -77,6 +84,8 @@ def load_exported(directory: str | Path, n_best: int = 1):
         result = nbest(text=tf.constant(sentences, tf.string))
         texts, scores = result["translations"].numpy(), result["scores"].numpy()
         keep = max(1, min(n_best, texts.shape[1]))
-        return [[(float(scores[i, k]), texts[i, k].decode("utf-8")) for k in range(keep)] for i in range(len(sentences))]
+        return [
+            [(float(scores[i, k]), texts[i, k].decode("utf-8")) for k in range(keep)] for i in range(len(sentences))
+        ]
 
     return translate

@@ -60,8 +60,13 @@ class Translator(tf.Module):
 
     def with_config(self, **changes) -> Translator:
         """The same model and tokenizer with other decode settings (a new compiled search)."""
-        return Translator(self.model, self.tokenizer, dataclasses.replace(self.config, **changes),
-                          self.max_source_length, self.jit_compile)
+        return Translator(
+            self.model,
+            self.tokenizer,
+            dataclasses.replace(self.config, **changes),
+            self.max_source_length,
+            self.jit_compile,
+        )
 
     def _search_ids(self, source_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """source_ids [batch, source] (EOS-terminated, 0-padded) → (ids [batch, n, max_len], scores [batch, n]);
@@ -128,8 +133,7 @@ class Translator(tf.Module):
         flat_ids = [ids[k] for ids, _ in decoded for k in range(n)]
         texts = self.detokenize(flat_ids)
         return [
-            [Translation(texts[i * n + k], float(scores[k])) for k in range(n)]
-            for i, (_, scores) in enumerate(decoded)
+            [Translation(texts[i * n + k], float(scores[k])) for k in range(n)] for i, (_, scores) in enumerate(decoded)
         ]
 
     def detokenize(self, sequences: list[np.ndarray]) -> list[str]:
@@ -149,7 +153,9 @@ def _bucket_length(length: int) -> int:
     return max(BUCKET_MULTIPLE, int(math.ceil(length / BUCKET_MULTIPLE)) * BUCKET_MULTIPLE)
 
 
-def uncached_greedy_search(model: Seq2SeqTransformer, source_ids: tf.Tensor, max_length: int, forward=None) -> tf.Tensor:
+def uncached_greedy_search(
+    model: Seq2SeqTransformer, source_ids: tf.Tensor, max_length: int, forward=None
+) -> tf.Tensor:
     """Greedy decoding that re-runs the decoder over the whole prefix at every step (the TF tutorial's
     way). The reference the cached search is tested and benchmarked against.
 

@@ -55,14 +55,22 @@ class Seq2SeqTransformer(keras.Model):
         self.pre_norm = pre_norm
         self.share_embeddings = share_embeddings
         policy = self.dtype_policy
-        self.target_embedding = TokenAndPositionEmbedding(target_vocab_size, d_model, name="target_embedding", dtype=policy)
+        self.target_embedding = TokenAndPositionEmbedding(
+            target_vocab_size, d_model, name="target_embedding", dtype=policy
+        )
         self.source_embedding = (
             self.target_embedding
             if share_embeddings
             else TokenAndPositionEmbedding(source_vocab_size, d_model, name="source_embedding", dtype=policy)
         )
-        block = dict(num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout, attention_dropout=attention_dropout,
-                     pre_norm=pre_norm, dtype=policy)
+        block = dict(
+            num_heads=num_heads,
+            ffn_dim=ffn_dim,
+            dropout=dropout,
+            attention_dropout=attention_dropout,
+            pre_norm=pre_norm,
+            dtype=policy,
+        )
         self.encoder_blocks = [TransformerEncoder(**block, name=f"encoder_{i}") for i in range(num_layers)]
         self.decoder_blocks = [TransformerDecoder(**block, name=f"decoder_{i}") for i in range(num_layers)]
         self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy)

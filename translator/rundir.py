@@ -1,12 +1,12 @@
 """The run directory: everything a run produces, and the checks that a command matches it.
 
-    RUN_DIR/config.yaml     the resolved config (written by `train`, read by every other command)
-    RUN_DIR/tokenizer/      SentencePiece models
-    RUN_DIR/checkpoints/    model + optimizer + step (the last K), best/ (by dev BLEU), averaged/
-    RUN_DIR/logs/           TensorBoard
-    RUN_DIR/eval/           SPLIT.json scores and SPLIT.hyp hypotheses
-    RUN_DIR/export/         the SavedModel
-    RUN_DIR/cache/          the tokenized training corpus
+RUN_DIR/config.yaml     the resolved config (written by `train`, read by every other command)
+RUN_DIR/tokenizer/      SentencePiece models
+RUN_DIR/checkpoints/    model + optimizer + step (the last K), best/ (by dev BLEU), averaged/
+RUN_DIR/logs/           TensorBoard
+RUN_DIR/eval/           SPLIT.json scores and SPLIT.hyp hypotheses
+RUN_DIR/export/         the SavedModel
+RUN_DIR/cache/          the tokenized training corpus
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class RunDirectory:
 
     def load_config(self) -> ExperimentConfig:
         if not self.config_path.exists():
-            raise TranslatorError(f"{self.path} is not a run directory (no config.yaml): train one with `translator train`")
+            raise TranslatorError(
+                f"{self.path} is not a run directory (no config.yaml): train one with `translator train`"
+            )
         return config_from_dict(read_yaml(self.config_path), origin=str(self.config_path))
 
     def prepare(self, config: ExperimentConfig, write: bool = True) -> ExperimentConfig:
@@ -76,10 +78,13 @@ class RunDirectory:
                     return Tokenizer.load(self.tokenizer_dir)
                 time.sleep(1)
             raise TranslatorError(f"{self.tokenizer_dir}: the chief did not write the tokenizer in 10 minutes")
-        log(f"training SentencePiece ({config.tokenizer.model_type}, vocabulary {config.tokenizer.vocab_size}) "
-            f"on {config.data.train}")
-        sources, targets = read_pairs(config.data.train, config.data.source_lang, config.data.target_lang,
-                                      config.data.tfds_data_dir)
+        log(
+            f"training SentencePiece ({config.tokenizer.model_type}, vocabulary {config.tokenizer.vocab_size}) "
+            f"on {config.data.train}"
+        )
+        sources, targets = read_pairs(
+            config.data.train, config.data.source_lang, config.data.target_lang, config.data.tfds_data_dir
+        )
         tokenizer = Tokenizer.train(config.tokenizer, sources, targets)
         staging = self.path / "tokenizer.tmp"
         tokenizer.save(staging)
@@ -106,8 +111,10 @@ class RunDirectory:
             path = tf.train.latest_checkpoint(str(choices[name]))
             if path:
                 return path
-        raise TranslatorError(f"{self.checkpoint_dir}: no {'' if which == 'auto' else which + ' '}checkpoint yet; "
-                              "train first (`translator train --run-dir ...`)")
+        raise TranslatorError(
+            f"{self.checkpoint_dir}: no {'' if which == 'auto' else which + ' '}checkpoint yet; "
+            "train first (`translator train --run-dir ...`)"
+        )
 
     def load_model(self, which: str = "auto") -> tuple[Seq2SeqTransformer, Tokenizer, ExperimentConfig, str]:
         """The trained model (float32, for inference), its tokenizer and config, and the checkpoint used."""

@@ -90,8 +90,8 @@ def beam_search(
 
     Each step expands the live beams and keeps the top 2·beam candidates, so that at least `beam`
     of them do not end in EOS: the best non-EOS ones stay alive, and EOS candidates ranked in the top
-    `beam` compete (score divided by the length penalty) for the `beam` finished slots. The loop stops when no live beam can still
-    beat the worst finished hypothesis of its sentence, or at `max_length`.
+    `beam` compete (score divided by the length penalty) for the `beam` finished slots. The loop
+    stops when no live beam can still beat the worst finished hypothesis of its sentence, or at `max_length`.
 
     start_ids [batch] → (ids [batch, beam, max_length], scores [batch, beam]) sorted best first: an
     n-best list per sentence. Sentences with fewer than `beam` finished hypotheses are completed with

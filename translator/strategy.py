@@ -67,8 +67,11 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if resolver is None or not os.environ.get("TF_CONFIG"):
         return True
     task = json.loads(os.environ["TF_CONFIG"]).get("task", {})
-    return task.get("type") in (None, "chief") or (task.get("type") == "worker" and task.get("index", 0) == 0
-                                                    and "chief" not in json.loads(os.environ["TF_CONFIG"]).get("cluster", {}))
+    return task.get("type") in (None, "chief") or (
+        task.get("type") == "worker"
+        and task.get("index", 0) == 0
+        and "chief" not in json.loads(os.environ["TF_CONFIG"]).get("cluster", {})
+    )
 
 
 def describe(strategy: tf.distribute.Strategy) -> str:

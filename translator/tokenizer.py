@@ -54,8 +54,10 @@ class Tokenizer(tf.Module):
         self.source_model_proto = source_model
         self.target_model_proto = target_model
         self.source = tf_text.SentencepieceTokenizer(model=source_model, out_type=tf.int32)
-        self.target = self.source if target_model == source_model else tf_text.SentencepieceTokenizer(
-            model=target_model, out_type=tf.int32
+        self.target = (
+            self.source
+            if target_model == source_model
+            else tf_text.SentencepieceTokenizer(model=target_model, out_type=tf.int32)
         )
         self.source_vocab_size = int(self.source.vocab_size())
         self.target_vocab_size = int(self.target.vocab_size())
@@ -68,7 +70,9 @@ class Tokenizer(tf.Module):
     def train(cls, config: TokenizerConfig, sources: list[str], targets: list[str]) -> Tokenizer:
         limit = config.max_training_sentences
         if config.shared:
-            model = train_sentencepiece(sources[:limit // 2] + targets[:limit // 2], config.vocab_size, config.model_type)
+            model = train_sentencepiece(
+                sources[: limit // 2] + targets[: limit // 2], config.vocab_size, config.model_type
+            )
             return cls(model, model)
         return cls(
             train_sentencepiece(sources[:limit], config.vocab_size, config.model_type),
@@ -83,7 +87,7 @@ class Tokenizer(tf.Module):
 
     @classmethod
     def load(cls, directory: Path) -> Tokenizer:
-        for shared, (source_file, target_file) in _FILES.items():
+        for source_file, target_file in _FILES.values():
             if (directory / source_file).exists() and (directory / target_file).exists():
                 return cls((directory / source_file).read_bytes(), (directory / target_file).read_bytes())
         raise TranslatorError(f"{directory}: no SentencePiece models (joint.model, or source.model and target.model)")

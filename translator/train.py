@@ -43,7 +43,9 @@ class TrainResult:
 
 def _format_minutes(seconds: float) -> str:
     seconds = max(0, int(seconds))
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
 
 
 def build_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
@@ -69,9 +71,15 @@ class Trainer:
         self.tokenizer = self.run.tokenizer(self.config, write=self.chief, log=log)
         data = self.config.data
         self.corpus = TokenizedCorpus.load_or_build(data.train, data, self.tokenizer, self.run.cache_dir)
-        log(f"training data: {len(self.corpus):,} pairs from {data.train}"
-            + (f" ({self.corpus.dropped:,} longer than {data.max_source_length}/{data.max_target_length} tokens dropped)"
-               if self.corpus.dropped else ""))
+        log(
+            f"training data: {len(self.corpus):,} pairs from {data.train}"
+            + (
+                f" ({self.corpus.dropped:,} longer than {data.max_source_length}/{data.max_target_length}"
+                " tokens dropped)"
+                if self.corpus.dropped
+                else ""
+            )
+        )
         policy = self.config.train.mixed_precision
         with self.strategy.scope():
             self.model = self.run.build_model(self.config, self.tokenizer, dtype=policy)
@@ -83,7 +91,10 @@ class Trainer:
             self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
             self.best_bleu = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_bleu")
             self.checkpoint = tf.train.Checkpoint(
-                model=self.model, optimizer=self.optimizer, step=self.step, seconds=self.seconds,
+                model=self.model,
+                optimizer=self.optimizer,
+                step=self.step,
+                seconds=self.seconds,
                 best_bleu=self.best_bleu,
             )
         directory = self.run.checkpoint_dir if self.chief else self.run.path / f"worker-tmp-{id(self)}"
@@ -92,6 +103,7 @@ class Trainer:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
             log(f"resumed from step {int(self.step.numpy())} ({self.manager.latest_checkpoint})")
         log(f"strategy: {describe(self.strategy)}; model: {self.model.count_params():,} parameters")
+        self.dev_translator: Translator | None = None
 
     def _datasets(self):
         replicas = self.strategy.num_replicas_in_sync
@@ -100,8 +112,12 @@ class Trainer:
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return training_dataset(
-                self.corpus, per_replica_tokens, self.config.data.max_target_length,
-                seed=self.config.train.seed, skip_batches=skip, input_context=context,
+                self.corpus,
+                per_replica_tokens,
+                self.config.data.max_target_length,
+                seed=self.config.train.seed,
+                skip_batches=skip,
+                input_context=context,
             )
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
@@ -145,10 +161,15 @@ class Trainer:
 
     def evaluate_dev(self) -> float:
         """Greedy dev BLEU with the current weights (a quick signal, not the reported score)."""
-        translator = Translator(self.model, self.tokenizer, dataclasses.replace(self.config.decode, beam_size=1),
-                                self.config.data.max_source_length)
+        if self.dev_translator is None:  # built once, so its compiled search is reused at every evaluation
+            self.dev_translator = Translator(
+                self.model,
+                self.tokenizer,
+                dataclasses.replace(self.config.decode, beam_size=1),
+                self.config.data.max_source_length,
+            )
         sources, references = self.dev_pairs
-        return score(translate_all(translator, sources), [references])["bleu"]["score"]
+        return score(translate_all(self.dev_translator, sources), [references])["bleu"]["score"]
 
     def run_loop(self) -> TrainResult:
         config = self.config.train
@@ -157,19 +178,32 @@ class Trainer:
         if start_step >= config.steps or self.seconds.numpy() >= limit_seconds:
             self.log(f"finished at step {start_step} (nothing to do: the run reached its limit)")
             return TrainResult(start_step, float("nan"), self._best(), self.seconds.numpy() / 60)
-        want_dev = config.eval_every > 0 and self.config.data.dev
-        self.dev_pairs = read_pairs(self.config.data.dev, self.config.data.source_lang, self.config.data.target_lang,
-                                    self.config.data.tfds_data_dir) if want_dev else None
-        writer = tf.summary.create_file_writer(str(self.run.log_dir)) if self.chief else tf.summary.create_noop_writer()
-        best_manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), str(self.run.best_dir), 1)
+        self.want_dev = bool(config.eval_every > 0 and self.config.data.dev)
+        self.dev_pairs = (
+            read_pairs(
+                self.config.data.dev,
+                self.config.data.source_lang,
+                self.config.data.target_lang,
+                self.config.data.tfds_data_dir,
+            )
+            if self.want_dev
+            else None
+        )
+        self.writer = (
+            tf.summary.create_file_writer(str(self.run.log_dir)) if self.chief else tf.summary.create_noop_writer()
+        )
+        self.best_manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), str(self.run.best_dir), 1)
         train_step = self._train_step_fn()
         iterator = self._datasets()
-        self.log(f"training to step {config.steps}" + (f" or {config.max_minutes:g} minutes" if config.max_minutes else "")
-                 + f" with {config.batch_tokens} tokens per batch, XLA {'on' if self._use_xla() else 'off'}")
+        self.log(
+            f"training to step {config.steps}"
+            + (f" or {config.max_minutes:g} minutes" if config.max_minutes else "")
+            + f" with {config.batch_tokens} tokens per batch, XLA {'on' if self._use_xla() else 'off'}"
+        )
         window_loss = window_tokens = 0.0
         window_start = last_save = time.monotonic()
         session_start, base_seconds = time.monotonic(), float(self.seconds.numpy())
-        stale_evals, loss = 0, float("nan")
+        self.stale_evals, loss, last_eval = 0, float("nan"), -1
         stop_reason = "step limit"
         try:
             while int(self.step.numpy()) < config.steps:
@@ -182,54 +216,75 @@ class Trainer:
                 if step % config.log_every == 0 or step == start_step + 1:
                     now = time.monotonic()
                     loss = window_loss / max(window_tokens, 1)
-                    speed = window_tokens / max(now - window_start, 1e-9)
-                    self._log_progress(step, loss, speed, limit_seconds, writer)
+                    self._log_progress(step, loss, window_tokens / max(now - window_start, 1e-9), limit_seconds)
                     window_loss = window_tokens = 0.0
                     window_start = now
-                if want_dev and step % config.eval_every == 0:
-                    bleu = self.evaluate_dev()
-                    improved = bleu > self.best_bleu.numpy()
-                    if improved:
-                        self.best_bleu.assign(bleu)
-                        if self.chief:
-                            best_manager.save(checkpoint_number=step)
-                    stale_evals = 0 if improved else stale_evals + 1
-                    self.log(f"step {step} | dev BLEU {bleu:.2f} (greedy){' | new best' if improved else ''}")
-                    with writer.as_default():
-                        tf.summary.scalar("dev/bleu", bleu, step=step)
-                    if config.early_stopping and stale_evals >= config.early_stopping:
-                        stop_reason = f"early stopping ({stale_evals} evaluations without improvement)"
-                        break
                 if step % config.checkpoint_every == 0 or time.monotonic() - last_save > config.checkpoint_minutes * 60:
                     self.save()
                     last_save = time.monotonic()
+                if self.want_dev and step % config.eval_every == 0:
+                    last_eval = step
+                    if self._evaluate_and_keep_best(step):
+                        stop_reason = f"early stopping ({self.stale_evals} evaluations without improvement)"
+                        break
                 if self.seconds.numpy() >= limit_seconds:
                     stop_reason = f"time budget ({config.max_minutes:g} minutes)"
                     break
         except KeyboardInterrupt:
             self.save()
-            self.log(f"interrupted: checkpoint written at step {int(self.step.numpy())}; run the same command to resume")
+            self.log(
+                f"interrupted: checkpoint written at step {int(self.step.numpy())}; run the same command to resume"
+            )
             raise
         self.save()
-        writer.flush()
         step = int(self.step.numpy())
+        if self.want_dev and last_eval != step:
+            self._evaluate_and_keep_best(step)  # the final weights compete for "best" too
+        if config.average_last and self.chief:
+            from translator.average import average_checkpoints
+
+            self.log(
+                f"averaged the last {config.average_last} checkpoints: "
+                f"{average_checkpoints(str(self.run.path), config.average_last)}"
+            )
+        self.writer.flush()
         self.log(f"finished at step {step} ({stop_reason}) after {_format_minutes(self.seconds.numpy())} of training")
         return TrainResult(step, loss, self._best(), float(self.seconds.numpy()) / 60)
+
+    def _evaluate_and_keep_best(self, step: int) -> bool:
+        """Dev BLEU now; save the weights if they are the best so far. True when early stopping is due."""
+        bleu = self.evaluate_dev()
+        improved = bleu > self.best_bleu.numpy()
+        if improved:
+            self.best_bleu.assign(bleu)
+            if self.chief:
+                self.best_manager.save(checkpoint_number=step)
+        self.stale_evals = 0 if improved else self.stale_evals + 1
+        self.log(f"step {step} | dev BLEU {bleu:.2f} (greedy){' | new best' if improved else ''}")
+        with self.writer.as_default():
+            tf.summary.scalar("dev/bleu", bleu, step=step)
+        patience = self.config.train.early_stopping
+        return bool(patience and self.stale_evals >= patience)
 
     def _best(self) -> float | None:
         best = float(self.best_bleu.numpy())
         return None if best < 0 else best
 
-    def _log_progress(self, step: int, loss: float, speed: float, limit_seconds: float, writer) -> None:
+    def _log_progress(self, step: int, loss: float, speed: float, limit_seconds: float) -> None:
         config = self.config.train
         elapsed = float(self.seconds.numpy())
         per_step = elapsed / max(step, 1)
         eta = min((config.steps - step) * per_step, limit_seconds - elapsed)
-        learning_rate = float(self.optimizer.learning_rate.numpy()) if hasattr(self.optimizer.learning_rate, "numpy") \
+        learning_rate = (
+            float(self.optimizer.learning_rate.numpy())
+            if hasattr(self.optimizer.learning_rate, "numpy")
             else float(self.optimizer.learning_rate)
-        self.log(f"step {step:>6}/{config.steps} | loss {loss:.3f} | lr {learning_rate:.2e} | "
-                 f"{speed:,.0f} tgt tok/s | elapsed {_format_minutes(elapsed)} | ETA {_format_minutes(eta)}")
-        with writer.as_default():
+        )
+        self.log(
+            f"step {step:>6}/{config.steps} | loss {loss:.3f} | lr {learning_rate:.2e} | "
+            f"{speed:,.0f} tgt tok/s | elapsed {_format_minutes(elapsed)} | ETA {_format_minutes(eta)}"
+        )
+        with self.writer.as_default():
             tf.summary.scalar("train/loss", loss, step=step)
             tf.summary.scalar("train/target_tokens_per_second", speed, step=step)
             tf.summary.scalar("train/learning_rate", learning_rate, step=step)

@@ -65,7 +65,9 @@ class TransformerDecoder(keras.layers.Layer):
         (and the cross-attention weights [batch, heads, target, source] if asked)."""
         self_residual, cross_residual, feed_forward_residual = self._residuals()
         length = tf.shape(inputs)[1]
-        x = self_residual(inputs, lambda y: self.self_attention(y, bias=causal_bias(length), training=training), training)
+        x = self_residual(
+            inputs, lambda y: self.self_attention(y, bias=causal_bias(length), training=training), training
+        )
         memory_bias = None if memory_padding_mask is None else padding_bias(memory_padding_mask)
         weights = []
 

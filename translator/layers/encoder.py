@@ -1,7 +1,6 @@
 """One Transformer encoder block: self-attention and feed-forward, each in a residual connection."""
 
 import keras
-import tensorflow as tf
 
 from translator.layers.attention import CachedMultiHeadAttention
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
