@@ -71,11 +71,22 @@ class Seq2SeqTransformer(keras.Model):
             pre_norm=pre_norm,
             dtype=policy,
         )
-        self.encoder_blocks = [TransformerEncoder(**block, name=f"encoder_{i}") for i in range(num_layers)]
-        self.decoder_blocks = [TransformerDecoder(**block, name=f"decoder_{i}") for i in range(num_layers)]
+        # Blocks are attributes, not list items: tf.train.Checkpoint does not see layers held in a
+        # Python list of a Keras 3 model, and would silently leave them out of checkpoints.
+        for i in range(num_layers):
+            setattr(self, f"encoder_{i}", TransformerEncoder(**block, name=f"encoder_{i}"))
+            setattr(self, f"decoder_{i}", TransformerDecoder(**block, name=f"decoder_{i}"))
         self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy)
         self.encoder_norm = layer_norm("encoder_norm", 1e-6, policy) if pre_norm else None
         self.decoder_norm = layer_norm("decoder_norm", 1e-6, policy) if pre_norm else None
+
+    @property
+    def encoder_blocks(self) -> list[TransformerEncoder]:
+        return [getattr(self, f"encoder_{i}") for i in range(self.num_layers)]
+
+    @property
+    def decoder_blocks(self) -> list[TransformerDecoder]:
+        return [getattr(self, f"decoder_{i}") for i in range(self.num_layers)]
 
     @classmethod
     def from_model_config(cls, config: ModelConfig, source_vocab_size: int, target_vocab_size: int, dtype=None):

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -48,14 +50,21 @@ def _format_minutes(seconds: float) -> str:
     )
 
 
-def build_optimizer(config: ExperimentConfig) -> keras.optimizers.Optimizer:
+def build_optimizer(config: ExperimentConfig) -> keras.optimizers.LossScaleOptimizer:
+    """Adam on the inverse-sqrt schedule, inside a loss-scale optimizer for every precision: it skips
+    any step whose gradients are not finite. Only float16 needs a real (dynamic) scale; elsewhere the
+    scale stays at 1 (a skipped step halves it, which is exact in float32 and bfloat16)."""
     schedule = InverseSqrtSchedule(config.model.d_model, config.train.warmup_steps, config.train.learning_rate)
-    return keras.optimizers.Adam(
+    float16 = config.train.mixed_precision == "mixed_float16"
+    adam = keras.optimizers.Adam(
         learning_rate=schedule,
         beta_1=0.9,
         beta_2=config.train.adam_beta_2,
         epsilon=1e-9,
         global_clipnorm=config.train.clip_norm or None,
+    )
+    return keras.optimizers.LossScaleOptimizer(
+        adam, initial_scale=2.0**15 if float16 else 1.0, dynamic_growth_steps=2000 if float16 else 2**31 - 1
     )
 
 
@@ -84,8 +93,6 @@ class Trainer:
         with self.strategy.scope():
             self.model = self.run.build_model(self.config, self.tokenizer, dtype=policy)
             self.optimizer = build_optimizer(self.config)
-            if policy == "mixed_float16":
-                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
@@ -97,7 +104,9 @@ class Trainer:
                 seconds=self.seconds,
                 best_bleu=self.best_bleu,
             )
-        directory = self.run.checkpoint_dir if self.chief else self.run.path / f"worker-tmp-{id(self)}"
+        # Saving is collective under multi-worker strategies: other workers save too, to scratch space.
+        self.scratch_dir = None if self.chief else self.run.path / f"worker-tmp-{os.getpid()}"
+        directory = self.run.checkpoint_dir if self.chief else self.scratch_dir / "checkpoints"
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), self.config.train.keep_checkpoints)
         if self.manager.latest_checkpoint:
             self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
@@ -127,23 +136,30 @@ class Trainer:
         return self.config.train.jit_compile and not (on_cpu and self.strategy.num_replicas_in_sync > 1)
 
     def _train_step_fn(self):
+        """The distributed train step. Per replica: gradients of the mean loss over its own real tokens
+        (XLA-compiled where it works), rescaled to the global token count; a step whose gradients are
+        not finite on any replica is skipped by every replica (the loss-scale optimizer's guard)."""
         smoothing = self.config.train.label_smoothing
         model, optimizer = self.model, self.optimizer
 
-        def replica_loss_and_gradients(features, labels):
+        def local_gradients(features, labels):
             with tf.GradientTape() as tape:
                 logits = model(features, training=True)
                 loss_sum, tokens = smoothed_cross_entropy(labels, logits, smoothing)
-                global_tokens = tf.distribute.get_replica_context().all_reduce("sum", tokens)
-                loss = loss_sum / global_tokens
-                scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-            gradients = tape.gradient(scaled, model.trainable_variables)
-            return gradients, loss_sum, tokens
+                scaled = optimizer.scale_loss(loss_sum / tf.maximum(tokens, 1.0))
+            return tape.gradient(scaled, model.trainable_variables), loss_sum, tokens
 
-        compute = tf.function(replica_loss_and_gradients, jit_compile=self._use_xla())
+        compute = tf.function(local_gradients, jit_compile=self._use_xla())
 
         def replica_step(features, labels):
             gradients, loss_sum, tokens = compute(features, labels)
+            context = tf.distribute.get_replica_context()
+            share = tokens / context.all_reduce("sum", tokens)  # this replica's part of the global mean
+            gradients = [g * tf.cast(share, g.dtype) for g in gradients]
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+            any_bad = context.all_reduce("sum", 1.0 - tf.cast(finite, tf.float32)) > 0
+            # Make every replica see the failure, so that all of them skip the same step.
+            gradients[0] += tf.where(any_bad, tf.constant(float("nan"), gradients[0].dtype), 0)
             optimizer.apply_gradients(zip(gradients, model.trainable_variables))
             return loss_sum, tokens
 
@@ -151,10 +167,22 @@ class Trainer:
         def train_step(iterator):
             features, labels = next(iterator)
             loss_sum, tokens = self.strategy.run(replica_step, args=(features, labels))
-            reduce = lambda x: self.strategy.reduce("sum", x, axis=None)  # noqa: E731
-            return reduce(loss_sum), reduce(tokens)
+            return self.strategy.reduce("sum", loss_sum, axis=None), self.strategy.reduce("sum", tokens, axis=None)
 
         return train_step
+
+    @property
+    def skipped_steps(self) -> int:
+        """Steps whose update was skipped for non-finite gradients (the inner optimizer did not count them)."""
+        return int(self.step.numpy()) - int(self.optimizer.iterations.numpy())
+
+    def _all_agree(self, stop: bool) -> bool:
+        """Whether any worker wants to stop: workers must leave the loop at the same step, and each
+        measures its own clock. A no-op on a single machine."""
+        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return bool(stop)
+        votes = self.strategy.run(lambda: tf.constant(float(stop)))
+        return bool(self.strategy.reduce("sum", votes, axis=None).numpy() > 0)
 
     def save(self) -> None:
         self.manager.save(checkpoint_number=int(self.step.numpy()))
@@ -192,7 +220,8 @@ class Trainer:
         self.writer = (
             tf.summary.create_file_writer(str(self.run.log_dir)) if self.chief else tf.summary.create_noop_writer()
         )
-        self.best_manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), str(self.run.best_dir), 1)
+        best_dir = self.run.best_dir if self.chief else self.scratch_dir / "best"
+        self.best_manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), str(best_dir), 1)
         train_step = self._train_step_fn()
         iterator = self._datasets()
         self.log(
@@ -227,7 +256,7 @@ class Trainer:
                     if self._evaluate_and_keep_best(step):
                         stop_reason = f"early stopping ({self.stale_evals} evaluations without improvement)"
                         break
-                if self.seconds.numpy() >= limit_seconds:
+                if self._all_agree(self.seconds.numpy() >= limit_seconds):
                     stop_reason = f"time budget ({config.max_minutes:g} minutes)"
                     break
         except KeyboardInterrupt:
@@ -248,7 +277,11 @@ class Trainer:
                 f"{average_checkpoints(str(self.run.path), config.average_last)}"
             )
         self.writer.flush()
-        self.log(f"finished at step {step} ({stop_reason}) after {_format_minutes(self.seconds.numpy())} of training")
+        if self.scratch_dir is not None:
+            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+        skipped = f"; {self.skipped_steps} step(s) skipped for non-finite gradients" if self.skipped_steps else ""
+        minutes = _format_minutes(self.seconds.numpy())
+        self.log(f"finished at step {step} ({stop_reason}) after {minutes} of training{skipped}")
         return TrainResult(step, loss, self._best(), float(self.seconds.numpy()) / 60)
 
     def _evaluate_and_keep_best(self, step: int) -> bool:
@@ -257,8 +290,7 @@ class Trainer:
         improved = bleu > self.best_bleu.numpy()
         if improved:
             self.best_bleu.assign(bleu)
-            if self.chief:
-                self.best_manager.save(checkpoint_number=step)
+            self.best_manager.save(checkpoint_number=step)
         self.stale_evals = 0 if improved else self.stale_evals + 1
         self.log(f"step {step} | dev BLEU {bleu:.2f} (greedy){' | new best' if improved else ''}")
         with self.writer.as_default():

@@ -49,16 +49,18 @@ class TransformerDecoder(keras.layers.Layer):
         self.cross_attention.build(inputs_shape, memory_shape)
         self.feed_forward = FeedForward(self.ffn_dim, self.dropout, name="feed_forward", dtype=policy)
         self.feed_forward.build(inputs_shape)
-        self.norms = []
-        for name in ("self_attention_norm", "cross_attention_norm", "feed_forward_norm"):
-            norm = layer_norm(name, self.layer_norm_epsilon, policy)
+        # Attributes, not a list: tf.train.Checkpoint does not track layers in a Python list.
+        self.self_attention_norm = layer_norm("self_attention_norm", self.layer_norm_epsilon, policy)
+        self.cross_attention_norm = layer_norm("cross_attention_norm", self.layer_norm_epsilon, policy)
+        self.feed_forward_norm = layer_norm("feed_forward_norm", self.layer_norm_epsilon, policy)
+        for norm in (self.self_attention_norm, self.cross_attention_norm, self.feed_forward_norm):
             norm.build(inputs_shape)
-            self.norms.append(norm)
         self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
         self.built = True
 
     def _residuals(self):
-        return [Residual(norm, self.residual_dropout, self.pre_norm) for norm in self.norms]
+        norms = (self.self_attention_norm, self.cross_attention_norm, self.feed_forward_norm)
+        return [Residual(norm, self.residual_dropout, self.pre_norm) for norm in norms]
 
     def call(self, inputs, memory, memory_padding_mask=None, training=False, return_attention=False):
         """inputs [batch, target, dim], memory [batch, source, dim] → [batch, target, dim]
