@@ -78,3 +78,55 @@ def test_non_utf8_input_names_the_line(trained_run, tmp_path):
     source.write_bytes(b"hola\n\xff\n")
     out = run_cli("translate", "--run-dir", str(trained_run), "--input", str(source))
     assert out.returncode == 2 and "bad.es, line 2: not UTF-8" in out.stderr
+
+
+def test_missing_and_corrupt_checkpoints_are_clear_errors(trained_run, tmp_path, capsys):
+    import shutil
+
+    missing = shutil.copytree(trained_run, tmp_path / "missing", ignore=shutil.ignore_patterns("checkpoints"))
+    assert main(["evaluate", "--run-dir", str(missing)]) == 2
+    assert "no checkpoint yet" in capsys.readouterr().err
+
+    corrupt = shutil.copytree(trained_run, tmp_path / "corrupt")
+    for data in (corrupt / "checkpoints").rglob("*.data-*"):
+        data.write_bytes(data.read_bytes()[:100])
+    assert main(["translate", "--run-dir", str(corrupt), "--checkpoint", "latest"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be restored" in err and len(err.strip().splitlines()) == 1
+
+
+def test_ctrl_c_during_training_writes_a_checkpoint(tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "translator.cli",
+            "train",
+            "--config",
+            "tiny",
+            "--run-dir",
+            str(run_dir),
+            "--set",
+            "train.steps=100000",
+            "--set",
+            "train.log_every=10",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 600
+    log = run_dir / "logs"
+    while time.monotonic() < deadline and process.poll() is None and not list(log.glob("events.*")):
+        time.sleep(0.5)
+    time.sleep(3)  # well inside the loop
+    process.send_signal(signal.SIGINT)
+    output = process.communicate(timeout=300)[0]
+    assert process.returncode == 130, output[-2000:]
+    assert "interrupted: checkpoint written at step" in output
+    step = int(output.split("interrupted: checkpoint written at step ")[1].split(";")[0])
+    assert (run_dir / "checkpoints" / f"ckpt-{step}.index").exists()

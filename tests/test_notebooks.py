@@ -2,7 +2,9 @@
 
 The kernel is this interpreter (a kernelspec written for the test), so the notebooks see the same
 installed package as the rest of the test suite, whatever other `python3` kernels the machine has.
-Each notebook runs in a temporary working directory, so its run directories land there.
+Each notebook runs in a temporary working directory, so its run directories land there, with
+matplotlib's headless Agg backend, so a plot that only works with a display fails here. After the run,
+each notebook's own printed results and files are checked (`CHECKS`).
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ def _kernel_dir(tmp_path: Path) -> Path:
     return root
 
 
+def _image_outputs(notebook) -> int:
+    return sum("image/png" in output.get("data", {}) for cell in notebook.cells for output in cell.get("outputs", []))
+
+
 def _text_output(notebook) -> str:
     chunks = []
     for cell in notebook.cells:
@@ -57,6 +63,7 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch):
 
     monkeypatch.setenv("JUPYTER_PATH", str(_kernel_dir(tmp_path)))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # headless: no display, no inline backend
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     notebook = nbformat.read(path, as_version=4)
@@ -76,12 +83,15 @@ def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch):
     output = _text_output(notebook)
     if path.stem == "quickstart":
         _check_quickstart(output, workdir)
+    else:
+        assert path.stem in CHECKS, f"{path.name}: add a check of its results to CHECKS"
+        CHECKS[path.stem](output, workdir, _image_outputs(notebook))
 
 
 def _check_quickstart(output: str, workdir: Path) -> None:
     for metric in ("BLEU = ", "chrF2 = ", "TER = "):
         assert metric in output, output
-    assert output.count("signature: nrefs:1|") == 3, output
+    assert all(f"signature: {name}|nrefs:1|" in output for name in ("BLEU", "chrF2", "TER")), output
     # "en: TEXT  (log-probability S)": 3 lines from the Translator, then 3 from the reloaded SavedModel.
     # The text itself is not checked: 30 steps of the tiny preset often decode to an empty string (the
     # weights' initialization is not seeded, so runs differ), but every sentence must get a real,
@@ -93,3 +103,105 @@ def _check_quickstart(output: str, workdir: Path) -> None:
     for _, log_probability in results:
         assert math.isfinite(float(log_probability)) and float(log_probability) <= 0, output
     assert (workdir / "runs" / "quickstart" / "export" / "saved_model.pb").exists()
+
+
+def _check_plots(workdir: Path, images: int, names: list[str]) -> None:
+    """Every figure was saved under plots/ and shown as a PNG output (with the Agg backend)."""
+    for name in names:
+        png = workdir / "plots" / f"{name}.png"
+        assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+    assert images == len(names), f"{images} PNG outputs, expected {len(names)}"
+
+
+def _check_custom_corpus(output: str, workdir: Path, images: int) -> None:
+    corpus = workdir / "my_corpus"
+    assert (corpus / "train.tsv").read_text(encoding="utf-8").startswith("es\ten\n")
+    assert len((corpus / "train.tsv").read_text(encoding="utf-8").splitlines()) == 2001
+    import yaml
+
+    saved = yaml.safe_load((workdir / "runs" / "custom_corpus" / "config.yaml").read_text(encoding="utf-8"))
+    assert saved["data"]["train"] == f"tsv:{(corpus / 'train.tsv').resolve()}"
+    assert saved["data"]["test"] == f"text:{(corpus / 'test.es').resolve()},{(corpus / 'test.en').resolve()}"
+    assert "finished at step 30" in output, output
+    assert re.search(r"^pairs over the limits \(64/64 tokens\): \d+ of 2000 ", output, re.MULTILINE), output
+    # One line per broken file, naming the file and the line.
+    errors = re.findall(r"^  TranslatorError: (.*)$", output, flags=re.MULTILINE)
+    assert len(errors) == 3, output
+    assert errors[0] == "my_corpus/broken.tsv, line 3: 1 columns, the header has 2", errors
+    assert re.fullmatch(r"my_corpus/latin1\.es, line \d+: not UTF-8 \(.+ at byte \d+\)", errors[1]), errors
+    assert errors[2] == "my_corpus/test.es has 200 lines but my_corpus/short.en has 199: they must be line-aligned"
+    assert not (workdir / "runs" / "custom_corpus-broken").exists()
+    _check_plots(workdir, images, ["custom_corpus_lengths", "custom_corpus_pieces"])
+
+
+def _check_attention(output: str, workdir: Path, images: int) -> None:
+    # One line per sentence: the weights' shape for the tiny preset (1 layer, 2 heads), and the beam
+    # score recomputed by teacher forcing, which proves the weights are those behind the translation.
+    pattern = (
+        r"weights \((\d+), (\d+), (\d+), (\d+)\) \(layers, heads, target, source\); "
+        r"beam score (\S+), teacher-forced (\S+) \(same\)$"
+    )
+    rows = re.findall(pattern, output, flags=re.MULTILINE)
+    assert len(rows) == 3, output
+    for layers, heads, target, source, search, forced in rows:
+        assert (int(layers), int(heads)) == (1, 2) and int(target) >= 1 and int(source) >= 2, output
+        assert math.isfinite(float(search)) and abs(float(search) - float(forced)) <= 1e-3 * max(1, abs(float(search)))
+    _check_plots(workdir, images, ["attention_mean", "attention_heads"])
+
+
+def _check_export_and_serve(output: str, workdir: Path, images: int) -> None:
+    run = workdir / "runs" / "export_and_serve"
+    assert (run / "models" / "translator" / "1" / "saved_model.pb").exists()
+    request = json.loads((run / "serving_request.json").read_text(encoding="utf-8"))
+    assert request == json.loads((REPO / "docs" / "serving_request.json").read_text(encoding="utf-8"))
+    # The fresh process listed both signatures with their types …
+    for line in (
+        "signature 'serving_default'",
+        "  input  text: string (None,)",
+        "  output score: float32 (None,)",
+        "  output translation: string (None,)",
+        "  output truncated: bool (None,)",
+        "signature 'translate_nbest'",
+        "translate_nbest: {'scores': [2, 2], 'translations': [2, 2]}",
+    ):
+        assert line in output.splitlines(), (line, output)
+    # … and printed the REST response, one prediction per instance, equal to the in-process translations.
+    body = output.split("response:\n", 1)[1].split("served translations", 1)[0]
+    response = json.loads(body)
+    assert list(response) == ["predictions"] and len(response["predictions"]) == len(request["instances"])
+    for prediction in response["predictions"]:
+        assert list(prediction) == ["translation", "score", "truncated"], prediction
+        assert isinstance(prediction["translation"], str) and prediction["truncated"] is False
+        assert math.isfinite(prediction["score"]) and prediction["score"] <= 0
+    assert "served translations and scores equal the in-process ones: True" in output, output
+    # saved_model_cli (TF1-style loader, as TensorFlow Serving) saw the same signatures.
+    for fragment in ("signature_def['serving_default']", "signature_def['translate_nbest']", "outputs['translation']"):
+        assert fragment in output, output
+    assert images == 0
+
+
+def _check_distributed(output: str, workdir: Path, images: int) -> None:
+    import tensorflow as tf
+
+    assert re.search(r"^auto chooses: [\w ]+ with \d+ replica\(s\)", output, re.MULTILINE), output
+    if not tf.config.list_physical_devices("GPU"):
+        assert "auto chooses: default strategy with 1 replica(s)" in output, output
+        assert "skipped: no GPU here" in output and "skipped: MirroredStrategy needs several GPUs" in output
+    assert "skipped: no TPU here" in output, output
+    assert "finished at step 30" in output, output
+    # The run continued in a fresh process on 2 logical CPUs under MirroredStrategy.
+    assert "resumed from step 30" in output, output
+    assert "strategy: MirroredStrategy with 2 replica(s)" in output, output
+    assert "finished at step 40" in output, output
+    assert "and without TF_CONFIG: --strategy multiworker needs TF_CONFIG" in output, output
+    assert output.count("translator train --config base --strategy multiworker") == 2, output
+    assert (workdir / "runs" / "distributed" / "checkpoints").is_dir()
+    assert images == 0
+
+
+CHECKS = {
+    "attention": _check_attention,
+    "custom_corpus": _check_custom_corpus,
+    "distributed": _check_distributed,
+    "export_and_serve": _check_export_and_serve,
+}

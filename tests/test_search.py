@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from tests.conftest import tiny_model
 from translator.config import DecodeConfig
-from translator.inference import Translator, uncached_greedy_search
+from translator.inference import Translator, decode_length, never_generate, uncached_greedy_search
 from translator.search import INF, beam_search, greedy_search, length_penalty
 
 SOURCE = tf.constant([[5, 6, 7, 8, 3, 0], [9, 10, 11, 12, 13, 3], [20, 21, 3, 0, 0, 0]])
@@ -52,8 +52,14 @@ def test_beam_size_one_is_greedy(seed):
 def test_cached_greedy_equals_uncached_greedy(seed):
     model = biased_model(seed)
     start, cache = start_and_cache(model, 12)
-    cached, _ = greedy_search(model.decode_step, start, cache, 12, EOS)
+
+    def step(tokens, index, state):  # the Translator's step: padding and BOS are never generated
+        logits, state = model.decode_step(tokens, index, state)
+        return never_generate(logits), state
+
+    cached, _ = greedy_search(step, start, cache, 12, EOS)
     uncached = uncached_greedy_search(model, SOURCE, 12)
+    assert not np.isin(cached.numpy(), [2]).any()
     np.testing.assert_array_equal(cached.numpy(), uncached.numpy())
 
 
@@ -113,3 +119,45 @@ def test_translator_keeps_input_order_and_batches_by_length(tokenizer):
     batches = list(translator._batches(lengths))
     assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]
     assert all(sum(1 for _ in b) * max(lengths[i] for i in b) <= 32 for b in batches)
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_length_limit_depends_on_the_sentence_not_on_its_batch(tokenizer, beam_size):
+    # A model that never ends: every hypothesis runs into the limit, which must come from the sentence's
+    # own length, so decoding it alone or beside a long sentence gives the same tokens.
+    model = tiny_model(vocab_size=tokenizer.source_vocab_size)
+    embeddings = model.target_embedding.embeddings
+    values = embeddings.numpy()
+    values *= 4.0
+    values[EOS] = 0.0  # EOS logit 0, far below the best of the other (scaled-up) logits
+    embeddings.assign(values)
+    config = DecodeConfig(beam_size=beam_size, max_length=64, max_length_ratio=1.5, batch_tokens=4096)
+    translator = Translator(model, tokenizer, config, jit_compile=False)
+    short = np.array([7, 8, 9, EOS], np.int32)
+    long = np.arange(10, 40, dtype=np.int32)
+    long[-1] = EOS
+    ((alone_ids, alone_scores),) = translator.translate_ids_batched([short])
+    (together_ids, together_scores), _ = translator.translate_ids_batched([short, long])
+    limit = int(decode_length(len(short), config))
+    for ids in (alone_ids[0], together_ids[0]):
+        assert ids[limit - 1] == EOS and EOS not in ids[: limit - 1] and not ids[limit:].any()
+    np.testing.assert_array_equal(alone_ids[0][:limit], together_ids[0][:limit])
+    np.testing.assert_allclose(alone_scores, together_scores, atol=1e-4)
+
+
+def test_beam_search_never_reorders_the_memory():
+    model = biased_model(2)
+    start, cache = start_and_cache(model, 8)
+    seen = []
+
+    def step(tokens, index, state):
+        seen.append(state["memory"])
+        return model.decode_step(tokens, index, state)
+
+    beam_search(step, start, cache, 3, 8, EOS, alpha=0.6)
+    tiled = tf.nest.map_structure(lambda x: tf.repeat(x, 3, axis=0), cache["memory"])
+    assert len(seen) > 1
+    for memory in seen:  # eager: the very same tensors at every step, equal to the tiled encoder output
+        assert all(a is b for a, b in zip(tf.nest.flatten(memory), tf.nest.flatten(seen[0])))
+    for a, b in zip(tf.nest.flatten(seen[0]), tf.nest.flatten(tiled)):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -58,3 +58,37 @@ def test_time_budget_stops_training(tmp_path):
     config = load_config("tiny", ["train.steps=100000", "train.max_minutes=0.05"])
     result = train(config, tmp_path, log=lines.append)
     assert result.step < 100000 and "time budget" in lines[-1]
+
+
+def _dev_evaluations(lines):
+    evaluations = [line for line in lines if "dev BLEU" in line]
+    return [(int(line.split()[1]), float(line.split("dev BLEU ")[1].split()[0])) for line in evaluations]
+
+
+def test_dev_bleu_every_n_steps_and_at_the_end_keeps_the_best(tmp_path):
+    lines = []
+    config = load_config("tiny", ["train.steps=25", "train.eval_every=10"])
+    result = train(config, tmp_path, log=lines.append)
+    evaluations = _dev_evaluations(lines)
+    assert [step for step, _ in evaluations] == [10, 20, 25]  # the final weights are scored too
+    assert result.best_dev_bleu == pytest.approx(max(bleu for _, bleu in evaluations), abs=0.01)
+    best = tf.train.latest_checkpoint(str(RunDirectory(tmp_path).best_dir))
+    assert best is not None
+
+
+def test_eval_every_zero_scores_dev_only_at_the_end_and_no_dev_never(tmp_path):
+    lines = []
+    train(load_config("tiny", ["train.steps=12", "train.eval_every=0"]), tmp_path / "end", log=lines.append)
+    assert [step for step, _ in _dev_evaluations(lines)] == [12]
+    lines.clear()
+    result = train(load_config("tiny", ["train.steps=12", "data.dev="]), tmp_path / "none", log=lines.append)
+    assert _dev_evaluations(lines) == [] and result.best_dev_bleu is None
+
+
+def test_a_malformed_dev_file_fails_before_training(tmp_path):
+    dev = tmp_path / "dev.tsv"
+    dev.write_text("es\ten\nuno\tone\ndos sin tabulador\n", encoding="utf-8")
+    lines = []
+    with pytest.raises(TranslatorError, match=r"dev\.tsv.*line 3"):
+        train(load_config("tiny", [f"data.dev=tsv:{dev}"]), tmp_path / "run", log=lines.append)
+    assert not any("| loss " in line for line in lines)

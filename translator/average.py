@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from translator.errors import TranslatorError
-from translator.rundir import RunDirectory
+from translator.rundir import RunDirectory, restore
 from translator.tokenizer import Tokenizer
 
 
@@ -29,7 +29,7 @@ def average_checkpoints(run_dir: str, last: int) -> str:
     checkpoint = tf.train.Checkpoint(model=model)
     total = None
     for path in paths:
-        checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+        restore(checkpoint, path, partial=True)
         weights = [w.astype(np.float64) for w in model.get_weights()]
         total = weights if total is None else [t + w for t, w in zip(total, weights)]
     model.set_weights([(t / len(paths)).astype(np.float32) for t in total])

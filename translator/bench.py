@@ -79,7 +79,8 @@ def bench_decode(
     start = time.perf_counter()
     for ids in uncached_sources:
         max_length = int(decode_length(len(ids), config.decode))
-        uncached.append(uncached_greedy_search(model, tf.constant(ids[None]), max_length, forward)[0].numpy())
+        limits = tf.constant([max_length])
+        uncached.append(uncached_greedy_search(model, tf.constant(ids[None]), max_length, forward, limits)[0].numpy())
     seconds = time.perf_counter() - start
     record("uncached_greedy", 1, seconds, len(uncached), sum(map(_count_tokens, uncached)), len(uncached))
 

@@ -88,6 +88,10 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
             def translate_batch(batch: list[str]) -> list[list[tuple[float, str]]]:
                 return [[(t.score, t.text) for t in n] for n in translator.translate(batch, args.n_best)]
 
+        if args.input:  # a progress bar for files, on a terminal only
+            from tqdm import tqdm
+
+            lines = tqdm(lines, unit=" lines", desc="translating", disable=not sys.stderr.isatty(), leave=False)
         batch: list[str] = []
         for line in lines:
             batch.append(line)

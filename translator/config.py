@@ -71,7 +71,7 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0  # also checkpoint at least this often
     keep_checkpoints: int = 5
     average_last: int = 0  # average the last K checkpoints at the end (0: no)
-    eval_every: int = 0  # dev BLEU (greedy) every N steps; 0: only at the end
+    eval_every: int = 0  # dev BLEU (greedy) every N steps; 0: only at the end (data.dev="" : never)
     early_stopping: int = 0  # stop after N dev evaluations without improvement; 0: never
     log_every: int = 100
     seed: int = 1234

@@ -91,7 +91,8 @@ def _from_lists(sources: list[str], targets: list[str]) -> tf.data.Dataset:
 
 def _select_languages(builder, parsed: CorpusSpec, source_lang: str, target_lang: str) -> tf.data.Dataset:
     splits = list(builder.info.splits.keys())
-    if parsed.split not in splits:
+    # TFDS slicing works too: "dev[:32]", "train[:10%]", "train+validation".
+    if any(part.split("[")[0] not in splits for part in parsed.split.split("+")):
         raise TranslatorError(f"corpus {parsed.name}: no split {parsed.split!r}; it has {', '.join(splits)}")
     languages = list(builder.info.features.keys())
     for role, lang in (("source", source_lang), ("target", target_lang)):

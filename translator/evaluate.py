@@ -22,7 +22,11 @@ def score(hypotheses: list[str], references: list[list[str]]) -> dict:
     results = {}
     for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF()), ("ter", sacrebleu.TER())):
         result = metric.corpus_score(hypotheses, references)
-        results[name] = {"score": round(result.score, 2), "signature": str(metric.get_signature()), "text": str(result)}
+        results[name] = {
+            "score": round(result.score, 2),
+            "signature": f"{result.name}|{metric.get_signature()}",  # as in papers: BLEU|nrefs:1|case:mixed|…
+            "text": str(result),
+        }
     return results
 
 

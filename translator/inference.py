@@ -18,8 +18,8 @@ import tensorflow as tf
 
 from translator.config import DecodeConfig
 from translator.model import Seq2SeqTransformer
-from translator.search import beam_search, greedy_search
-from translator.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from translator.search import INF, beam_search, end_at_limit, greedy_search
+from translator.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 BUCKET_MULTIPLE = 8  # source batches are padded to a multiple of this many tokens
 
@@ -30,8 +30,15 @@ class Translation:
     score: float
 
 
+def never_generate(logits: tf.Tensor) -> tf.Tensor:
+    """Rule out padding and BOS as outputs: a weak model would otherwise emit them, and they
+    detokenize to nothing. logits [batch, vocab] → [batch, vocab]."""
+    banned = tf.one_hot([PAD_ID, BOS_ID], tf.shape(logits)[-1], dtype=logits.dtype)
+    return logits - tf.reduce_sum(banned, axis=0) * INF
+
+
 def decode_length(source_length: tf.Tensor, config: DecodeConfig) -> tf.Tensor:
-    """How many target tokens to allow for a source batch padded to `source_length`."""
+    """How many target tokens (EOS included) to allow for a source of `source_length` tokens."""
     ratio = tf.cast(source_length, tf.float32) * config.max_length_ratio
     return tf.minimum(tf.cast(ratio, tf.int32) + 10, config.max_length)
 
@@ -72,14 +79,22 @@ class Translator(tf.Module):
         """source_ids [batch, source] (EOS-terminated, 0-padded) → (ids [batch, n, max_len], scores [batch, n]);
         n is the beam size (1 for greedy)."""
         memory, mask = self.model.encode(source_ids)
+        # Buffers are sized by the padded width (one shape per bucket); each sentence stops at its own
+        # limit, so its translation does not depend on the batch it is decoded in.
         max_length = decode_length(tf.shape(source_ids)[1], self.config)
+        limits = decode_length(tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1), self.config)
         cache = self.model.init_cache(memory, mask, max_length)
         start = tf.fill([tf.shape(source_ids)[0]], BOS_ID)
+
+        def step(token_ids, index, cache):
+            logits, cache = self.model.decode_step(token_ids, index, cache)
+            return never_generate(logits), cache
+
         if self.config.beam_size <= 1:
-            ids, scores = greedy_search(self.model.decode_step, start, cache, max_length, EOS_ID)
+            ids, scores = greedy_search(step, start, cache, max_length, EOS_ID, limits)
             return ids[:, tf.newaxis], scores[:, tf.newaxis]
         return beam_search(
-            self.model.decode_step, start, cache, self.config.beam_size, max_length, EOS_ID, self.config.length_penalty
+            step, start, cache, self.config.beam_size, max_length, EOS_ID, self.config.length_penalty, limits
         )
 
     def encode_text(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
@@ -154,20 +169,26 @@ def _bucket_length(length: int) -> int:
 
 
 def uncached_greedy_search(
-    model: Seq2SeqTransformer, source_ids: tf.Tensor, max_length: int, forward=None
+    model: Seq2SeqTransformer,
+    source_ids: tf.Tensor,
+    max_length: int,
+    forward=None,
+    limits: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """Greedy decoding that re-runs the decoder over the whole prefix at every step (the TF tutorial's
     way). The reference the cached search is tested and benchmarked against.
 
     source_ids [batch, source] → ids [batch, max_length] (EOS then 0s after it). `forward` may be a
-    compiled `model.call`; by default the model runs eagerly.
+    compiled `model.call`; by default the model runs eagerly. `limits` [batch] applies the
+    Translator's per-sentence length limit (see `translator.search.end_at_limit`).
     """
     forward = forward or model
     batch = tf.shape(source_ids)[0]
     prefix = tf.fill([batch, 1], BOS_ID)
     finished = tf.zeros([batch], tf.bool)
-    for _ in range(max_length):
-        logits = forward({"source_ids": source_ids, "target_input_ids": prefix})[:, -1]
+    for index in range(max_length):
+        logits = never_generate(forward({"source_ids": source_ids, "target_input_ids": prefix})[:, -1])
+        logits = end_at_limit(logits, tf.constant(index), limits, EOS_ID)
         tokens = tf.where(finished, 0, tf.argmax(logits, axis=-1, output_type=tf.int32))
         prefix = tf.concat([prefix, tokens[:, tf.newaxis]], axis=1)
         finished |= tf.equal(tokens, EOS_ID)

@@ -11,12 +11,10 @@ RUN_DIR/cache/          the tokenized training corpus
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 from translator.config import ExperimentConfig, config_from_dict, read_yaml, save_config
@@ -91,9 +89,6 @@ class RunDirectory:
         os.replace(staging, self.tokenizer_dir)
         return tokenizer
 
-    def vocab_sizes(self, tokenizer: Tokenizer, config: ExperimentConfig) -> tuple[int, int]:
-        return tokenizer.source_vocab_size, tokenizer.target_vocab_size
-
     def build_model(self, config: ExperimentConfig, tokenizer: Tokenizer, dtype=None) -> Seq2SeqTransformer:
         model = Seq2SeqTransformer.from_model_config(
             config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size, dtype=dtype
@@ -124,17 +119,16 @@ class RunDirectory:
         tokenizer = Tokenizer.load(self.tokenizer_dir)
         model = self.build_model(config, tokenizer)
         path = self.checkpoint_path(which)
-        try:
-            tf.train.Checkpoint(model=model).restore(path).expect_partial().assert_existing_objects_matched()
-        except (tf.errors.OpError, AssertionError, ValueError) as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise TranslatorError(f"checkpoint {path} cannot be restored ({first})") from None
+        restore(tf.train.Checkpoint(model=model), path, partial=True)
         return model, tokenizer, config, path
 
 
-def describe_model(model: keras.Model) -> str:
-    return f"{model.count_params():,} parameters"
-
-
-def replace_section(config: ExperimentConfig, section: str, **changes) -> ExperimentConfig:
-    return dataclasses.replace(config, **{section: dataclasses.replace(getattr(config, section), **changes)})
+def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -> None:
+    """Restore `path` into `checkpoint`, or fail with one line naming the checkpoint. `partial` allows
+    a checkpoint holding more than `checkpoint` tracks (the optimizer, when only the model is wanted)."""
+    try:
+        status = checkpoint.restore(path)
+        (status.expect_partial() if partial else status).assert_existing_objects_matched()
+    except (tf.errors.OpError, AssertionError, ValueError, IndexError) as error:  # IndexError: a truncated file
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TranslatorError(f"checkpoint {path} cannot be restored ({first})") from None

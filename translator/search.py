@@ -27,6 +27,19 @@ def length_penalty(length: tf.Tensor, alpha: float) -> tf.Tensor:
     return tf.pow((5.0 + tf.cast(length, tf.float32)) / 6.0, alpha)
 
 
+def end_at_limit(log_probs: tf.Tensor, index: tf.Tensor, limits: tf.Tensor | None, eos_id: int) -> tf.Tensor:
+    """Leave only EOS possible at position `limits - 1` of each sentence, keeping its true score.
+
+    log_probs [batch, ..., vocab]; limits [batch] (tokens allowed, EOS included) or None (no limit).
+    A per-sentence limit makes a translation independent of the batch it was decoded in.
+    """
+    if limits is None:
+        return log_probs
+    at_limit = tf.reshape(index >= limits - 1, [-1] + [1] * (log_probs.shape.rank - 1))
+    not_eos = tf.not_equal(tf.range(tf.shape(log_probs)[-1]), eos_id)
+    return tf.where(tf.logical_and(at_limit, not_eos), tf.constant(-INF, log_probs.dtype), log_probs)
+
+
 def _write(sequences: tf.Tensor, index: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
     """Put tokens [...] at position `index` of sequences [..., max_length] (fixed shapes)."""
     slot = tf.one_hot(index, tf.shape(sequences)[-1], dtype=sequences.dtype)
@@ -34,12 +47,18 @@ def _write(sequences: tf.Tensor, index: tf.Tensor, tokens: tf.Tensor) -> tf.Tens
 
 
 def greedy_search(
-    step_fn: StepFn, start_ids: tf.Tensor, cache: dict, max_length: int, eos_id: int
+    step_fn: StepFn,
+    start_ids: tf.Tensor,
+    cache: dict,
+    max_length: int,
+    eos_id: int,
+    limits: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Pick the most likely token at each step.
 
     start_ids [batch] (BOS) → (ids [batch, max_length] ending in EOS then 0s, scores [batch]: the sum
-    of the chosen tokens' log-probabilities).
+    of the chosen tokens' log-probabilities). `limits` [batch] caps each sentence's length (EOS included)
+    below `max_length`, the size of the buffers.
     """
     batch = tf.shape(start_ids)[0]
 
@@ -48,7 +67,7 @@ def greedy_search(
 
     def step(index, tokens, ids, scores, finished, cache):
         logits, cache = step_fn(tokens, index, cache)
-        log_probs = tf.nn.log_softmax(logits)  # [batch, vocab]
+        log_probs = end_at_limit(tf.nn.log_softmax(logits), index, limits, eos_id)  # [batch, vocab]
         next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
         next_scores = tf.gather(log_probs, next_tokens, batch_dims=1)
         next_tokens = tf.where(finished, 0, next_tokens)
@@ -85,6 +104,7 @@ def beam_search(
     max_length: int,
     eos_id: int,
     alpha: float = 0.6,
+    limits: tf.Tensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search keeping finished hypotheses, with the GNMT length penalty and early stopping.
 
@@ -95,7 +115,8 @@ def beam_search(
 
     start_ids [batch] → (ids [batch, beam, max_length], scores [batch, beam]) sorted best first: an
     n-best list per sentence. Sentences with fewer than `beam` finished hypotheses are completed with
-    live ones (scored as if they ended at `max_length`).
+    live ones (scored as if they ended at `max_length`). `limits` [batch] caps each sentence's length
+    (EOS included) below `max_length`, the size of the buffers.
     """
     if alpha < 0:
         raise ValueError("length_penalty must be >= 0: early stopping relies on it")
@@ -113,7 +134,7 @@ def beam_search(
     def step(index, last_tokens, alive_ids, alive_scores, finished_ids, finished_scores, finished_flags, cache):
         logits, cache = step_fn(flat(last_tokens), index, cache)
         vocab = tf.shape(logits)[-1]
-        log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, beams, vocab])
+        log_probs = end_at_limit(tf.reshape(tf.nn.log_softmax(logits), [batch, beams, vocab]), index, limits, eos_id)
         candidates = tf.reshape(alive_scores[:, :, tf.newaxis] + log_probs, [batch, beams * vocab])
         top_scores, top_indices = tf.math.top_k(candidates, k=2 * beams)  # [batch, 2·beam]
         origin = top_indices // vocab  # the beam each candidate extends

@@ -75,4 +75,15 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 
 
 def describe(strategy: tf.distribute.Strategy) -> str:
-    return f"{type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)"
+    """The strategy by its public name (TensorFlow's classes are aliases such as CollectiveAllReduceStrategy)."""
+    names = [
+        (tf.distribute.TPUStrategy, "TPUStrategy"),
+        (tf.distribute.MultiWorkerMirroredStrategy, "MultiWorkerMirroredStrategy"),
+        (tf.distribute.MirroredStrategy, "MirroredStrategy"),
+    ]
+    name = next((label for cls, label in names if isinstance(strategy, cls)), "default strategy")
+    try:
+        devices = f" ({', '.join(strategy.extended.worker_devices)})"
+    except RuntimeError:  # the default strategy does not list its device
+        devices = ""
+    return f"{name} with {strategy.num_replicas_in_sync} replica(s){devices}"

@@ -30,7 +30,7 @@ from translator.data import TokenizedCorpus, training_dataset
 from translator.evaluate import score, translate_all
 from translator.inference import Translator
 from translator.losses import smoothed_cross_entropy
-from translator.rundir import RunDirectory
+from translator.rundir import RunDirectory, restore
 from translator.schedules import InverseSqrtSchedule
 from translator.strategy import build_strategy, describe, is_chief
 
@@ -109,7 +109,7 @@ class Trainer:
         directory = self.run.checkpoint_dir if self.chief else self.scratch_dir / "checkpoints"
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), self.config.train.keep_checkpoints)
         if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+            restore(self.checkpoint, self.manager.latest_checkpoint)
             log(f"resumed from step {int(self.step.numpy())} ({self.manager.latest_checkpoint})")
         log(f"strategy: {describe(self.strategy)}; model: {self.model.count_params():,} parameters")
         self.dev_translator: Translator | None = None
@@ -206,7 +206,7 @@ class Trainer:
         if start_step >= config.steps or self.seconds.numpy() >= limit_seconds:
             self.log(f"finished at step {start_step} (nothing to do: the run reached its limit)")
             return TrainResult(start_step, float("nan"), self._best(), self.seconds.numpy() / 60)
-        self.want_dev = bool(config.eval_every > 0 and self.config.data.dev)
+        self.want_dev = bool(self.config.data.dev)  # read now: a bad dev set fails before training starts
         self.dev_pairs = (
             read_pairs(
                 self.config.data.dev,
@@ -251,7 +251,7 @@ class Trainer:
                 if step % config.checkpoint_every == 0 or time.monotonic() - last_save > config.checkpoint_minutes * 60:
                     self.save()
                     last_save = time.monotonic()
-                if self.want_dev and step % config.eval_every == 0:
+                if self.want_dev and config.eval_every > 0 and step % config.eval_every == 0:
                     last_eval = step
                     if self._evaluate_and_keep_best(step):
                         stop_reason = f"early stopping ({self.stale_evals} evaluations without improvement)"

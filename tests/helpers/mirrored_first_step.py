@@ -3,22 +3,35 @@
 Takes one step of the tiny preset under MirroredStrategy over 2 logical CPUs, and the same step on
 one device over the same global batch (the union of the replicas' batches), starting from the same
 weights. Prints JSON with both losses and the largest weight difference after the step.
+
+Both sides update with plain SGD (learning rate 1, inside the same loss-scale guard the trainer uses),
+so the weight change is the gradient itself: Adam's first step, lr·g/(|g|+ε), turns float rounding in
+near-zero gradients into differences as large as the learning rate.
 """
 
 import json
 import sys
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from translator.config import load_config
 from translator.losses import smoothed_cross_entropy
-from translator.train import Trainer, build_optimizer
+from translator.train import Trainer
+
+
+def sgd() -> keras.optimizers.LossScaleOptimizer:
+    return keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1.0), initial_scale=1.0)
+
 
 run_dir = sys.argv[1]
 config = load_config("tiny", ["train.strategy=mirrored", "train.cpu_devices=2", "train.batch_tokens=1024"])
 trainer = Trainer(config, run_dir, log=lambda line: None)
 assert trainer.strategy.num_replicas_in_sync == 2
+with trainer.strategy.scope():
+    trainer.optimizer = sgd()
+    trainer.optimizer.build(trainer.model.trainable_variables)
 initial = [w.copy() for w in trainer.model.get_weights()]
 
 peek = trainer._datasets()
@@ -35,7 +48,7 @@ mirrored_weights = trainer.model.get_weights()
 # The same step on one device: one model, the global mean loss over both replicas' batches.
 single = trainer.run.build_model(trainer.config, trainer.tokenizer)
 single.set_weights(initial)
-optimizer = build_optimizer(trainer.config)
+optimizer = sgd()
 optimizer.build(single.trainable_variables)
 with tf.GradientTape() as tape:
     sums, counts = zip(

@@ -88,7 +88,7 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         scores = tf.einsum("bthd,bshd->bhts", query, key)  # [batch, heads, T, S]
         scores = tf.cast(scores, tf.float32)
         if bias is not None:
-            scores += bias
+            scores += tf.cast(bias, tf.float32)  # Keras autocasts float inputs to the compute dtype
         weights = tf.nn.softmax(scores, axis=-1)  # float32 softmax, also under mixed precision
         dropped = self.attention_dropout(tf.cast(weights, self.compute_dtype), training=training)
         context = tf.einsum("bhts,bshd->bthd", dropped, value)
