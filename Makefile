@@ -1,4 +1,6 @@
 # Every target installs what it needs first (a .venv with the package and its dev extra).
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -7,7 +9,7 @@ RUN_DIR ?= runs/$(CONFIG)
 SPLIT ?= test
 ARGS ?=
 
-.PHONY: install train evaluate translate export test bench notebooks lint clean
+.PHONY: install train evaluate translate export test bench lint clean
 
 install: $(VENV)/.installed
 
@@ -32,8 +34,13 @@ export: install
 test: install
 	$(BIN)/python -m pytest $(ARGS)
 
+# Speed benchmarks at the TF tutorial's model size (docs/benchmarks.md): trains runs/tutorial first
+# (15 minutes; a no-op once done), then decoding and training throughput.
+BENCH_RUN ?= runs/tutorial
 bench: install
-	$(BIN)/translator bench decode --run-dir $(RUN_DIR) --json $(ARGS)
+	$(BIN)/translator train --config tutorial --run-dir $(BENCH_RUN)
+	$(BIN)/translator bench decode --run-dir $(BENCH_RUN) --split test --uncached-limit 100 --json | tee $(BENCH_RUN)/bench-decode.json
+	$(BIN)/translator bench train --config tutorial --steps 60 --json | tee runs/bench-train.json
 
 lint: install
 	$(BIN)/ruff check translator tests

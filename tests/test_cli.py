@@ -95,6 +95,30 @@ def test_missing_and_corrupt_checkpoints_are_clear_errors(trained_run, tmp_path,
     assert "cannot be restored" in err and len(err.strip().splitlines()) == 1
 
 
+def test_a_run_directory_that_does_not_match_is_a_clear_error(trained_run, tmp_path, capsys):
+    import shutil
+
+    args = ["train", "--config", "tiny", "--set", "model.d_model=64", "--run-dir", str(trained_run)]
+    assert main(args) == 2
+    assert "has model.d_model=32 but this command asks for 64" in capsys.readouterr().err
+
+    other = shutil.copytree(trained_run, tmp_path / "other")  # a config whose vocabulary is not the tokenizer's
+    config = (other / "config.yaml").read_text(encoding="utf-8")
+    (other / "config.yaml").write_text(config.replace("vocab_size: 1000", "vocab_size: 500"), encoding="utf-8")
+    assert main(["evaluate", "--run-dir", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "a vocabulary of 1000 pieces" in err and "tokenizer.vocab_size=500" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_help_of_every_command_has_an_example(capsys):
+    for command in (["average"], ["bench"], ["bench", "decode"], ["bench", "train"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        examples = capsys.readouterr().out.split("examples:")[1]
+        assert f"translator {' '.join(command)} " in examples
+
+
 def test_ctrl_c_during_training_writes_a_checkpoint(tmp_path):
     import signal
     import time

@@ -92,3 +92,35 @@ def test_a_malformed_dev_file_fails_before_training(tmp_path):
     with pytest.raises(TranslatorError, match=r"dev\.tsv.*line 3"):
         train(load_config("tiny", [f"data.dev=tsv:{dev}"]), tmp_path / "run", log=lines.append)
     assert not any("| loss " in line for line in lines)
+
+
+def test_accumulated_batches_make_one_update_on_their_union(tmp_path):
+    import keras
+
+    from translator.losses import smoothed_cross_entropy
+    from translator.train import Trainer
+
+    config = load_config("tiny", ["train.accumulate_steps=2", "train.batch_tokens=256"])
+    trainer = Trainer(config, tmp_path, log=lambda line: None)
+    # Plain SGD with learning rate 1 (in the trainer's loss-scale guard): the update is the gradient.
+    trainer.optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1.0), initial_scale=1.0)
+    variables = trainer.model.trainable_variables
+    trainer.optimizer.build(variables)
+    before = [v.numpy() for v in variables]
+    peek = trainer._datasets()
+    batches = [next(peek), next(peek)]
+    assert batches[0][1].shape != batches[1][1].shape or not np.array_equal(batches[0][1], batches[1][1])
+
+    loss_sum, tokens = trainer._train_step_fn()(trainer._datasets())
+    after = [v.numpy() for v in variables]
+
+    for variable, value in zip(variables, before):
+        variable.assign(value)
+    with tf.GradientTape() as tape:
+        sums, counts = zip(*[smoothed_cross_entropy(y, trainer.model(x, training=True), 0.1) for x, y in batches])
+        union_loss = tf.add_n(sums) / tf.add_n(counts)
+    gradients = tape.gradient(union_loss, variables)
+    assert float(tokens) == float(tf.add_n(counts))
+    assert abs(float(loss_sum / tokens) - float(union_loss)) <= 1e-5
+    for new, old, gradient in zip(after, before, gradients):
+        np.testing.assert_allclose(new, old - gradient.numpy(), atol=1e-5)

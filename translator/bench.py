@@ -9,6 +9,7 @@ are steady-state speeds, not tracing or XLA compilation.
 from __future__ import annotations
 
 import dataclasses
+import os
 import platform
 import time
 from datetime import date
@@ -20,6 +21,12 @@ from translator.corpus import read_pairs
 from translator.inference import Translator, decode_length, uncached_greedy_search
 from translator.rundir import RunDirectory
 from translator.tokenizer import EOS_ID
+
+
+def describe_machine() -> str:
+    """What a benchmark ran on, recorded beside its numbers."""
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpus} GPU(s), {platform.system()}"
 
 
 def _count_tokens(ids: np.ndarray) -> int:
@@ -112,8 +119,7 @@ def bench_decode(
         "xla": jit_compile,
         "cached_uncached_agreement": round(float(np.mean(agree)), 4),
         "results": results,
-        "machine": f"{platform.machine()}, {tf.config.threading.get_inter_op_parallelism_threads() or 'default'} "
-        f"inter-op threads, {__import__('os').cpu_count()} CPUs",
+        "machine": describe_machine(),
         "date": date.today().isoformat(),
         "tensorflow": tf.__version__,
     }

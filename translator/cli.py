@@ -31,7 +31,9 @@ EXAMPLES = {
     "info": "translator info --run-dir runs/small",
     "average": "translator average --run-dir runs/small --last 5",
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
-    "translator bench decode --run-dir runs/small --limit 100 --no-xla",
+    "translator bench decode --run-dir runs/small --limit 100 --no-xla\n"
+    "translator bench train --config tutorial --steps 100 --json\n"
+    "translator bench train --config tiny --methods bucketed,bucketed+xla+bf16",
 }
 
 
@@ -94,20 +96,47 @@ def _parser() -> argparse.ArgumentParser:
     average.add_argument("--run-dir", required=True, type=Path)
     average.add_argument("--last", type=int, default=5)
 
-    bench = command("bench", "measure decoding speed and cached/uncached agreement on a split")
-    bench.add_argument("what", choices=["decode"])
-    bench.add_argument("--run-dir", required=True, type=Path)
-    bench.add_argument("--split", default="test")
-    bench.add_argument("--limit", type=int, default=0, help="only the first N sentences")
-    bench.add_argument(
+    bench = command("bench", "benchmarks: decoding speed and exactness, training throughput")
+    what = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
+    examples = EXAMPLES["bench"].splitlines()
+
+    def benchmark(name: str, help_text: str) -> argparse.ArgumentParser:
+        mine = "\n".join(line for line in examples if line.startswith(f"translator bench {name}"))
+        return what.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog="examples:\n" + textwrap.indent(mine, "  "),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    decode = benchmark("decode", "decoding speed and cached/uncached agreement on a split")
+    decode.add_argument("--run-dir", required=True, type=Path)
+    decode.add_argument("--split", default="test")
+    decode.add_argument("--limit", type=int, default=0, help="only the first N sentences")
+    decode.add_argument(
         "--uncached-limit",
         type=int,
         default=0,
         help="time the slow uncached decoder on the first N only (its speed is per sentence)",
     )
-    bench.add_argument("--beam-size", type=int, default=4)
-    bench.add_argument("--no-xla", action="store_true", help="run the searches without XLA")
-    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    decode.add_argument("--beam-size", type=int, default=4)
+    decode.add_argument("--no-xla", action="store_true", help="run the searches without XLA")
+    decode.add_argument("--json", action="store_true", help="print one JSON object")
+    train_bench = benchmark("train", "training throughput: padded vs bucketed batches, with/without XLA")
+    train_bench.add_argument("--config", default="small", help="preset name or YAML file (the model size)")
+    train_bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    train_bench.add_argument("--steps", type=int, default=100, help="steady-state steps measured per method")
+    train_bench.add_argument("--warmup", type=int, default=5, help="first steps not measured")
+    train_bench.add_argument(
+        "--methods",
+        default="padded,bucketed,bucketed+xla",
+        help="comma-separated: padded or bucketed, each optionally +xla and/or +bf16",
+    )
+    train_bench.add_argument("--work-dir", type=Path, help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
+    train_bench.add_argument("--json", action="store_true", help="print one JSON object")
+    for sub in (decode, train_bench):
+        sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
     return parser
 
 

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 
 from translator.errors import TranslatorError
 
@@ -160,9 +161,13 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
 
 
 def bench(args: argparse.Namespace, _decode: dict) -> int:
-    from translator.bench import bench_decode
+    return bench_train(args) if args.what == "train" else bench_decode(args)
 
-    report = bench_decode(
+
+def bench_decode(args: argparse.Namespace) -> int:
+    from translator.bench import bench_decode as run_benchmark
+
+    report = run_benchmark(
         str(args.run_dir), args.split, args.limit, args.beam_size, not args.no_xla, args.uncached_limit
     )
     if args.json:
@@ -177,6 +182,22 @@ def bench(args: argparse.Namespace, _decode: dict) -> int:
             f"{row['method']:>16}  beam {row['beam_size']}  batch {row['batch_size']:>6}  "
             f"{row['sentences_per_s']:>8.2f} sent/s  {row['tokens_per_s']:>9.1f} tok/s"
         )
+    return 0
+
+
+def bench_train(args: argparse.Namespace) -> int:
+    from translator.bench_train import bench_train as run_benchmark
+    from translator.config import load_config
+
+    config = load_config(args.config, args.set)
+    work_dir = args.work_dir or Path("runs") / f"bench-{Path(args.config).stem}"
+    methods = tuple(method.strip() for method in args.methods.split(",") if method.strip())
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    report = run_benchmark(config, work_dir, args.steps, args.warmup, methods, log=log)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"best: {report['best']}, {report['best_vs_padded']}× the padded pipeline's target tokens/s")
     return 0
 
 

@@ -61,7 +61,7 @@ class TrainConfig:
     steps: int = 100_000
     max_minutes: float = 0.0  # wall-clock budget over the whole run (resumes included); 0: none
     batch_tokens: int = 4096  # target tokens per step, padding included, over all replicas
-    accumulate_steps: int = 1
+    accumulate_steps: int = 1  # batches per update: an effective batch of accumulate_steps × batch_tokens
     learning_rate: float = 2.0  # scale of the inverse-square-root schedule
     warmup_steps: int = 4000
     adam_beta_2: float = 0.98
@@ -79,6 +79,15 @@ class TrainConfig:
     cpu_devices: int = 0  # split the host CPU into N logical devices (tests, debugging)
     jit_compile: bool = True
     mixed_precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16
+
+    def __post_init__(self):
+        for name in ("steps", "batch_tokens", "accumulate_steps", "checkpoint_every", "log_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise TranslatorError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        if self.mixed_precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
+            raise TranslatorError(
+                f"train.mixed_precision must be float32, mixed_bfloat16 or mixed_float16, got {self.mixed_precision!r}"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -174,11 +174,11 @@ def training_dataset(
         return window.padded_batch(batch_size(bucket_key), padded_shapes=shapes, drop_remainder=True)
 
     dataset = dataset.group_by_window(key, batch, window_size_func=batch_size)
-    dataset = dataset.shuffle(64, seed=seed + 1).map(_teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.shuffle(64, seed=seed + 1).map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
 
 
-def _teacher_forcing(source, target):
+def teacher_forcing(source, target):
     # target [batch, T] = tokens + EOS + padding → input BOS + tokens (+ padding), output tokens + EOS
     bos = tf.fill([tf.shape(target)[0], 1], BOS_ID)
     target_input = tf.concat([bos, target[:, :-1]], axis=1)

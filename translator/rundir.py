@@ -117,6 +117,12 @@ class RunDirectory:
         if not self.tokenizer_dir.exists():
             raise TranslatorError(f"{self.tokenizer_dir}: missing; the run directory is incomplete")
         tokenizer = Tokenizer.load(self.tokenizer_dir)
+        pieces = max(tokenizer.source_vocab_size, tokenizer.target_vocab_size)
+        if pieces > config.tokenizer.vocab_size:
+            raise TranslatorError(
+                f"{self.tokenizer_dir}: a vocabulary of {pieces} pieces, but {self.config_path} says "
+                f"tokenizer.vocab_size={config.tokenizer.vocab_size}: the tokenizer belongs to another run"
+            )
         model = self.build_model(config, tokenizer)
         path = self.checkpoint_path(which)
         restore(tf.train.Checkpoint(model=model), path, partial=True)

@@ -68,6 +68,58 @@ def build_optimizer(config: ExperimentConfig) -> keras.optimizers.LossScaleOptim
     )
 
 
+def build_train_step(
+    model: keras.Model,
+    optimizer: keras.optimizers.LossScaleOptimizer,
+    strategy: tf.distribute.Strategy,
+    label_smoothing: float,
+    jit_compile: bool,
+) -> Callable:
+    """`update(batches)`: one optimizer update from a list of (features, labels) batches (per-replica
+    values under a strategy; several batches accumulate gradients). Returns (loss sum, real target
+    tokens) over all replicas and batches.
+
+    Each batch's gradient is that of its mean loss (XLA-compiled where it works, so float16 loss
+    scaling sees a well-scaled value), weighted by its token count and divided by the global token
+    count: the update is the gradient of the mean loss over every real target token of the global,
+    accumulated batch, whatever the number of replicas. A step whose gradients are not finite on any
+    replica is skipped by every replica (the loss-scale optimizer's guard).
+    """
+
+    def local_gradients(features, labels):
+        with tf.GradientTape() as tape:
+            logits = model(features, training=True)
+            loss_sum, tokens = smoothed_cross_entropy(labels, logits, label_smoothing)
+            scaled = optimizer.scale_loss(loss_sum / tf.maximum(tokens, 1.0))
+        return tape.gradient(scaled, model.trainable_variables), loss_sum, tokens
+
+    compute = tf.function(local_gradients, jit_compile=jit_compile)
+
+    def replica_step(batches):
+        total, loss_sum, tokens = None, 0.0, 0.0
+        for features, labels in batches:
+            gradients, batch_loss, batch_tokens = compute(features, labels)
+            weighted = [g * tf.cast(batch_tokens, g.dtype) for g in gradients]
+            total = weighted if total is None else [a + b for a, b in zip(total, weighted)]
+            loss_sum, tokens = loss_sum + batch_loss, tokens + batch_tokens
+        context = tf.distribute.get_replica_context()
+        global_tokens = tf.maximum(context.all_reduce("sum", tokens), 1.0)
+        gradients = [g / tf.cast(global_tokens, g.dtype) for g in total]
+        finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
+        any_bad = context.all_reduce("sum", 1.0 - tf.cast(finite, tf.float32)) > 0
+        # Make every replica see the failure, so that all of them skip the same step.
+        gradients[0] += tf.where(any_bad, tf.constant(float("nan"), gradients[0].dtype), 0)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss_sum, tokens
+
+    @tf.function(reduce_retracing=True)
+    def update(batches):
+        loss_sum, tokens = strategy.run(replica_step, args=(batches,))
+        return strategy.reduce("sum", loss_sum, axis=None), strategy.reduce("sum", tokens, axis=None)
+
+    return update
+
+
 class Trainer:
     """Holds the live objects of one training run; `run()` trains until a limit is reached."""
 
@@ -117,7 +169,7 @@ class Trainer:
     def _datasets(self):
         replicas = self.strategy.num_replicas_in_sync
         per_replica_tokens = max(self.config.train.batch_tokens // replicas, 1)
-        skip = int(self.step.numpy())
+        skip = int(self.step.numpy()) * self.config.train.accumulate_steps
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
             return training_dataset(
@@ -136,38 +188,15 @@ class Trainer:
         return self.config.train.jit_compile and not (on_cpu and self.strategy.num_replicas_in_sync > 1)
 
     def _train_step_fn(self):
-        """The distributed train step. Per replica: gradients of the mean loss over its own real tokens
-        (XLA-compiled where it works), rescaled to the global token count; a step whose gradients are
-        not finite on any replica is skipped by every replica (the loss-scale optimizer's guard)."""
-        smoothing = self.config.train.label_smoothing
-        model, optimizer = self.model, self.optimizer
-
-        def local_gradients(features, labels):
-            with tf.GradientTape() as tape:
-                logits = model(features, training=True)
-                loss_sum, tokens = smoothed_cross_entropy(labels, logits, smoothing)
-                scaled = optimizer.scale_loss(loss_sum / tf.maximum(tokens, 1.0))
-            return tape.gradient(scaled, model.trainable_variables), loss_sum, tokens
-
-        compute = tf.function(local_gradients, jit_compile=self._use_xla())
-
-        def replica_step(features, labels):
-            gradients, loss_sum, tokens = compute(features, labels)
-            context = tf.distribute.get_replica_context()
-            share = tokens / context.all_reduce("sum", tokens)  # this replica's part of the global mean
-            gradients = [g * tf.cast(share, g.dtype) for g in gradients]
-            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
-            any_bad = context.all_reduce("sum", 1.0 - tf.cast(finite, tf.float32)) > 0
-            # Make every replica see the failure, so that all of them skip the same step.
-            gradients[0] += tf.where(any_bad, tf.constant(float("nan"), gradients[0].dtype), 0)
-            optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-            return loss_sum, tokens
+        """The distributed train step over `train.accumulate_steps` batches from an iterator."""
+        update = build_train_step(
+            self.model, self.optimizer, self.strategy, self.config.train.label_smoothing, self._use_xla()
+        )
+        accumulate = self.config.train.accumulate_steps
 
         @tf.function
         def train_step(iterator):
-            features, labels = next(iterator)
-            loss_sum, tokens = self.strategy.run(replica_step, args=(features, labels))
-            return self.strategy.reduce("sum", loss_sum, axis=None), self.strategy.reduce("sum", tokens, axis=None)
+            return update([next(iterator) for _ in range(accumulate)])
 
         return train_step
 
@@ -227,7 +256,9 @@ class Trainer:
         self.log(
             f"training to step {config.steps}"
             + (f" or {config.max_minutes:g} minutes" if config.max_minutes else "")
-            + f" with {config.batch_tokens} tokens per batch, XLA {'on' if self._use_xla() else 'off'}"
+            + f" with {config.batch_tokens} tokens per batch"
+            + (f" × {config.accumulate_steps} accumulated" if config.accumulate_steps > 1 else "")
+            + f", XLA {'on' if self._use_xla() else 'off'}"
         )
         window_loss = window_tokens = 0.0
         window_start = last_save = time.monotonic()
