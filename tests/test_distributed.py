@@ -148,3 +148,16 @@ def test_average_of_checkpoints_is_their_mean(trained_run, tmp_path):
     assert averaged_path.startswith(str(run.averaged_dir))
     for mean, a, b in zip(averaged, *weights):
         np.testing.assert_allclose(mean, (a.astype(np.float64) + b) / 2, atol=1e-6)
+
+
+def test_strategy_errors_are_clear_without_the_hardware(monkeypatch):
+    from translator.errors import TranslatorError
+    from translator.strategy import build_strategy
+
+    with pytest.raises(TranslatorError, match="no TPU found"):
+        build_strategy("tpu")
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(TranslatorError, match="needs TF_CONFIG"):
+        build_strategy("multiworker")
+    with pytest.raises(TranslatorError, match="unknown strategy 'gpu'"):
+        build_strategy("gpu")

@@ -95,7 +95,7 @@ class DecodeConfig:
     beam_size: int = 4
     length_penalty: float = 0.6  # GNMT alpha; 0 disables the penalty
     max_length: int = 256  # hard cap on generated tokens
-    max_length_ratio: float = 1.5  # per batch: at most ratio * source length + 10 tokens
+    max_length_ratio: float = 1.5  # per sentence: at most ratio * source length + 10 tokens (EOS included)
     batch_tokens: int = 4096  # source tokens per decoding batch (padding included)
 
 

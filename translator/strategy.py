@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import tensorflow as tf
 
@@ -27,14 +28,27 @@ def split_cpu(devices: int) -> None:
             ) from None
 
 
+def _local_tpu_devices() -> bool:
+    """A TPU attached to this VM (Cloud TPU VMs, Colab's TPU runtime) shows up as /dev/accel* or /dev/vfio."""
+    return any(Path("/dev").glob("accel*")) or Path("/dev/vfio").is_dir()
+
+
+def _tpu_requested() -> bool:
+    return bool(os.environ.get("TPU_NAME") or os.environ.get("COLAB_TPU_ADDR") or _local_tpu_devices())
+
+
 def _find_tpu():
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return resolver
-    except (ValueError, RuntimeError, tf.errors.NotFoundError):
-        return None
+    """A TPU resolver: `tpu="local"` for a TPU on this VM, else the resolver's own discovery (TPU_NAME,
+    COLAB_TPU_ADDR, the GCE metadata of a TPU node). None when neither finds a TPU."""
+    for tpu in (["local"] if _local_tpu_devices() else []) + [None]:
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return resolver
+        except (ValueError, RuntimeError, tf.errors.NotFoundError, tf.errors.InvalidArgumentError):
+            continue
+    return None
 
 
 def build_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
@@ -46,7 +60,7 @@ def build_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
             raise TranslatorError("--strategy multiworker needs TF_CONFIG (cluster and task) in the environment")
         return tf.distribute.MultiWorkerMirroredStrategy()
     split_cpu(cpu_devices)
-    if name == "tpu" or (name == "auto" and os.environ.get("TPU_NAME", os.environ.get("COLAB_TPU_ADDR"))):
+    if name == "tpu" or (name == "auto" and _tpu_requested()):
         resolver = _find_tpu()
         if resolver is not None:
             return tf.distribute.TPUStrategy(resolver)
