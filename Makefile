@@ -9,7 +9,7 @@ RUN_DIR ?= runs/$(CONFIG)
 SPLIT ?= test
 ARGS ?=
 
-.PHONY: install train evaluate translate export test bench lint clean
+.PHONY: install train evaluate translate export test bench notebooks lint clean
 
 install: $(VENV)/.installed
 
@@ -41,6 +41,10 @@ bench: install
 	$(BIN)/translator train --config tutorial --run-dir $(BENCH_RUN)
 	$(BIN)/translator bench decode --run-dir $(BENCH_RUN) --split test --uncached-limit 100 --json | tee $(BENCH_RUN)/bench-decode.json
 	$(BIN)/translator bench train --config tutorial --steps 60 --json | tee runs/bench-train.json
+
+# Execute every notebook in notebooks/ (tiny preset, as the test suite does) and check its results.
+notebooks: install
+	$(BIN)/python -m pytest -q tests/test_notebooks.py $(ARGS)
 
 lint: install
 	$(BIN)/ruff check translator tests
