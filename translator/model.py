@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from translator.config import ModelConfig
 from translator.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
+from translator.layers.dropout import FusibleDropout
 from translator.layers.feed_forward import layer_norm
 from translator.tokenizer import PAD_ID
 
@@ -76,7 +77,7 @@ class Seq2SeqTransformer(keras.Model):
         for i in range(num_layers):
             setattr(self, f"encoder_{i}", TransformerEncoder(**block, name=f"encoder_{i}"))
             setattr(self, f"decoder_{i}", TransformerDecoder(**block, name=f"decoder_{i}"))
-        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy)
+        self.embedding_dropout = FusibleDropout(dropout, dtype=policy)
         self.encoder_norm = layer_norm("encoder_norm", 1e-6, policy) if pre_norm else None
         self.decoder_norm = layer_norm("decoder_norm", 1e-6, policy) if pre_norm else None
 

@@ -9,6 +9,7 @@ compiles once, under `tf.function`, XLA or a TPU.
 import keras
 import tensorflow as tf
 
+from translator.layers.dropout import FusibleDropout
 from translator.layers.masks import step_bias
 
 
@@ -26,7 +27,7 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         else:
             self.query_projection = keras.layers.Dense(inner, name="query", dtype=self.dtype_policy)
             self.key_value = keras.layers.Dense(2 * inner, name="key_value", dtype=self.dtype_policy)
-        self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.attention_dropout = FusibleDropout(dropout, dtype=self.dtype_policy)
 
     def build(self, query_shape, memory_shape=None):
         model_dim = query_shape[-1]

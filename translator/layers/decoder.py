@@ -8,6 +8,7 @@ import keras
 import tensorflow as tf
 
 from translator.layers.attention import CachedMultiHeadAttention
+from translator.layers.dropout import FusibleDropout
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
 from translator.layers.masks import causal_bias, padding_bias
 
@@ -55,7 +56,7 @@ class TransformerDecoder(keras.layers.Layer):
         self.feed_forward_norm = layer_norm("feed_forward_norm", self.layer_norm_epsilon, policy)
         for norm in (self.self_attention_norm, self.cross_attention_norm, self.feed_forward_norm):
             norm.build(inputs_shape)
-        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.residual_dropout = FusibleDropout(self.dropout, dtype=policy)
         self.built = True
 
     def _residuals(self):

@@ -3,6 +3,7 @@
 import keras
 
 from translator.layers.attention import CachedMultiHeadAttention
+from translator.layers.dropout import FusibleDropout
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
 from translator.layers.masks import padding_bias
 
@@ -43,7 +44,7 @@ class TransformerEncoder(keras.layers.Layer):
         self.attention_norm.build(inputs_shape)
         self.feed_forward_norm = layer_norm("feed_forward_norm", self.layer_norm_epsilon, policy)
         self.feed_forward_norm.build(inputs_shape)
-        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.residual_dropout = FusibleDropout(self.dropout, dtype=policy)
         self.built = True
 
     def call(self, inputs, padding_mask=None, training=False):

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from translator.layers.dropout import FusibleDropout
+
 
 def layer_norm(name: str, epsilon: float, policy) -> keras.layers.LayerNormalization:
     """Layer normalization that computes in float32 even under a mixed-precision policy."""
@@ -19,7 +21,7 @@ class FeedForward(keras.layers.Layer):
         self.ffn_dim = ffn_dim
         self.dropout = dropout
         self.inner = keras.layers.Dense(ffn_dim, activation="relu", name="inner", dtype=self.dtype_policy)
-        self.inner_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.inner_dropout = FusibleDropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.inner.build(input_shape)
