@@ -100,7 +100,11 @@ def test_a_run_directory_that_does_not_match_is_a_clear_error(trained_run, tmp_p
 
     args = ["train", "--config", "tiny", "--set", "model.d_model=64", "--run-dir", str(trained_run)]
     assert main(args) == 2
-    assert "has model.d_model=32 but this command asks for 64" in capsys.readouterr().err
+    assert "has model.d_model=32 but this command asks for 64: use a new --run-dir" in capsys.readouterr().err
+    # bench train keeps its cache in a --work-dir, and says so
+    bench = ["bench", "train", "--config", "tiny", "--set", "model.d_model=64", "--work-dir", str(trained_run)]
+    assert main(bench) == 2
+    assert "asks for 64: use a new --work-dir" in capsys.readouterr().err
 
     other = shutil.copytree(trained_run, tmp_path / "other")  # a config whose vocabulary is not the tokenizer's
     config = (other / "config.yaml").read_text(encoding="utf-8")

@@ -58,7 +58,8 @@ def bench_train(
 ) -> dict:
     """Measure each method for `steps` steady-state steps (at most 4 × steps + warmup in all)."""
     parsed = [(method, *_parse_method(method)) for method in methods]
-    run = RunDirectory(work_dir)  # holds the tokenizer and the tokenized-corpus cache between benchmarks
+    # The work directory holds the tokenizer and the tokenized-corpus cache between benchmarks.
+    run = RunDirectory(work_dir, flag="--work-dir")
     config = run.prepare(config, write=True)
     tokenizer = run.tokenizer(config, write=True, log=log)
     corpus = TokenizedCorpus.load_or_build(config.data.train, config.data, tokenizer, run.cache_dir)

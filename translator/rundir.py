@@ -28,8 +28,10 @@ _FIXED_SECTIONS = ("data", "tokenizer", "model")
 
 
 class RunDirectory:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, flag: str = "--run-dir"):
+        """`flag` is the command-line option that chose `path`, for error messages."""
         self.path = Path(path)
+        self.flag = flag
         self.config_path = self.path / "config.yaml"
         self.tokenizer_dir = self.path / "tokenizer"
         self.checkpoint_dir = self.path / "checkpoints"
@@ -57,7 +59,7 @@ class RunDirectory:
                     if old[key] != new[key]:
                         raise TranslatorError(
                             f"{self.config_path} has {section}.{key}={old[key]!r} but this command asks for "
-                            f"{new[key]!r}: use a new --run-dir, or the run's own config"
+                            f"{new[key]!r}: use a new {self.flag}, or the run's own config"
                         )
         if write:
             self.path.mkdir(parents=True, exist_ok=True)
