@@ -18,8 +18,7 @@ import keras
 import tensorflow as tf
 
 from translator.config import ModelConfig
-from translator.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
-from translator.layers.dropout import FusibleDropout
+from translator.layers import FusibleDropout, TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from translator.layers.feed_forward import layer_norm
 from translator.tokenizer import PAD_ID
 
