@@ -46,7 +46,7 @@ def tiny_model(vocab_size: int = 60, seed: int = 0, **overrides):
 def trained_run(tmp_path_factory) -> Path:
     """A tiny run trained for 40 steps on the shipped corpus (shared by the slow tests)."""
     from translator.config import load_config
-    from translator.train import train
+    from translator.training import train
 
     run_dir = tmp_path_factory.mktemp("runs") / "tiny"
     config = load_config("tiny", ["train.steps=40", "train.checkpoint_every=20"])

@@ -14,10 +14,13 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO
-from translator.average import average_checkpoints
+from translator.checkpoints import average_checkpoints
 from translator.config import load_config
+from translator.inference import Translator
+from translator.model import build_model
 from translator.rundir import RunDirectory
-from translator.train import train
+from translator.tokenizer import Tokenizer
+from translator.training import train
 
 pytestmark = pytest.mark.slow
 HELPERS = REPO / "tests" / "helpers"
@@ -94,7 +97,7 @@ def test_mixed_bfloat16_trains_on_cpu(tmp_path):
     result = train(config, tmp_path, log=lines.append)
     losses = [float(line.split("| loss ")[1].split()[0]) for line in lines if "| loss " in line]
     assert np.isfinite(result.loss) and losses[-1] < losses[0]
-    model, _, _, _ = RunDirectory(tmp_path).load_model("latest")  # weights are float32 in the checkpoint
+    model = Translator.from_run_dir(tmp_path, "latest").model  # weights are float32 in the checkpoint
     assert all(w.dtype == np.float32 for w in model.get_weights())
 
 
@@ -140,11 +143,11 @@ def test_average_of_checkpoints_is_their_mean(trained_run, tmp_path):
     paths = list(state.all_model_checkpoint_paths)[-2:]
     weights = []
     for path in paths:
-        model = run.build_model(run.load_config(), run.load_model("latest")[1])
+        model = build_model(run.load_config(), Tokenizer.load(run.tokenizer_dir))
         tf.train.Checkpoint(model=model).restore(path).expect_partial()
         weights.append(model.get_weights())
     averaged_path = average_checkpoints(str(copy), 2)
-    averaged = run.load_model("averaged")[0].get_weights()
+    averaged = Translator.from_run_dir(copy, "averaged").model.get_weights()
     assert averaged_path.startswith(str(run.averaged_dir))
     for mean, a, b in zip(averaged, *weights):
         np.testing.assert_allclose(mean, (a.astype(np.float64) + b) / 2, atol=1e-6)

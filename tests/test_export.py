@@ -10,7 +10,6 @@ import tensorflow as tf
 from tests.conftest import REPO
 from translator.export import export_saved_model
 from translator.inference import Translator
-from translator.rundir import RunDirectory
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +22,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def exported(trained_run, tmp_path_factory):
-    model, tokenizer, config, _ = RunDirectory(trained_run).load_model()
-    translator = Translator(model, tokenizer, config.decode, config.data.max_source_length)
+    translator = Translator.from_run_dir(trained_run)
     directory = tmp_path_factory.mktemp("export") / "model"
     export_saved_model(translator, directory)
     return translator, directory
@@ -48,7 +46,7 @@ print(json.dumps([t.decode("utf-8") for t in out["translation"].numpy()]))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     served = json.loads(result.stdout.strip().splitlines()[-1])
-    assert served == [best[0].text for best in translator.translate(SENTENCES)]
+    assert served == translator.translate(SENTENCES)
 
 
 def test_signatures_and_odd_inputs(exported):
@@ -61,7 +59,7 @@ def test_signatures_and_odd_inputs(exported):
     translations = [t.decode() for t in out["translation"].numpy()]
     assert translations[:3] == ["", "", ""]
     assert out["score"].numpy()[:3].tolist() == [0.0, 0.0, 0.0]
-    assert translations[3] == translator.translate([SENTENCES[0]])[0][0].text
+    assert translations[3] == translator.translate(SENTENCES[0])
     assert out["truncated"].numpy().tolist() == [False, False, False, False, True]
     nbest = loaded.signatures["translate_nbest"](text=tf.constant(SENTENCES))
     beam = translator.config.beam_size
@@ -129,7 +127,7 @@ def test_saved_model_cli_lists_and_runs_the_signature(exported):
         timeout=300,
     )
     assert ran.returncode == 0, ran.stderr[-2000:]
-    expected = [best[0].text for best in translator.translate(texts)]
+    expected = translator.translate(texts)
     output = ran.stdout.split("Result for output key translation:")[1].split("Result for output key")[0]
     for text in expected:
         assert repr(text.encode("utf-8"))[2:-1] in output

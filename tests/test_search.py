@@ -5,8 +5,9 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import tiny_model
+from translator.bench.reference import uncached_greedy_search
 from translator.config import DecodeConfig
-from translator.inference import Translator, decode_length, never_generate, uncached_greedy_search
+from translator.inference import Translator, decode_length, never_generate
 from translator.search import INF, beam_search, greedy_search, length_penalty
 
 SOURCE = tf.constant([[5, 6, 7, 8, 3, 0], [9, 10, 11, 12, 13, 3], [20, 21, 3, 0, 0, 0]])
@@ -112,8 +113,8 @@ def test_translator_keeps_input_order_and_batches_by_length(tokenizer):
     config = DecodeConfig(beam_size=1, max_length=10, batch_tokens=32)
     translator = Translator(model, tokenizer, config, jit_compile=False)
     sentences = ["uno", "dos tres cuatro cinco seis siete ocho nueve diez once doce", "tres", "cuatro cinco"]
-    together = [t[0].text for t in translator.translate(sentences)]
-    alone = [translator.translate([s])[0][0].text for s in sentences]
+    together = translator.translate(sentences)
+    alone = [translator.translate(s) for s in sentences]
     assert together == alone
     lengths = [8, 24, 8, 16]
     batches = list(translator._batches(lengths))

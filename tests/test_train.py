@@ -7,7 +7,7 @@ import tensorflow as tf
 from translator.config import load_config
 from translator.errors import TranslatorError
 from translator.rundir import RunDirectory
-from translator.train import train
+from translator.training import train
 
 pytestmark = pytest.mark.slow
 
@@ -98,7 +98,7 @@ def test_accumulated_batches_make_one_update_on_their_union(tmp_path):
     import keras
 
     from translator.losses import smoothed_cross_entropy
-    from translator.train import Trainer
+    from translator.training import Trainer
 
     config = load_config("tiny", ["train.accumulate_steps=2", "train.batch_tokens=256"])
     trainer = Trainer(config, tmp_path, log=lambda line: None)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,7 +13,7 @@ from translator.errors import TranslatorError
 
 def train(args: argparse.Namespace, _decode: dict) -> int:
     from translator.config import load_config
-    from translator.train import train as run_training
+    from translator.training import train as run_training
 
     overrides = list(args.set)
     if args.strategy:
@@ -26,20 +26,28 @@ def train(args: argparse.Namespace, _decode: dict) -> int:
 
 
 def _translator(args: argparse.Namespace, decode: dict):
-    from translator.inference import Translator
-    from translator.rundir import RunDirectory
+    """The translator a command names (--run-dir with its --checkpoint, or --export-dir), with the
+    decode flags applied; a note about the checkpoint choice goes to stderr."""
+    from translator.api import load
 
-    model, tokenizer, config, checkpoint = RunDirectory(args.run_dir).load_model(args.checkpoint)
-    decode_config = dataclasses.replace(config.decode, **decode)
-    return Translator(model, tokenizer, decode_config, config.data.max_source_length), config, checkpoint
+    export_dir = getattr(args, "export_dir", None)
+    if export_dir is not None:
+        if decode:
+            flags = ", ".join("--" + key.replace("_", "-") for key in decode)
+            raise TranslatorError(f"{flags}: fixed in the SavedModel at export; export again, or use --run-dir")
+        return load(export_dir)
+    translator = load(args.run_dir, args.checkpoint, **decode)
+    if translator.checkpoint.note:
+        print(f"note: {translator.checkpoint.note}", file=sys.stderr)
+    return translator
 
 
 def evaluate(args: argparse.Namespace, decode: dict) -> int:
-    from translator.corpus import read_lines, read_pairs
-    from translator.evaluate import score, translate_all, write_report
+    from translator.corpus import read_lines
+    from translator.evaluation import evaluate_translator, write_report
     from translator.rundir import RunDirectory
 
-    translator, config, checkpoint = _translator(args, decode)
+    sources = references = None
     if args.src:
         if not args.ref:
             raise TranslatorError("--src needs at least one --ref")
@@ -48,25 +56,18 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
         for path, stream in zip(args.ref, references):
             if len(stream) != len(sources):
                 raise TranslatorError(f"{path} has {len(stream)} lines but {args.src} has {len(sources)}")
-        name, corpus = args.src.stem, str(args.src)
-    else:
-        corpus = getattr(config.data, args.split, None) if args.split in ("train", "dev", "test") else None
-        if not corpus:
-            raise TranslatorError(f"--split {args.split!r}: the run's config has no data.{args.split}")
-        sources, reference = read_pairs(
-            corpus, config.data.source_lang, config.data.target_lang, config.data.tfds_data_dir
-        )
-        references, name = [reference], args.split
-    hypotheses = translate_all(translator, sources, progress=sys.stderr.isatty())
-    scores = score(hypotheses, references)
+    translator = _translator(args, decode)
+    result = evaluate_translator(translator, args.split, sources, references, progress=sys.stderr.isatty())
+    name = args.src.stem if args.src else args.split
     extra = {
-        "corpus": corpus,
-        "checkpoint": checkpoint,
-        "sentences": len(sources),
+        "corpus": str(args.src) if args.src else result["corpus"],
+        "checkpoint": translator.checkpoint.path,
+        "sentences": result["sentences"],
         "beam_size": translator.config.beam_size,
         "length_penalty": translator.config.length_penalty,
     }
-    path = write_report(RunDirectory(args.run_dir).eval_dir, name, hypotheses, scores, extra)
+    scores = {metric: result[metric] for metric in ("bleu", "chrf", "ter")}
+    path = write_report(RunDirectory(args.run_dir).eval_dir, name, result["hypotheses"], scores, extra)
     for metric in scores.values():
         print(f"{metric['text']}\n  signature: {metric['signature']}")
     print(f"wrote {path} and {path.with_suffix('.hyp')}")
@@ -76,56 +77,58 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
 def translate(args: argparse.Namespace, decode: dict) -> int:
     from translator.corpus import read_lines
 
+    translator = _translator(args, decode)  # before the output is touched: a failed load destroys nothing
     lines = read_lines(args.input) if args.input else (line.rstrip("\n") for line in sys.stdin)
-    output = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        if args.export_dir:
-            from translator.export import load_exported
+    if args.input:  # a progress bar for files, on a terminal only
+        from tqdm import tqdm
 
-            translate_batch = load_exported(args.export_dir, args.n_best)
-        else:
-            translator, _, _ = _translator(args, decode)
-
-            def translate_batch(batch: list[str]) -> list[list[tuple[float, str]]]:
-                return [[(t.score, t.text) for t in n] for n in translator.translate(batch, args.n_best)]
-
-        if args.input:  # a progress bar for files, on a terminal only
-            from tqdm import tqdm
-
-            lines = tqdm(lines, unit=" lines", desc="translating", disable=not sys.stderr.isatty(), leave=False)
-        batch: list[str] = []
-        for line in lines:
-            batch.append(line)
-            if len(batch) == 1000:
-                _write(output, translate_batch(batch), args.n_best)
-                batch = []
-        if batch:
-            _write(output, translate_batch(batch), args.n_best)
-    finally:
-        if args.output:
-            output.close()
+        lines = tqdm(lines, unit=" lines", desc="translating", disable=not sys.stderr.isatty(), leave=False)
+    output = _AtomicOutput(args.output) if args.output else None
+    stream = output.file if output else sys.stdout
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == 1000:
+            _write(stream, translator.translate_nbest(batch, args.n_best), args.n_best)
+            batch = []
+    if batch:
+        _write(stream, translator.translate_nbest(batch, args.n_best), args.n_best)
+    if output:
+        output.commit()
     return 0
+
+
+class _AtomicOutput:
+    """A file written beside its destination and renamed over it only once complete."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.temporary = path.with_name(f".{path.name}.partial")
+        self.file = open(self.temporary, "w", encoding="utf-8")
+
+    def commit(self) -> None:
+        self.file.close()
+        os.replace(self.temporary, self.path)
 
 
 def _write(output, results, n_best: int) -> None:
     for candidates in results:
         if n_best > 1:
-            for score, text in candidates:
-                output.write(f"{score:.4f}\t{text}\n")
+            for candidate in candidates:
+                output.write(f"{candidate.score:.4f}\t{candidate.text}\n")
         else:
-            output.write(candidates[0][1] + "\n")
+            output.write(candidates[0].text + "\n")
     output.flush()
 
 
 def export(args: argparse.Namespace, decode: dict) -> int:
-    from translator.export import export_saved_model
     from translator.rundir import RunDirectory
 
-    translator, _, checkpoint = _translator(args, decode)
+    translator = _translator(args, decode)
     output = args.output or RunDirectory(args.run_dir).export_dir
-    export_saved_model(translator, output)
+    translator.export(output)
     print(
-        f"exported {checkpoint} to {output} (beam {translator.config.beam_size}, "
+        f"exported {translator.checkpoint.path} to {output} (beam {translator.config.beam_size}, "
         f"length penalty {translator.config.length_penalty})"
     )
     return 0
@@ -143,14 +146,17 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
     latest = tf.train.latest_checkpoint(str(run.checkpoint_dir))
     step = int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE")) if latest else 0
     print(f"checkpoint: {latest or 'none'} (step {step})")
-    if run.tokenizer_dir.exists():
-        model, tokenizer, _, _ = run.load_model("latest") if latest else (None, None, None, None)
-        if model is not None:
-            print(f"parameters: {model.count_params():,}")
-            print(
-                f"vocabulary: source {tokenizer.source_vocab_size:,}, target {tokenizer.target_vocab_size:,}"
-                f"{' (shared)' if tokenizer.shared else ''}"
-            )
+    if run.tokenizer_dir.exists() and latest:
+        from translator.inference import Translator
+
+        translator = Translator.from_run_dir(run.path, "latest")
+        tokenizer = translator.tokenizer
+        print(f"parameters: {translator.model.count_params():,}")
+        print(
+            f"vocabulary: source {tokenizer.source_vocab_size:,}, target {tokenizer.target_vocab_size:,}"
+            f"{' (shared)' if tokenizer.shared else ''}"
+        )
+        print(f"translate/evaluate/export use: {_describe_choice(run)}")
     for report in sorted(run.eval_dir.glob("*.json")):
         scores = json.loads(report.read_text(encoding="utf-8"))
         print(
@@ -160,12 +166,19 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
     return 0
 
 
+def _describe_choice(run) -> str:
+    from translator.checkpoints import choose_checkpoint
+
+    choice = choose_checkpoint(run, "auto")
+    return f"{choice.path} ({choice.kind}, step {choice.step})" + (f"; {choice.note}" if choice.note else "")
+
+
 def bench(args: argparse.Namespace, _decode: dict) -> int:
     return bench_train(args) if args.what == "train" else bench_decode(args)
 
 
 def bench_decode(args: argparse.Namespace) -> int:
-    from translator.bench import bench_decode as run_benchmark
+    from translator.bench.decode import bench_decode as run_benchmark
 
     report = run_benchmark(
         str(args.run_dir), args.split, args.limit, args.beam_size, not args.no_xla, args.uncached_limit
@@ -186,7 +199,7 @@ def bench_decode(args: argparse.Namespace) -> int:
 
 
 def bench_train(args: argparse.Namespace) -> int:
-    from translator.bench_train import bench_train as run_benchmark
+    from translator.bench.train import bench_train as run_benchmark
     from translator.config import load_config
 
     config = load_config(args.config, args.set)
@@ -202,7 +215,7 @@ def bench_train(args: argparse.Namespace) -> int:
 
 
 def average(args: argparse.Namespace, _decode: dict) -> int:
-    from translator.average import average_checkpoints
+    from translator.checkpoints import average_checkpoints
 
     path = average_checkpoints(str(args.run_dir), args.last)
     print(f"averaged the last {args.last} checkpoints into {path}")

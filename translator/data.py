@@ -21,8 +21,9 @@ import numpy as np
 import tensorflow as tf
 
 from translator.config import DataConfig
+from translator.constants import BOS_ID, EOS_ID
 from translator.corpus import parse_spec, read_pairs
-from translator.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from translator.tokenizer import Tokenizer
 
 SOURCE_MULTIPLE = 8  # source side padded to a multiple of this
 

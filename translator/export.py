@@ -6,7 +6,8 @@ and serves it. Signatures:
 
     serving_default:  text [batch] string → translation [batch] string, score [batch] float32,
                       truncated [batch] bool (input longer than the model's maximum source length)
-    translate_nbest:  text [batch] string → translations [batch, n] string, scores [batch, n] float32
+    translate_nbest:  text [batch] string → translations [batch, n] string, scores [batch, n] float32,
+                      truncated [batch] bool
 
 Beam size and length penalty are fixed at export time. Empty inputs and invalid UTF-8 give an empty
 translation with score 0, never an error.
@@ -17,9 +18,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from translator.errors import TranslatorError
 from translator.inference import Translator
+from translator.translation import BaseTranslator, Translation
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 
@@ -48,8 +52,8 @@ def _serving_functions(translator: Translator):
         return {"translation": texts[:, 0], "score": scores[:, 0], "truncated": truncated}
 
     def nbest(text):
-        texts, scores, _ = search(text)
-        return {"translations": texts, "scores": scores}
+        texts, scores, truncated = search(text)
+        return {"translations": texts, "scores": scores, "truncated": truncated}
 
     return serve, nbest
 
@@ -73,19 +77,34 @@ def export_saved_model(translator: Translator, directory: str | Path) -> Path:
     return directory
 
 
-def load_exported(directory: str | Path, n_best: int = 1):
-    """A function list[str] → per sentence, a list of (score, text), from an exported SavedModel."""
-    import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the graph uses)
+class SavedModelTranslator(BaseTranslator):
+    """An exported SavedModel behind the common face. Its beam size and length penalty were fixed at
+    export time: asking for others is an error, not a silent no-op."""
 
-    loaded = tf.saved_model.load(str(directory))
-    nbest = loaded.signatures["translate_nbest"]
+    def __init__(self, directory: str | Path):
+        import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the graph uses)
 
-    def translate(sentences: list[str]) -> list[list[tuple[float, str]]]:
-        result = nbest(text=tf.constant(sentences, tf.string))
+        self.directory = Path(directory)
+        loaded = tf.saved_model.load(str(directory))
+        self._loaded = loaded  # keeps the signatures' variables alive
+        self._nbest = loaded.signatures["translate_nbest"]
+
+    def configured(self, beam_size: int | None = None, length_penalty: float | None = None) -> SavedModelTranslator:
+        if beam_size is not None or length_penalty is not None:
+            raise TranslatorError(
+                f"{self.directory}: a SavedModel's beam size and length penalty are fixed at export; "
+                "export again with --beam-size / --length-penalty, or translate from the run directory"
+            )
+        return self
+
+    def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list[Translation]]:
+        if not sentences:
+            return []
+        result = self._nbest(text=tf.constant(sentences, tf.string))
         texts, scores = result["translations"].numpy(), result["scores"].numpy()
+        truncated = result["truncated"].numpy() if "truncated" in result else np.zeros(len(sentences), bool)
         keep = max(1, min(n_best, texts.shape[1]))
         return [
-            [(float(scores[i, k]), texts[i, k].decode("utf-8")) for k in range(keep)] for i in range(len(sentences))
+            [Translation(texts[i, k].decode("utf-8"), float(scores[i, k]), bool(truncated[i])) for k in range(keep)]
+            for i in range(len(sentences))
         ]
-
-    return translate

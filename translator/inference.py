@@ -1,33 +1,34 @@
-"""`Translator`: text or ids in, translations and scores out, with the search compiled once.
+"""`Translator`: a trained model in this process, text or ids in, translations and scores out.
 
 It owns the three things decoding needs — the model, the tokenizer and the decode settings — and
 exposes them at two levels: `search_ids` (a `tf.function` over padded id batches, the unit that is
-compiled and exported) and `translate` (Python lists of sentences: sorted by length, batched under a
-token budget, padded to a bounded set of bucket lengths so compiled functions are reused, returned in
-input order).
+compiled and exported) and `translate_nbest` / `translate` (Python lists of sentences: sorted by
+length, batched under a token budget, padded to a bounded set of bucket lengths so compiled functions
+are reused, returned in input order). `Translator.from_run_dir` is the one place that builds it from
+a run directory.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from translator.checkpoints import CheckpointChoice, choose_checkpoint, restore
 from translator.config import DecodeConfig
-from translator.model import Seq2SeqTransformer
-from translator.search import INF, beam_search, end_at_limit, greedy_search
-from translator.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
+from translator.constants import BOS_ID, EOS_ID, PAD_ID
+from translator.errors import TranslatorError
+from translator.model import Seq2SeqTransformer, build_model
+from translator.rundir import RunDirectory
+from translator.search import INF, beam_search, greedy_search
+from translator.tokenizer import Tokenizer
+from translator.translation import BaseTranslator, Score, Translation
 
 BUCKET_MULTIPLE = 8  # source batches are padded to a multiple of this many tokens
-
-
-@dataclasses.dataclass(frozen=True)
-class Translation:
-    text: str
-    score: float
 
 
 def never_generate(logits: tf.Tensor) -> tf.Tensor:
@@ -43,7 +44,7 @@ def decode_length(source_length: tf.Tensor, config: DecodeConfig) -> tf.Tensor:
     return tf.minimum(tf.cast(ratio, tf.int32) + 10, config.max_length)
 
 
-class Translator(tf.Module):
+class Translator(tf.Module, BaseTranslator):
     def __init__(
         self,
         model: Seq2SeqTransformer,
@@ -51,6 +52,8 @@ class Translator(tf.Module):
         config: DecodeConfig,
         max_source_length: int = 256,
         jit_compile: bool = True,
+        run_dir: Path | None = None,
+        checkpoint: CheckpointChoice | None = None,
     ):
         super().__init__(name="translator")
         self.model = model
@@ -58,12 +61,39 @@ class Translator(tf.Module):
         self.config = config
         self.max_source_length = max_source_length
         self.jit_compile = jit_compile
+        self.run_dir = run_dir
+        self.checkpoint = checkpoint
+        self._variants: dict[tuple, Translator] = {}
         self.search_ids = tf.function(
             self._search_ids,
             input_signature=[tf.TensorSpec([None, None], tf.int32)],
             jit_compile=jit_compile,
             reduce_retracing=True,
         )
+        self._forward = tf.function(lambda features: model(features, training=False), reduce_retracing=True)
+
+    @classmethod
+    def from_run_dir(
+        cls, run_dir: str | Path, checkpoint: str = "auto", jit_compile: bool = True, **decode
+    ) -> Translator:
+        """The run's model (float32) restored from `checkpoint` (auto, averaged, best, latest), with
+        the run's decode settings updated by `decode` (beam_size=..., length_penalty=...)."""
+        run = RunDirectory(run_dir)
+        config = run.load_config()
+        if not run.tokenizer_dir.exists():
+            raise TranslatorError(f"{run.tokenizer_dir}: missing; the run directory is incomplete")
+        tokenizer = Tokenizer.load(run.tokenizer_dir)
+        pieces = max(tokenizer.source_vocab_size, tokenizer.target_vocab_size)
+        if pieces > config.tokenizer.vocab_size:
+            raise TranslatorError(
+                f"{run.tokenizer_dir}: a vocabulary of {pieces} pieces, but {run.config_path} says "
+                f"tokenizer.vocab_size={config.tokenizer.vocab_size}: the tokenizer belongs to another run"
+            )
+        model = build_model(config, tokenizer)
+        choice = choose_checkpoint(run, checkpoint)
+        restore(tf.train.Checkpoint(model=model), choice.path, partial=True)
+        decode_config = dataclasses.replace(config.decode, **decode)
+        return cls(model, tokenizer, decode_config, config.data.max_source_length, jit_compile, run.path, choice)
 
     def with_config(self, **changes) -> Translator:
         """The same model and tokenizer with other decode settings (a new compiled search)."""
@@ -73,7 +103,22 @@ class Translator(tf.Module):
             dataclasses.replace(self.config, **changes),
             self.max_source_length,
             self.jit_compile,
+            self.run_dir,
+            self.checkpoint,
         )
+
+    def configured(self, beam_size: int | None = None, length_penalty: float | None = None) -> Translator:
+        changes = {
+            key: value
+            for key, value in (("beam_size", beam_size), ("length_penalty", length_penalty))
+            if value is not None and value != getattr(self.config, key)
+        }
+        if not changes:
+            return self
+        key = tuple(sorted(changes.items()))
+        if key not in self._variants:  # kept, so that repeated calls reuse one compiled search
+            self._variants[key] = self.with_config(**changes)
+        return self._variants[key]
 
     def _search_ids(self, source_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """source_ids [batch, source] (EOS-terminated, 0-padded) → (ids [batch, n, max_len], scores [batch, n]);
@@ -113,10 +158,7 @@ class Translator(tf.Module):
         """
         results: list = [None] * len(sources)
         for indices in self._batches([len(s) for s in sources]):
-            length = _bucket_length(max(len(sources[i]) for i in indices))
-            batch = np.zeros([len(indices), length], np.int32)
-            for row, index in enumerate(indices):
-                batch[row, : len(sources[index])] = sources[index]
+            batch = _pad([sources[i] for i in indices])
             ids, scores = self.search_ids(tf.constant(batch))
             for row, index in enumerate(indices):
                 results[index] = (ids[row].numpy(), scores[row].numpy())
@@ -136,20 +178,55 @@ class Translator(tf.Module):
         if batch:
             yield batch
 
-    def translate(self, sentences: Iterable[str], n_best: int = 1) -> list[list[Translation]]:
-        """Translate sentences; returns, in input order, the `n_best` best translations of each."""
+    def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list[Translation]]:
+        """The `n_best` best translations of each sentence (at most the beam size), in input order."""
         sentences = list(sentences)
         if not sentences:
             return []
-        ragged, _ = self.encode_text(tf.constant(sentences, tf.string))
-        sources = [row for row in ragged.numpy()]
-        decoded = self.translate_ids_batched(sources)
+        ragged, truncated = self.encode_text(tf.constant(sentences, tf.string))
+        truncated = truncated.numpy()
+        decoded = self.translate_ids_batched(list(ragged.numpy()))
         n = max(1, min(n_best, decoded[0][0].shape[0]))
-        flat_ids = [ids[k] for ids, _ in decoded for k in range(n)]
-        texts = self.detokenize(flat_ids)
+        texts = self.detokenize([ids[k] for ids, _ in decoded for k in range(n)])
         return [
-            [Translation(texts[i * n + k], float(scores[k])) for k in range(n)] for i, (_, scores) in enumerate(decoded)
+            [Translation(texts[i * n + k], float(scores[k]), bool(truncated[i])) for k in range(n)]
+            for i, (_, scores) in enumerate(decoded)
         ]
+
+    def score(self, sources: list[str], targets: list[str]) -> list[Score]:
+        """Log-probability of each target (its tokens and EOS) given its source, teacher-forced, with
+        the same output restrictions as search (no padding, no BOS): the score beam search reports
+        for a hypothesis is `log_prob / length_penalty(tokens)`."""
+        if len(sources) != len(targets):
+            raise TranslatorError(f"score: {len(sources)} sources but {len(targets)} targets")
+        if not sources:
+            return []
+        source_ids, _ = self.encode_text(tf.constant(sources, tf.string))
+        target_ids = self.tokenizer.encode_target(tf.constant(targets, tf.string))
+        eos = tf.RaggedTensor.from_tensor(tf.fill([target_ids.nrows(), 1], EOS_ID))
+        source_rows = list(source_ids.numpy())
+        target_rows = list(tf.concat([target_ids, eos], axis=1).numpy())
+        lengths = [max(len(s), len(t)) for s, t in zip(source_rows, target_rows)]
+        results: list = [None] * len(sources)
+        for indices in self._batches(lengths):
+            labels = _pad([target_rows[i] for i in indices])
+            inputs = np.concatenate([np.full([len(indices), 1], BOS_ID, np.int32), labels[:, :-1]], axis=1)
+            inputs[inputs == EOS_ID] = PAD_ID
+            features = {"source_ids": tf.constant(_pad([source_rows[i] for i in indices])), "target_input_ids": inputs}
+            log_probs = tf.nn.log_softmax(never_generate(self._forward(features)))  # [batch, T, vocab]
+            picked = tf.gather(log_probs, labels, batch_dims=2).numpy() * (labels != PAD_ID)
+            for row, index in enumerate(indices):
+                results[index] = Score(float(picked[row].sum()), int((labels[row] != PAD_ID).sum()))
+        return results
+
+    def export(self, directory: str | Path, format: str = "savedmodel") -> Path:
+        """Write this model, with this translator's decode settings, for serving: `savedmodel` (text
+        in, translation out, for TensorFlow Serving)."""
+        if format == "savedmodel":
+            from translator.export import export_saved_model
+
+            return export_saved_model(self, directory)
+        raise TranslatorError(f"unknown export format {format!r}: choose savedmodel")
 
     def detokenize(self, sequences: list[np.ndarray]) -> list[str]:
         """Target id sequences (EOS and padding allowed) → strings."""
@@ -164,35 +241,13 @@ class Translator(tf.Module):
         return [text.decode("utf-8") for text in self.tokenizer.decode_target(tf.constant(padded)).numpy()]
 
 
+def _pad(rows: list[np.ndarray]) -> np.ndarray:
+    """Id rows → [len(rows), bucket length] int32, zero-padded."""
+    batch = np.zeros([len(rows), _bucket_length(max(len(r) for r in rows))], np.int32)
+    for row, ids in enumerate(rows):
+        batch[row, : len(ids)] = ids
+    return batch
+
+
 def _bucket_length(length: int) -> int:
     return max(BUCKET_MULTIPLE, int(math.ceil(length / BUCKET_MULTIPLE)) * BUCKET_MULTIPLE)
-
-
-def uncached_greedy_search(
-    model: Seq2SeqTransformer,
-    source_ids: tf.Tensor,
-    max_length: int,
-    forward=None,
-    limits: tf.Tensor | None = None,
-) -> tf.Tensor:
-    """Greedy decoding that re-runs the decoder over the whole prefix at every step (the TF tutorial's
-    way). The reference the cached search is tested and benchmarked against.
-
-    source_ids [batch, source] → ids [batch, max_length] (EOS then 0s after it). `forward` may be a
-    compiled `model.call`; by default the model runs eagerly. `limits` [batch] applies the
-    Translator's per-sentence length limit (see `translator.search.end_at_limit`).
-    """
-    forward = forward or model
-    batch = tf.shape(source_ids)[0]
-    prefix = tf.fill([batch, 1], BOS_ID)
-    finished = tf.zeros([batch], tf.bool)
-    for index in range(max_length):
-        logits = never_generate(forward({"source_ids": source_ids, "target_input_ids": prefix})[:, -1])
-        logits = end_at_limit(logits, tf.constant(index), limits, EOS_ID)
-        tokens = tf.where(finished, 0, tf.argmax(logits, axis=-1, output_type=tf.int32))
-        prefix = tf.concat([prefix, tokens[:, tf.newaxis]], axis=1)
-        finished |= tf.equal(tokens, EOS_ID)
-        if bool(tf.reduce_all(finished)):
-            break
-    ids = prefix[:, 1:]
-    return tf.pad(ids, [[0, 0], [0, max_length - tf.shape(ids)[1]]])

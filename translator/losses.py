@@ -7,7 +7,7 @@ weighs the same however the batch was split.
 
 import tensorflow as tf
 
-from translator.tokenizer import PAD_ID
+from translator.constants import PAD_ID
 
 
 def smoothed_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, smoothing: float) -> tuple[tf.Tensor, tf.Tensor]:

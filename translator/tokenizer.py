@@ -9,17 +9,19 @@ for any UTF-8 input.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable
+import os
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from translator.config import TokenizerConfig
+from translator.config import ExperimentConfig, TokenizerConfig
+from translator.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from translator.errors import TranslatorError
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 _FILES = {True: ("joint.model", "joint.model"), False: ("source.model", "target.model")}
 
 
@@ -105,3 +107,31 @@ class Tokenizer(tf.Module):
             ids = tf.RaggedTensor.from_tensor(ids)
         keep = ids > EOS_ID
         return self.target.detokenize(tf.ragged.boolean_mask(ids, keep))
+
+
+def load_or_train_tokenizer(
+    directory: Path, config: ExperimentConfig, write: bool = True, log: Callable[[str], None] = print
+) -> Tokenizer:
+    """A run's tokenizer: loaded from `directory`, or trained on the training split and written there
+    atomically. Only the writer (the chief) trains; other workers wait for its files."""
+    if any(directory.glob("*.model")):
+        return Tokenizer.load(directory)
+    if not write:
+        for _ in range(600):
+            if any(directory.glob("*.model")):
+                return Tokenizer.load(directory)
+            time.sleep(1)
+        raise TranslatorError(f"{directory}: the chief did not write the tokenizer in 10 minutes")
+    from translator.corpus import read_pairs
+
+    log(
+        f"training SentencePiece ({config.tokenizer.model_type}, vocabulary {config.tokenizer.vocab_size}) "
+        f"on {config.data.train}"
+    )
+    data = config.data
+    sources, targets = read_pairs(data.train, data.source_lang, data.target_lang, data.tfds_data_dir)
+    tokenizer = Tokenizer.train(config.tokenizer, sources, targets)
+    staging = directory.with_name(directory.name + ".tmp")
+    tokenizer.save(staging)
+    os.replace(staging, directory)
+    return tokenizer

@@ -18,7 +18,8 @@ import tensorflow as tf
 
 from translator.config import load_config
 from translator.losses import smoothed_cross_entropy
-from translator.train import Trainer
+from translator.model import build_model
+from translator.training import Trainer
 
 
 def sgd() -> keras.optimizers.LossScaleOptimizer:
@@ -46,7 +47,7 @@ mirrored_loss = float(loss_sum / tokens)
 mirrored_weights = trainer.model.get_weights()
 
 # The same step on one device: one model, the global mean loss over both replicas' batches.
-single = trainer.run.build_model(trainer.config, trainer.tokenizer)
+single = build_model(trainer.config, trainer.tokenizer)
 single.set_weights(initial)
 optimizer = sgd()
 optimizer.build(single.trainable_variables)

@@ -6,7 +6,7 @@ import sys
 import numpy as np
 
 from translator.config import load_config
-from translator.train import Trainer
+from translator.training import Trainer
 
 run_dir, weights_file, steps = sys.argv[1], sys.argv[2], sys.argv[3]
 config = load_config("tiny", ["train.strategy=multiworker", f"train.steps={steps}", "train.checkpoint_every=5"])

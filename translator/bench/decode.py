@@ -8,25 +8,18 @@ are steady-state speeds, not tracing or XLA compilation.
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import platform
 import time
 from datetime import date
 
 import numpy as np
 import tensorflow as tf
 
-from translator.corpus import read_pairs
-from translator.inference import Translator, decode_length, uncached_greedy_search
+from translator.bench.machine import describe_machine
+from translator.bench.reference import uncached_greedy_search
+from translator.constants import EOS_ID
+from translator.evaluation import split_pairs
+from translator.inference import Translator, decode_length
 from translator.rundir import RunDirectory
-from translator.tokenizer import EOS_ID
-
-
-def describe_machine() -> str:
-    """What a benchmark ran on, recorded beside its numbers."""
-    gpus = len(tf.config.list_physical_devices("GPU"))
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {gpus} GPU(s), {platform.system()}"
 
 
 def _count_tokens(ids: np.ndarray) -> int:
@@ -50,17 +43,10 @@ def bench_decode(
     jit_compile: bool = True,
     uncached_limit: int = 0,
 ) -> dict:
-    model, tokenizer, config, checkpoint = RunDirectory(run_dir).load_model()
-    corpus = getattr(config.data, split)
-    sentences, _ = read_pairs(corpus, config.data.source_lang, config.data.target_lang, config.data.tfds_data_dir)
+    base = Translator.from_run_dir(run_dir, jit_compile=jit_compile, beam_size=1)
+    model, config, checkpoint = base.model, RunDirectory(run_dir).load_config(), base.checkpoint.path
+    _, sentences, _ = split_pairs(base, split)
     sentences = sentences[:limit] if limit else sentences
-    base = Translator(
-        model,
-        tokenizer,
-        dataclasses.replace(config.decode, beam_size=1),
-        config.data.max_source_length,
-        jit_compile=jit_compile,
-    )
     ragged, _ = base.encode_text(tf.constant(sentences))
     sources = [row for row in ragged.numpy()]
     results = []

@@ -24,23 +24,28 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from translator.checkpoints import restore
 from translator.config import ExperimentConfig
 from translator.corpus import read_pairs
 from translator.data import TokenizedCorpus, training_dataset
-from translator.evaluate import score, translate_all
+from translator.evaluation import evaluate_translator
 from translator.inference import Translator
 from translator.losses import smoothed_cross_entropy
-from translator.rundir import RunDirectory, restore
-from translator.schedules import InverseSqrtSchedule
+from translator.model import build_model
+from translator.optimizers import transformer_adam
+from translator.rundir import RunDirectory
 from translator.strategy import build_strategy, describe, is_chief
+from translator.tokenizer import load_or_train_tokenizer
 
 
 @dataclasses.dataclass
 class TrainResult:
     step: int
-    loss: float
+    loss: float  # the last logged training loss (per target token)
     best_dev_bleu: float | None
     minutes: float
+    run_dir: Path
+    dev_bleu: dict[int, float] = dataclasses.field(default_factory=dict)  # step → greedy dev BLEU, this session
 
 
 def _format_minutes(seconds: float) -> str:
@@ -54,14 +59,13 @@ def build_optimizer(config: ExperimentConfig) -> keras.optimizers.LossScaleOptim
     """Adam on the inverse-sqrt schedule, inside a loss-scale optimizer for every precision: it skips
     any step whose gradients are not finite. Only float16 needs a real (dynamic) scale; elsewhere the
     scale stays at 1 (a skipped step halves it, which is exact in float32 and bfloat16)."""
-    schedule = InverseSqrtSchedule(config.model.d_model, config.train.warmup_steps, config.train.learning_rate)
     float16 = config.train.mixed_precision == "mixed_float16"
-    adam = keras.optimizers.Adam(
-        learning_rate=schedule,
-        beta_1=0.9,
+    adam = transformer_adam(
+        config.model.d_model,
+        config.train.warmup_steps,
+        config.train.learning_rate,
         beta_2=config.train.adam_beta_2,
-        epsilon=1e-9,
-        global_clipnorm=config.train.clip_norm or None,
+        clip_norm=config.train.clip_norm,
     )
     return keras.optimizers.LossScaleOptimizer(
         adam, initial_scale=2.0**15 if float16 else 1.0, dynamic_growth_steps=2000 if float16 else 2**31 - 1
@@ -129,7 +133,7 @@ class Trainer:
         self.strategy = build_strategy(config.train.strategy, config.train.cpu_devices)
         self.chief = is_chief(self.strategy)
         self.config = self.run.prepare(config, write=self.chief)
-        self.tokenizer = self.run.tokenizer(self.config, write=self.chief, log=log)
+        self.tokenizer = load_or_train_tokenizer(self.run.tokenizer_dir, self.config, write=self.chief, log=log)
         data = self.config.data
         self.corpus = TokenizedCorpus.load_or_build(data.train, data, self.tokenizer, self.run.cache_dir)
         log(
@@ -143,7 +147,7 @@ class Trainer:
         )
         policy = self.config.train.mixed_precision
         with self.strategy.scope():
-            self.model = self.run.build_model(self.config, self.tokenizer, dtype=policy)
+            self.model = build_model(self.config, self.tokenizer, dtype=policy)
             self.optimizer = build_optimizer(self.config)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -226,7 +230,7 @@ class Trainer:
                 self.config.data.max_source_length,
             )
         sources, references = self.dev_pairs
-        return score(translate_all(self.dev_translator, sources), [references])["bleu"]["score"]
+        return evaluate_translator(self.dev_translator, sources=sources, references=[references])["bleu"]["score"]
 
     def run_loop(self) -> TrainResult:
         config = self.config.train
@@ -234,7 +238,7 @@ class Trainer:
         start_step = int(self.step.numpy())
         if start_step >= config.steps or self.seconds.numpy() >= limit_seconds:
             self.log(f"finished at step {start_step} (nothing to do: the run reached its limit)")
-            return TrainResult(start_step, float("nan"), self._best(), self.seconds.numpy() / 60)
+            return TrainResult(start_step, float("nan"), self._best(), self.seconds.numpy() / 60, self.run.path)
         self.want_dev = bool(self.config.data.dev)  # read now: a bad dev set fails before training starts
         self.dev_pairs = (
             read_pairs(
@@ -264,6 +268,7 @@ class Trainer:
         window_start = last_save = time.monotonic()
         session_start, base_seconds = time.monotonic(), float(self.seconds.numpy())
         self.stale_evals, loss, last_eval = 0, float("nan"), -1
+        self.dev_scores: dict[int, float] = {}
         stop_reason = "step limit"
         try:
             while int(self.step.numpy()) < config.steps:
@@ -301,7 +306,7 @@ class Trainer:
         if self.want_dev and last_eval != step:
             self._evaluate_and_keep_best(step)  # the final weights compete for "best" too
         if config.average_last and self.chief:
-            from translator.average import average_checkpoints
+            from translator.checkpoints import average_checkpoints
 
             self.log(
                 f"averaged the last {config.average_last} checkpoints: "
@@ -313,11 +318,12 @@ class Trainer:
         skipped = f"; {self.skipped_steps} step(s) skipped for non-finite gradients" if self.skipped_steps else ""
         minutes = _format_minutes(self.seconds.numpy())
         self.log(f"finished at step {step} ({stop_reason}) after {minutes} of training{skipped}")
-        return TrainResult(step, loss, self._best(), float(self.seconds.numpy()) / 60)
+        return TrainResult(step, loss, self._best(), float(self.seconds.numpy()) / 60, self.run.path, self.dev_scores)
 
     def _evaluate_and_keep_best(self, step: int) -> bool:
         """Dev BLEU now; save the weights if they are the best so far. True when early stopping is due."""
         bleu = self.evaluate_dev()
+        self.dev_scores[step] = bleu
         improved = bleu > self.best_bleu.numpy()
         if improved:
             self.best_bleu.assign(bleu)

@@ -21,12 +21,14 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from translator.bench import describe_machine
+from translator.bench.machine import describe_machine
 from translator.config import ExperimentConfig
 from translator.data import TokenizedCorpus, teacher_forcing, training_dataset
 from translator.errors import TranslatorError
+from translator.model import build_model
 from translator.rundir import RunDirectory
-from translator.train import build_optimizer, build_train_step
+from translator.tokenizer import load_or_train_tokenizer
+from translator.training import build_optimizer, build_train_step
 
 DEFAULT_METHODS = ("padded", "bucketed", "bucketed+xla")
 PADDED_BATCH_SIZE = 64
@@ -61,12 +63,12 @@ def bench_train(
     # The work directory holds the tokenizer and the tokenized-corpus cache between benchmarks.
     run = RunDirectory(work_dir, flag="--work-dir")
     config = run.prepare(config, write=True)
-    tokenizer = run.tokenizer(config, write=True, log=log)
+    tokenizer = load_or_train_tokenizer(run.tokenizer_dir, config, write=True, log=log)
     corpus = TokenizedCorpus.load_or_build(config.data.train, config.data, tokenizer, run.cache_dir)
     strategy = tf.distribute.get_strategy()
     results = []
     for method, pipeline, xla, precision in parsed:
-        model = run.build_model(config, tokenizer, dtype=precision)
+        model = build_model(config, tokenizer, dtype=precision)
         optimizer = build_optimizer(config)
         optimizer.build(model.trainable_variables)
         update = build_train_step(model, optimizer, strategy, config.train.label_smoothing, xla)

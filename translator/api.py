@@ -1,0 +1,99 @@
+"""The Python face: `load`, `train` and `evaluate`, the three calls a notebook needs.
+
+    import translator
+    result = translator.train("tiny", "runs/tiny", train_steps=200)
+    model = translator.load("runs/tiny")
+    model.translate("Y dijo Dios: Sea la luz.")
+    translator.evaluate(model, split="test")["bleu"]["score"]
+
+They are thin: each builds the config or picks the translator, then hands over to the module that
+does the work (`translator.training`, `translator.inference`, `translator.evaluation`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from translator.config import ExperimentConfig, load_config
+from translator.errors import TranslatorError
+from translator.translation import BaseTranslator
+
+
+def load(path: str | Path, checkpoint: str = "auto", **decode: Any) -> BaseTranslator:
+    """A ready translator from a run directory (its averaged, best or latest checkpoint), an exported
+    SavedModel, or a CTranslate2 export. `decode` sets a run's beam_size, length_penalty, ..."""
+    path = Path(path)
+    if (path / "config.yaml").exists():
+        from translator.inference import Translator
+
+        return Translator.from_run_dir(path, checkpoint, **decode)
+    if (path / "saved_model.pb").exists():
+        from translator.export import SavedModelTranslator
+
+        if decode:
+            raise TranslatorError(f"{path}: decode settings are fixed in a SavedModel ({', '.join(decode)} given)")
+        return SavedModelTranslator(path)
+    raise TranslatorError(f"{path}: not a run directory (config.yaml) or an exported SavedModel (saved_model.pb)")
+
+
+def config_with(
+    config: str | Path | ExperimentConfig, overrides: Mapping[str, Any] | None = None, **keywords: Any
+) -> ExperimentConfig:
+    """A preset name, YAML file or config, with overrides as `{"train.steps": 200}` or as keywords
+    `train_steps=200` (section, underscore, key)."""
+    settings = dict(overrides or {})
+    for keyword, value in keywords.items():
+        section, _, key = keyword.partition("_")
+        if not key:
+            raise TranslatorError(f"{keyword}=: name a section and a key, e.g. train_steps=200")
+        settings[f"{section}.{key}"] = value
+    if isinstance(config, ExperimentConfig):
+        from translator.config import config_from_dict
+
+        values = config.to_dict()
+        for key, value in settings.items():
+            section, _, field = key.partition(".")
+            values.setdefault(section, {})[field] = value
+        return config_from_dict(values, origin="overrides")
+    return load_config(config, [f"{key}={_yaml(value)}" for key, value in settings.items()])
+
+
+def _yaml(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("\n...").removesuffix("...").strip()
+
+
+def train(
+    config: str | Path | ExperimentConfig,
+    run_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+    **keywords: Any,
+):
+    """Train (or resume) the run in `run_dir`; returns a `TrainResult` (final step, loss, dev BLEU
+    by step, run directory)."""
+    from translator.training import train as run_training
+
+    return run_training(config_with(config, overrides, **keywords), run_dir, log=log)
+
+
+def evaluate(
+    translator_or_run: BaseTranslator | str | Path,
+    split: str = "test",
+    sources: list[str] | None = None,
+    references: list[list[str]] | list[str] | None = None,
+    **decode: Any,
+) -> dict:
+    """BLEU, chrF and TER (sacrebleu, with signatures) on a split of the run's config, or on
+    `sources` against one or more reference lists. Returns the scores and the hypotheses."""
+    from translator.evaluation import evaluate_translator
+
+    translator = load(translator_or_run, **decode) if isinstance(translator_or_run, (str, Path)) else translator_or_run
+    if isinstance(translator_or_run, BaseTranslator) and decode:
+        translator = translator.configured(**decode)
+    if references and isinstance(references[0], str):
+        references = [references]
+    return evaluate_translator(translator, split, sources, references)

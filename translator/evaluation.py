@@ -1,0 +1,97 @@
+"""Corpus-level BLEU, chrF and TER with sacrebleu, with their signatures, and split evaluation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import sacrebleu
+
+from translator.errors import TranslatorError
+from translator.translation import BaseTranslator
+
+
+def score(hypotheses: list[str], references: list[list[str]]) -> dict:
+    """hypotheses [n]; references: one or more lists of n reference translations.
+
+    Returns BLEU, chrF and TER scores with sacrebleu signatures (so numbers can be compared with
+    papers and other toolkits).
+    """
+    for stream in references:
+        if len(stream) != len(hypotheses):
+            raise ValueError(f"{len(hypotheses)} hypotheses but a reference stream has {len(stream)} lines")
+    results = {}
+    for name, metric in (("bleu", sacrebleu.BLEU()), ("chrf", sacrebleu.CHRF()), ("ter", sacrebleu.TER())):
+        result = metric.corpus_score(hypotheses, references)
+        results[name] = {
+            "score": round(result.score, 2),
+            "signature": f"{result.name}|{metric.get_signature()}",  # as in papers: BLEU|nrefs:1|case:mixed|…
+            "text": str(result),
+        }
+    return results
+
+
+def translate_all(translator: BaseTranslator, sources: list[str], progress: bool = False) -> list[str]:
+    """Best translation of each source, in order; long inputs go in chunks (bounded memory)."""
+    hypotheses: list[str] = []
+    chunk = 2000
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(sources), unit="sent", desc="translating", leave=False)
+    for start in range(0, len(sources), chunk):
+        batch = sources[start : start + chunk]
+        hypotheses.extend(best[0].text for best in translator.translate_nbest(batch))
+        if bar is not None:
+            bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+    return hypotheses
+
+
+def write_report(eval_dir: Path, name: str, hypotheses: list[str], scores: dict, extra: dict) -> Path:
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    (eval_dir / f"{name}.hyp").write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+    path = eval_dir / f"{name}.json"
+    path.write_text(json.dumps({**extra, **scores}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path
+
+
+def split_pairs(translator: BaseTranslator, split: str) -> tuple[str, list[str], list[str]]:
+    """(corpus spec, sources, references) of a split named in the translator's run config."""
+    from translator.corpus import read_pairs
+    from translator.rundir import RunDirectory
+
+    run_dir = getattr(translator, "run_dir", None)
+    if run_dir is None:
+        raise TranslatorError(f"split {split!r} needs a run directory: give sources and references instead")
+    data = RunDirectory(run_dir).load_config().data
+    corpus = getattr(data, split, None) if split in ("train", "dev", "test") else None
+    if not corpus:
+        raise TranslatorError(f"--split {split!r}: the run's config has no data.{split} (choose dev or test)")
+    sources, references = read_pairs(corpus, data.source_lang, data.target_lang, data.tfds_data_dir)
+    return corpus, sources, references
+
+
+def evaluate_translator(
+    translator: BaseTranslator,
+    split: str = "test",
+    sources: list[str] | None = None,
+    references: list[list[str]] | None = None,
+    progress: bool = False,
+) -> dict:
+    """Translate a split (or `sources`) and score it: {"bleu", "chrf", "ter": {score, signature,
+    text}, "hypotheses", "corpus", "sentences"}."""
+    if sources is None:
+        corpus, sources, reference = split_pairs(translator, split)
+        references = [reference]
+    else:
+        corpus = "given sources"
+        if not references:
+            raise TranslatorError("sources need at least one reference list")
+        for stream in references:
+            if len(stream) != len(sources):
+                raise TranslatorError(f"{len(sources)} sources but a reference list has {len(stream)} lines")
+    hypotheses = translate_all(translator, sources, progress=progress)
+    return {**score(hypotheses, references), "hypotheses": hypotheses, "corpus": corpus, "sentences": len(sources)}

@@ -1,0 +1,74 @@
+"""What every translator returns, and the face they share.
+
+Three kinds of translator answer the same calls: `translator.inference.Translator` (a run directory's
+model in this process), `translator.export.SavedModelTranslator` (an exported SavedModel), and the
+CTranslate2 one. `translator.load(path)` picks the right one. Each implements `translate_nbest` and
+`configured`; this base class turns them into the friendly `translate`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+
+from translator.errors import TranslatorError
+
+
+@dataclasses.dataclass(frozen=True)
+class Translation:
+    text: str
+    score: float  # log-probability divided by the length penalty (higher is better)
+    truncated: bool = False  # the source was longer than the model's maximum and was cut
+
+
+@dataclasses.dataclass(frozen=True)
+class Score:
+    """A target's log-probability under the model, given its source (EOS included)."""
+
+    log_prob: float
+    tokens: int
+
+    @property
+    def per_token(self) -> float:
+        return self.log_prob / max(self.tokens, 1)
+
+
+class BaseTranslator:
+    """The face: `translate`, `score`, `export`. Subclasses implement `translate_nbest` and `configured`."""
+
+    def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list[Translation]]:
+        """The `n_best` best translations of each sentence, best first, in input order."""
+        raise NotImplementedError
+
+    def configured(self, beam_size: int | None = None, length_penalty: float | None = None) -> BaseTranslator:
+        """This translator with other decode settings (itself when nothing changes)."""
+        raise NotImplementedError
+
+    def translate(
+        self,
+        texts: str | Iterable[str],
+        beam_size: int | None = None,
+        n_best: int = 1,
+        length_penalty: float | None = None,
+    ):
+        """Translate one string or a list of strings.
+
+        Returns strings when `n_best` is 1 (one string for one input string), else a list of
+        `Translation` (text, score, truncated) per input, best first.
+        """
+        if n_best < 1:
+            raise TranslatorError(f"n_best must be at least 1, got {n_best}")
+        single = isinstance(texts, str)
+        sentences = [texts] if single else list(texts)
+        if not all(isinstance(text, str) for text in sentences):
+            raise TranslatorError("translate takes a string or a list of strings")
+        results = self.configured(beam_size, length_penalty).translate_nbest(sentences, n_best)
+        answers = [candidates[0].text for candidates in results] if n_best == 1 else results
+        return answers[0] if single else answers
+
+    def score(self, sources: list[str], targets: list[str]) -> list[Score]:
+        """Log-probability of each target given its source."""
+        raise TranslatorError(f"{type(self).__name__} cannot score: load a run directory or a CTranslate2 export")
+
+    def export(self, directory, **options):
+        raise TranslatorError(f"{type(self).__name__} cannot export: load a run directory")
