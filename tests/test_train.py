@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from translator.config import load_config
 from translator.errors import TranslatorError
+from translator.inference import Translator
 from translator.rundir import RunDirectory
 from translator.training import train
 
@@ -18,8 +19,7 @@ def test_tiny_run_learns_and_writes_its_run_directory(trained_run):
     assert tf.train.latest_checkpoint(str(run.checkpoint_dir)).endswith("ckpt-40")
     assert any(run.log_dir.glob("events.out.tfevents.*"))
     assert list(run.cache_dir.glob("*.npz"))
-    model, tokenizer, config, _ = run.load_model("latest")
-    assert config.train.steps == 40 and model.count_params() > 0
+    assert run.load_config().train.steps == 40 and Translator.from_run_dir(run.path).model.count_params() > 0
 
 
 def test_resume_continues_from_the_last_checkpoint(tmp_path):
@@ -27,7 +27,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     config = load_config("tiny", ["train.steps=20", "train.checkpoint_every=10", "train.log_every=5"])
     first = train(config, tmp_path, log=lines.append)
     assert first.step == 20 and "finished at step 20 (step limit)" in lines[-1]
-    weights_after_20 = [w.copy() for w in RunDirectory(tmp_path).load_model("latest")[0].get_weights()]
+    weights_after_20 = [w.copy() for w in Translator.from_run_dir(tmp_path, "latest").model.get_weights()]
 
     lines.clear()
     longer = load_config("tiny", ["train.steps=30", "train.checkpoint_every=10", "train.log_every=5"])
@@ -35,7 +35,7 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     assert any(line.startswith("resumed from step 20") for line in lines)
     assert second.step == 30 and "finished at step 30" in lines[-1]
     assert first.loss > 0 and np.isfinite(second.loss)
-    weights_after_30 = RunDirectory(tmp_path).load_model("latest")[0].get_weights()
+    weights_after_30 = Translator.from_run_dir(tmp_path, "latest").model.get_weights()
     assert any(np.abs(a - b).max() > 0 for a, b in zip(weights_after_20, weights_after_30))
 
 
@@ -97,7 +97,7 @@ def test_a_malformed_dev_file_fails_before_training(tmp_path):
 def test_accumulated_batches_make_one_update_on_their_union(tmp_path):
     import keras
 
-    from translator.losses import smoothed_cross_entropy
+    from translator.losses import smoothed_cross_entropy_sum
     from translator.training import Trainer
 
     config = load_config("tiny", ["train.accumulate_steps=2", "train.batch_tokens=256"])
@@ -117,7 +117,7 @@ def test_accumulated_batches_make_one_update_on_their_union(tmp_path):
     for variable, value in zip(variables, before):
         variable.assign(value)
     with tf.GradientTape() as tape:
-        sums, counts = zip(*[smoothed_cross_entropy(y, trainer.model(x, training=True), 0.1) for x, y in batches])
+        sums, counts = zip(*[smoothed_cross_entropy_sum(y, trainer.model(x, training=True), 0.1) for x, y in batches])
         union_loss = tf.add_n(sums) / tf.add_n(counts)
     gradients = tape.gradient(union_loss, variables)
     assert float(tokens) == float(tf.add_n(counts))

@@ -156,11 +156,21 @@ def training_dataset(
     `batch_tokens` is this pipeline's budget of padded tokens (of the longer side) per batch; under a
     strategy, pass the per-replica share. `skip_batches` resumes the stream where a run stopped.
     """
-    boundaries = target_boundaries(max_target_length)
     dataset = corpus.pairs()
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     dataset = dataset.shuffle(len(corpus), seed=seed, reshuffle_each_iteration=True).repeat()
+    dataset = bucket_batches(dataset, batch_tokens, max_target_length).shuffle(64, seed=seed + 1)
+    return dataset.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
+
+
+def bucket_batches(
+    pairs: tf.data.Dataset, batch_tokens: int, max_target_length: int, drop_remainder: bool = True
+) -> tf.data.Dataset:
+    """(source ids + EOS, target ids + EOS) pairs → teacher-forced batches grouped by (target, source)
+    length bucket, padded to the bucket's boundaries, each as large as `batch_tokens` allows. A finite
+    stream keeps its last, smaller batch of each bucket unless `drop_remainder`."""
+    boundaries = target_boundaries(max_target_length)
 
     def key(source, target):
         padded_source, padded_target = bucket_shapes(tf.size(source), tf.size(target), boundaries)
@@ -172,11 +182,47 @@ def training_dataset(
 
     def batch(bucket_key, window):
         shapes = ([bucket_key % 10_000], [bucket_key // 10_000])
-        return window.padded_batch(batch_size(bucket_key), padded_shapes=shapes, drop_remainder=True)
+        return window.padded_batch(batch_size(bucket_key), padded_shapes=shapes, drop_remainder=drop_remainder)
 
-    dataset = dataset.group_by_window(key, batch, window_size_func=batch_size)
-    dataset = dataset.shuffle(64, seed=seed + 1).map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
+    dataset = pairs.group_by_window(key, batch, window_size_func=batch_size)
+    return dataset.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def batches(
+    pairs: tf.data.Dataset | tuple[list[str], list[str]],
+    tokenizer: Tokenizer,
+    batch_tokens: int = 4096,
+    max_length: int = 128,
+    shuffle_seed: int | None = None,
+) -> tf.data.Dataset:
+    """Teacher-forced `(features, labels)` batches for `model.fit` from your own sentence pairs.
+
+    `pairs` is a `tf.data.Dataset` of (source, target) strings, or two lists of strings. Sentences are
+    tokenized in the pipeline; pairs with a side longer than `max_length` tokens (EOS included) are
+    dropped; batches group similar lengths under a budget of `batch_tokens` padded tokens. Labels are
+    0 on padding, which `translator.losses.smoothed_cross_entropy` leaves out. One pass over the data:
+    add `.repeat()` for several epochs.
+    """
+    if not isinstance(pairs, tf.data.Dataset):
+        sources, targets = pairs
+        if len(sources) != len(targets):
+            raise ValueError(f"{len(sources)} sources but {len(targets)} targets")
+        pairs = tf.data.Dataset.from_tensor_slices((list(sources), list(targets)))
+    if shuffle_seed is not None:
+        pairs = pairs.shuffle(10_000, seed=shuffle_seed)
+    eos = tf.constant([EOS_ID], tf.int32)
+
+    def tokenize(source, target):
+        return (
+            tf.concat([tokenizer.encode_source(source), eos], axis=0),
+            tf.concat([tokenizer.encode_target(target), eos], axis=0),
+        )
+
+    def fits(source, target):
+        return tf.logical_and(tf.size(source) <= max_length, tf.size(target) <= max_length)
+
+    ids = pairs.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE).filter(fits)
+    return bucket_batches(ids, batch_tokens, max_length, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
 
 
 def teacher_forcing(source, target):

@@ -1,31 +1,57 @@
-"""Label-smoothed cross-entropy summed over real (non-padding) tokens.
+"""Label-smoothed cross-entropy over real (non-padding) tokens, for our loop and for Keras `fit`.
 
-The loss is returned as a sum together with the token count, so the caller can divide by the token
-count of the whole global batch — across replicas and accumulation steps — and every real token
-weighs the same however the batch was split.
+Our training loop takes the loss as a sum together with the token count (`smoothed_cross_entropy_sum`),
+so it can divide by the token count of the whole global batch — across replicas and accumulation
+steps — and every real token weighs the same however the batch was split. `model.fit` takes the
+same loss as a Keras `Loss` (`smoothed_cross_entropy`), which averages over the real tokens of the
+batch it is given, as keras-hub's Seq2SeqLM does: on one device, one `fit` step is our loop's step.
 """
 
+import keras
 import tensorflow as tf
 
 from translator.constants import PAD_ID
 
 
-def smoothed_cross_entropy(labels: tf.Tensor, logits: tf.Tensor, smoothing: float) -> tuple[tf.Tensor, tf.Tensor]:
-    """labels [batch, T] int, logits [batch, T, vocab] → (summed loss, number of real tokens), float32.
-
-    The smoothed target puts 1 - smoothing on the label and spreads `smoothing` uniformly over the
-    vocabulary (as fairseq and OpenNMT do).
-    """
+def _token_losses(labels: tf.Tensor, logits: tf.Tensor, smoothing: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """(loss [batch, T] float32, real-token mask [batch, T] float32). The smoothed target puts
+    1 - smoothing on the label and spreads `smoothing` uniformly over the vocabulary (as fairseq and
+    OpenNMT do)."""
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-    nll = -tf.gather(log_probs, labels, batch_dims=2)  # [batch, T]
+    nll = -tf.gather(log_probs, tf.cast(labels, tf.int32), batch_dims=2)  # [batch, T]
     uniform = -tf.reduce_mean(log_probs, axis=-1)
     loss = (1.0 - smoothing) * nll + smoothing * uniform
-    real = tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)
+    return loss, tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)
+
+
+def smoothed_cross_entropy_sum(labels: tf.Tensor, logits: tf.Tensor, smoothing: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """labels [batch, T] int, logits [batch, T, vocab] → (summed loss, number of real tokens), float32."""
+    loss, real = _token_losses(labels, logits, smoothing)
     return tf.reduce_sum(loss * real), tf.reduce_sum(real)
 
 
-def token_accuracy(labels: tf.Tensor, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(number of real tokens predicted right, number of real tokens)."""
-    real = tf.not_equal(labels, PAD_ID)
-    correct = tf.logical_and(real, tf.equal(tf.argmax(logits, axis=-1, output_type=labels.dtype), labels))
-    return tf.reduce_sum(tf.cast(correct, tf.float32)), tf.reduce_sum(tf.cast(real, tf.float32))
+@keras.saving.register_keras_serializable(package="translator")
+class SmoothedCrossEntropy(keras.losses.Loss):
+    """The mean label-smoothed cross-entropy over the real target tokens of a batch.
+
+    Per-token losses are weighted by (all tokens / real tokens) on real tokens and 0 on padding, so
+    Keras' "sum over batch size" reduction yields the mean over real tokens and still applies its
+    per-replica scaling under a `tf.distribute` strategy.
+    """
+
+    def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        loss, real = _token_losses(y_true, y_pred, self.label_smoothing)
+        weight = tf.cast(tf.size(real), tf.float32) / tf.maximum(tf.reduce_sum(real), 1.0)
+        return loss * real * weight
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def smoothed_cross_entropy(label_smoothing: float = 0.1) -> SmoothedCrossEntropy:
+    """The loss for `model.compile(loss=...)`: label-smoothed cross-entropy, padding excluded."""
+    return SmoothedCrossEntropy(label_smoothing)

@@ -20,7 +20,7 @@ import tensorflow as tf
 from translator.config import ExperimentConfig, ModelConfig
 from translator.constants import PAD_ID
 from translator.errors import TranslatorError
-from translator.layers import FusibleDropout, TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
+from translator.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from translator.layers.feed_forward import layer_norm
 
 
@@ -77,7 +77,7 @@ class Seq2SeqTransformer(keras.Model):
         for i in range(num_layers):
             setattr(self, f"encoder_{i}", TransformerEncoder(**block, name=f"encoder_{i}"))
             setattr(self, f"decoder_{i}", TransformerDecoder(**block, name=f"decoder_{i}"))
-        self.embedding_dropout = FusibleDropout(dropout, dtype=policy)
+        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy)
         self.encoder_norm = layer_norm("encoder_norm", 1e-6, policy) if pre_norm else None
         self.decoder_norm = layer_norm("decoder_norm", 1e-6, policy) if pre_norm else None
 
@@ -130,7 +130,7 @@ class Seq2SeqTransformer(keras.Model):
             x = block(x, padding_mask=mask, training=training)
         return self._final(self.encoder_norm, x), mask
 
-    def call(self, features, training=False, return_attention=False):
+    def call(self, features, training=None, return_attention=False):
         """features: `source_ids` [batch, source], `target_input_ids` [batch, target] (BOS + target
         without its last token) → float32 logits [batch, target, vocab]. With `return_attention`, also
         each decoder block's cross-attention weights [batch, heads, target, source]."""

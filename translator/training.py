@@ -30,7 +30,7 @@ from translator.corpus import read_pairs
 from translator.data import TokenizedCorpus, training_dataset
 from translator.evaluation import evaluate_translator
 from translator.inference import Translator
-from translator.losses import smoothed_cross_entropy
+from translator.losses import smoothed_cross_entropy_sum
 from translator.model import build_model
 from translator.optimizers import transformer_adam
 from translator.rundir import RunDirectory
@@ -93,7 +93,7 @@ def build_train_step(
     def local_gradients(features, labels):
         with tf.GradientTape() as tape:
             logits = model(features, training=True)
-            loss_sum, tokens = smoothed_cross_entropy(labels, logits, label_smoothing)
+            loss_sum, tokens = smoothed_cross_entropy_sum(labels, logits, label_smoothing)
             scaled = optimizer.scale_loss(loss_sum / tf.maximum(tokens, 1.0))
         return tape.gradient(scaled, model.trainable_variables), loss_sum, tokens
 

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from translator.config import load_config
-from translator.losses import smoothed_cross_entropy
+from translator.losses import smoothed_cross_entropy_sum
 from translator.model import build_model
 from translator.training import Trainer
 
@@ -54,7 +54,7 @@ optimizer.build(single.trainable_variables)
 with tf.GradientTape() as tape:
     sums, counts = zip(
         *[
-            smoothed_cross_entropy(y, single(x, training=True), config.train.label_smoothing)
+            smoothed_cross_entropy_sum(y, single(x, training=True), config.train.label_smoothing)
             for x, y in zip(local_features, local_labels)
         ]
     )

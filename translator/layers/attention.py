@@ -9,25 +9,36 @@ compiles once, under `tf.function`, XLA or a TPU.
 import keras
 import tensorflow as tf
 
-from translator.layers.dropout import FusibleDropout
+from translator.layers.dense import dense
 from translator.layers.masks import step_bias
 
 
 @keras.saving.register_keras_serializable(package="translator")
 class CachedMultiHeadAttention(keras.layers.Layer):
-    def __init__(self, num_heads: int, key_dim: int, dropout: float = 0.0, self_attention: bool = True, **kwargs):
+    def __init__(
+        self,
+        num_heads: int,
+        key_dim: int,
+        dropout: float = 0.0,
+        self_attention: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
         self.num_heads = num_heads
         self.key_dim = key_dim
         self.dropout = dropout
         self.self_attention = self_attention
         inner = num_heads * key_dim
         if self_attention:
-            self.query_key_value = keras.layers.Dense(3 * inner, name="query_key_value", dtype=self.dtype_policy)
+            self.query_key_value = dense(self, 3 * inner, "query_key_value")
         else:
-            self.query_projection = keras.layers.Dense(inner, name="query", dtype=self.dtype_policy)
-            self.key_value = keras.layers.Dense(2 * inner, name="key_value", dtype=self.dtype_policy)
-        self.attention_dropout = FusibleDropout(dropout, dtype=self.dtype_policy)
+            self.query_projection = dense(self, inner, "query")
+            self.key_value = dense(self, 2 * inner, "key_value")
+        self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, query_shape, memory_shape=None):
         model_dim = query_shape[-1]
@@ -36,7 +47,7 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         else:
             self.query_projection.build(query_shape)
             self.key_value.build(memory_shape if memory_shape is not None else query_shape)
-        self.output_projection = keras.layers.Dense(model_dim, name="output", dtype=self.dtype_policy)
+        self.output_projection = dense(self, model_dim, "output")
         self.output_projection.build((*query_shape[:-1], self.num_heads * self.key_dim))
         self.built = True
 
@@ -53,7 +64,7 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         key, value = tf.split(self.key_value(memory), 2, axis=-1)
         return {"key": self._split_heads(key), "value": self._split_heads(value)}
 
-    def call(self, query, memory=None, bias=None, training=False, return_weights=False):
+    def call(self, query, memory=None, bias=None, training=None, return_weights=False):
         """Full-sequence attention. query [batch, T, dim]; memory [batch, S, dim] (cross only);
         bias broadcastable to [batch, heads, T, S]. Returns [batch, T, dim] (and the weights)."""
         if self.self_attention:
@@ -104,4 +115,6 @@ class CachedMultiHeadAttention(keras.layers.Layer):
             "key_dim": self.key_dim,
             "dropout": self.dropout,
             "self_attention": self.self_attention,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 
 from translator.layers.attention import CachedMultiHeadAttention
-from translator.layers.dropout import FusibleDropout
+from translator.layers.dense import initializer_arguments
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
 from translator.layers.masks import causal_bias, padding_bias
 
@@ -26,6 +26,8 @@ class TransformerDecoder(keras.layers.Layer):
         attention_dropout: float = 0.0,
         pre_norm: bool = True,
         layer_norm_epsilon: float = 1e-6,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -35,20 +37,35 @@ class TransformerDecoder(keras.layers.Layer):
         self.attention_dropout = attention_dropout
         self.pre_norm = pre_norm
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
 
     def build(self, inputs_shape, memory_shape):
         model_dim = inputs_shape[-1]
         policy = self.dtype_policy
         key_dim = model_dim // self.num_heads
         self.self_attention = CachedMultiHeadAttention(
-            self.num_heads, key_dim, self.attention_dropout, name="self_attention", dtype=policy
+            self.num_heads,
+            key_dim,
+            self.attention_dropout,
+            **initializer_arguments(self),
+            name="self_attention",
+            dtype=policy,
         )
         self.self_attention.build(inputs_shape)
         self.cross_attention = CachedMultiHeadAttention(
-            self.num_heads, key_dim, self.attention_dropout, self_attention=False, name="cross_attention", dtype=policy
+            self.num_heads,
+            key_dim,
+            self.attention_dropout,
+            self_attention=False,
+            **initializer_arguments(self),
+            name="cross_attention",
+            dtype=policy,
         )
         self.cross_attention.build(inputs_shape, memory_shape)
-        self.feed_forward = FeedForward(self.ffn_dim, self.dropout, name="feed_forward", dtype=policy)
+        self.feed_forward = FeedForward(
+            self.ffn_dim, self.dropout, **initializer_arguments(self), name="feed_forward", dtype=policy
+        )
         self.feed_forward.build(inputs_shape)
         # Attributes, not a list: tf.train.Checkpoint does not track layers in a Python list.
         self.self_attention_norm = layer_norm("self_attention_norm", self.layer_norm_epsilon, policy)
@@ -56,14 +73,14 @@ class TransformerDecoder(keras.layers.Layer):
         self.feed_forward_norm = layer_norm("feed_forward_norm", self.layer_norm_epsilon, policy)
         for norm in (self.self_attention_norm, self.cross_attention_norm, self.feed_forward_norm):
             norm.build(inputs_shape)
-        self.residual_dropout = FusibleDropout(self.dropout, dtype=policy)
+        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
         self.built = True
 
     def _residuals(self):
         norms = (self.self_attention_norm, self.cross_attention_norm, self.feed_forward_norm)
         return [Residual(norm, self.residual_dropout, self.pre_norm) for norm in norms]
 
-    def call(self, inputs, memory, memory_padding_mask=None, training=False, return_attention=False):
+    def call(self, inputs, memory, memory_padding_mask=None, training=None, return_attention=False):
         """inputs [batch, target, dim], memory [batch, source, dim] → [batch, target, dim]
         (and the cross-attention weights [batch, heads, target, source] if asked)."""
         self_residual, cross_residual, feed_forward_residual = self._residuals()
@@ -108,6 +125,9 @@ class TransformerDecoder(keras.layers.Layer):
         x = feed_forward_residual(x, lambda y: self.feed_forward(y, training=False), False)
         return x, {"self": new_self["cache"], "cross": cache["cross"]}
 
+    def compute_output_shape(self, inputs_shape, *args, **kwargs):
+        return inputs_shape
+
     def get_config(self):
         return {
             **super().get_config(),
@@ -117,4 +137,6 @@ class TransformerDecoder(keras.layers.Layer):
             "attention_dropout": self.attention_dropout,
             "pre_norm": self.pre_norm,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }

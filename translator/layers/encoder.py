@@ -3,7 +3,7 @@
 import keras
 
 from translator.layers.attention import CachedMultiHeadAttention
-from translator.layers.dropout import FusibleDropout
+from translator.layers.dense import initializer_arguments
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
 from translator.layers.masks import padding_bias
 
@@ -21,6 +21,8 @@ class TransformerEncoder(keras.layers.Layer):
         attention_dropout: float = 0.0,
         pre_norm: bool = True,
         layer_norm_epsilon: float = 1e-6,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -30,30 +32,42 @@ class TransformerEncoder(keras.layers.Layer):
         self.attention_dropout = attention_dropout
         self.pre_norm = pre_norm
         self.layer_norm_epsilon = layer_norm_epsilon
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
 
     def build(self, inputs_shape):
         model_dim = inputs_shape[-1]
         policy = self.dtype_policy
         self.self_attention = CachedMultiHeadAttention(
-            self.num_heads, model_dim // self.num_heads, self.attention_dropout, name="self_attention", dtype=policy
+            self.num_heads,
+            model_dim // self.num_heads,
+            self.attention_dropout,
+            **initializer_arguments(self),
+            name="self_attention",
+            dtype=policy,
         )
         self.self_attention.build(inputs_shape)
-        self.feed_forward = FeedForward(self.ffn_dim, self.dropout, name="feed_forward", dtype=policy)
+        self.feed_forward = FeedForward(
+            self.ffn_dim, self.dropout, **initializer_arguments(self), name="feed_forward", dtype=policy
+        )
         self.feed_forward.build(inputs_shape)
         self.attention_norm = layer_norm("attention_norm", self.layer_norm_epsilon, policy)
         self.attention_norm.build(inputs_shape)
         self.feed_forward_norm = layer_norm("feed_forward_norm", self.layer_norm_epsilon, policy)
         self.feed_forward_norm.build(inputs_shape)
-        self.residual_dropout = FusibleDropout(self.dropout, dtype=policy)
+        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
         self.built = True
 
-    def call(self, inputs, padding_mask=None, training=False):
+    def call(self, inputs, padding_mask=None, training=None):
         """inputs [batch, source, dim] → [batch, source, dim]."""
         bias = None if padding_mask is None else padding_bias(padding_mask)
         attention = Residual(self.attention_norm, self.residual_dropout, self.pre_norm)
         x = attention(inputs, lambda y: self.self_attention(y, bias=bias, training=training), training)
         feed_forward = Residual(self.feed_forward_norm, self.residual_dropout, self.pre_norm)
         return feed_forward(x, lambda y: self.feed_forward(y, training=training), training)
+
+    def compute_output_shape(self, inputs_shape, *args, **kwargs):
+        return inputs_shape
 
     def get_config(self):
         return {
@@ -64,4 +78,6 @@ class TransformerEncoder(keras.layers.Layer):
             "attention_dropout": self.attention_dropout,
             "pre_norm": self.pre_norm,
             "layer_norm_epsilon": self.layer_norm_epsilon,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
         }

@@ -3,7 +3,7 @@
 import keras
 import tensorflow as tf
 
-from translator.layers.dropout import FusibleDropout
+from translator.layers.dense import dense
 
 
 def layer_norm(name: str, epsilon: float, policy) -> keras.layers.LayerNormalization:
@@ -16,24 +16,39 @@ def layer_norm(name: str, epsilon: float, policy) -> keras.layers.LayerNormaliza
 class FeedForward(keras.layers.Layer):
     """dim → ffn_dim (ReLU) → dim."""
 
-    def __init__(self, ffn_dim: int, dropout: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        ffn_dim: int,
+        dropout: float = 0.0,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.ffn_dim = ffn_dim
         self.dropout = dropout
-        self.inner = keras.layers.Dense(ffn_dim, activation="relu", name="inner", dtype=self.dtype_policy)
-        self.inner_dropout = FusibleDropout(dropout, dtype=self.dtype_policy)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.bias_initializer = keras.initializers.get(bias_initializer)
+        self.inner = dense(self, ffn_dim, "inner", "relu")
+        self.inner_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape):
         self.inner.build(input_shape)
-        self.outer = keras.layers.Dense(input_shape[-1], name="outer", dtype=self.dtype_policy)
+        self.outer = dense(self, input_shape[-1], "outer")
         self.outer.build((*input_shape[:-1], self.ffn_dim))
         self.built = True
 
-    def call(self, x, training=False):
+    def call(self, x, training=None):
         return self.outer(self.inner_dropout(self.inner(x), training=training))
 
     def get_config(self):
-        return {**super().get_config(), "ffn_dim": self.ffn_dim, "dropout": self.dropout}
+        return {
+            **super().get_config(),
+            "ffn_dim": self.ffn_dim,
+            "dropout": self.dropout,
+            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+        }
 
 
 class Residual:

@@ -1,0 +1,155 @@
+"""The Python face: `translator.load/train/evaluate`, the Keras `fit` path, the layer contract."""
+
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import translator
+from tests.conftest import read_corpus, tiny_model
+from translator.errors import TranslatorError
+from translator.layers import TransformerDecoder, TransformerEncoder
+
+
+def test_train_stays_the_function_after_every_module_is_imported():
+    import translator.training  # noqa: F401  (a submodule named `train` would replace the function)
+
+    assert callable(translator.train) and translator.train.__module__ == "translator.api"
+    assert callable(translator.evaluate) and callable(translator.load)
+    assert translator.optimizers.transformer_adam and translator.losses.smoothed_cross_entropy
+
+
+def test_keyword_and_dict_overrides_reach_the_config():
+    config = translator.api.config_with("tiny", {"decode.beam_size": 3}, train_steps=7, model_d_model=48)
+    assert (config.train.steps, config.model.d_model, config.decode.beam_size) == (7, 48, 3)
+    again = translator.api.config_with(config, data_dev="")
+    assert again.data.dev == "" and again.train.steps == 7
+    with pytest.raises(TranslatorError, match="train.stepz"):
+        translator.api.config_with("tiny", train_stepz=1)
+
+
+def test_one_fit_step_equals_one_step_of_our_loop(tokenizer):
+    from translator.training import build_train_step
+
+    sources, targets = read_corpus("train", 64)
+    every = list(translator.data.batches((sources, targets), tokenizer, batch_tokens=600, max_length=48))
+    batch = max(every, key=lambda pair: pair[1].shape[0])
+    features, labels = batch
+    assert (labels.numpy() == 0).any()  # padding is present, and must be left out of the loss
+
+    def make():
+        model = tiny_model(vocab_size=tokenizer.source_vocab_size, seed=3)
+        return model, translator.optimizers.transformer_adam(32, warmup_steps=5, clip_norm=1.0)
+
+    keras_model, keras_optimizer = make()
+    keras_model.compile(
+        optimizer=keras_optimizer, loss=translator.losses.smoothed_cross_entropy(0.1), jit_compile=False
+    )
+    keras_model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0, shuffle=False)
+
+    loop_model, loop_optimizer = make()
+    scaled = keras.optimizers.LossScaleOptimizer(loop_optimizer, initial_scale=1.0)
+    update = build_train_step(loop_model, scaled, tf.distribute.get_strategy(), 0.1, jit_compile=False)
+    update([batch])
+    moved = max(
+        np.abs(a - b).max()
+        for a, b in zip(loop_model.get_weights(), tiny_model(tokenizer.source_vocab_size, 3).get_weights())
+    )
+    assert moved > 1e-4  # the step did something
+    for fitted, looped in zip(keras_model.get_weights(), loop_model.get_weights()):
+        np.testing.assert_allclose(fitted, looped, atol=1e-5)
+
+
+def test_batches_drop_long_pairs_and_pad_labels_with_zeros(tokenizer):
+    sources = ["Y dijo Dios.", "palabra " * 80, "En el principio."]
+    targets = ["And God said.", "word", "In the beginning."]
+    seen = 0
+    for features, labels in translator.data.batches((sources, targets), tokenizer, batch_tokens=64, max_length=32):
+        ends = labels.numpy()
+        seen += len(ends)
+        assert features["source_ids"].shape[1] <= 32 and (ends[:, 0] != 0).all()
+        assert features["target_input_ids"].numpy()[:, 0].tolist() == [2] * len(ends)  # BOS first
+    assert seen == 2  # the 80-word source was dropped
+
+
+def test_layers_build_inside_a_functional_model():
+    tokens = keras.Input(shape=(None, 16))
+    mask = keras.Input(shape=(None,), dtype="bool")
+    memory = keras.Input(shape=(None, 16))
+    encoder = TransformerEncoder(num_heads=2, ffn_dim=32, dropout=0.0)
+    decoder = TransformerDecoder(num_heads=2, ffn_dim=32, dropout=0.0)
+    encoded = encoder(tokens, padding_mask=mask)
+    decoded = decoder(tokens, memory, memory_padding_mask=mask)
+    model = keras.Model([tokens, mask, memory], [encoded, decoded])
+    x = np.random.default_rng(0).normal(size=(2, 5, 16)).astype("float32")
+    m = np.array([[True] * 5, [True] * 3 + [False] * 2])
+    functional_encoded, functional_decoded = model([x, m, x])
+    assert encoder.compute_output_shape((2, 5, 16)) == (2, 5, 16)
+    np.testing.assert_allclose(functional_encoded.numpy(), encoder(x, padding_mask=m).numpy(), atol=1e-6)
+    np.testing.assert_allclose(functional_decoded.numpy(), decoder(x, x, memory_padding_mask=m).numpy(), atol=1e-6)
+
+
+def test_initializers_reach_every_sublayer_and_round_trip():
+    layer = TransformerEncoder(num_heads=2, ffn_dim=32, kernel_initializer="zeros", bias_initializer="ones")
+    layer.build((None, None, 16))
+    kernels = [w for w in layer.weights if "kernel" in w.path]
+    biases = [w for w in layer.weights if w.path.endswith("bias") and "norm" not in w.path]
+    assert len(kernels) == 4 and all(np.all(w.numpy() == 0) for w in kernels)
+    assert biases and all(np.all(w.numpy() == 1) for w in biases)
+    clone = TransformerEncoder.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+@pytest.mark.slow
+def test_load_translate_score_and_export(trained_run, tmp_path):
+    model = translator.load(trained_run)
+    sentence = "En el principio crió Dios los cielos y la tierra."
+    best = model.translate(sentence)
+    assert isinstance(best, str) and model.translate([sentence]) == [best]
+    candidates = model.translate([sentence], n_best=2)[0]
+    assert [c.text for c in candidates][0] == best and candidates[0].score >= candidates[1].score
+    # The score of the model's own beam output equals the score beam search reported for it.
+    from translator.search import length_penalty
+
+    scored = model.score([sentence] * 2, [c.text for c in candidates])
+    for candidate, score in zip(candidates, scored):
+        penalty = float(length_penalty(score.tokens, model.config.length_penalty))
+        assert abs(score.log_prob / penalty - candidate.score) < 1e-4
+    greedy = model.translate([sentence], beam_size=1)
+    assert model.configured(beam_size=1) is model.configured(beam_size=1)  # one compiled search per setting
+    assert isinstance(greedy[0], str)
+
+    exported = translator.load(model.export(tmp_path / "export"))
+    assert exported.translate([sentence]) == [best]
+    with pytest.raises(TranslatorError, match="fixed at export"):
+        exported.translate(sentence, beam_size=5)
+    with pytest.raises(TranslatorError, match="not a run directory"):
+        translator.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_evaluate_scores_given_sources_like_sacrebleu(trained_run):
+    import sacrebleu
+
+    model = translator.load(trained_run, beam_size=1)
+    sources, references = read_corpus("test", 8)
+    result = translator.evaluate(model, sources=sources, references=references)
+    expected = sacrebleu.BLEU().corpus_score(result["hypotheses"], [references]).score
+    assert result["bleu"]["score"] == round(expected, 2) and result["bleu"]["signature"].startswith("BLEU|nrefs:1")
+
+
+@pytest.mark.slow
+def test_auto_checkpoint_never_picks_an_older_averaged_one(trained_run, tmp_path):
+    from translator.checkpoints import average_checkpoints, choose_checkpoint
+    from translator.rundir import RunDirectory
+
+    run_dir = shutil.copytree(trained_run, tmp_path / "run")
+    average_checkpoints(str(run_dir), 2)
+    run = RunDirectory(run_dir)
+    assert choose_checkpoint(run).kind == "averaged" and choose_checkpoint(run).step == 40
+    translator.train("tiny", run_dir, train_steps=50, train_checkpoint_every=10, log=lambda line: None)
+    choice = choose_checkpoint(run)
+    assert (choice.kind, choice.step) == ("latest", 50) and "averaged (step 40)" in choice.note
+    assert choose_checkpoint(run, "averaged").step == 40
