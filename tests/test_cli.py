@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from translator.cli import main
+from translator.errors import TranslatorError
 
 pytestmark = pytest.mark.slow
 
@@ -32,10 +33,21 @@ def test_help_has_examples(capsys):
         (["train", "--config", "tiny", "--set", "train.steps=x", "--run-dir", "RUN"], "train.steps must be int"),
         (["evaluate", "--run-dir", "RUN"], "is not a run directory"),
         (["translate", "--run-dir", "RUN"], "is not a run directory"),
+        (["translate", "--export-dir", "RUN", "--beam-size", "3"], "--beam-size: fixed in the SavedModel"),
+        (
+            ["train", "--config", "tiny", "--set", "tokenizer.shared=false", "--run-dir", "RUN"],
+            "model.share_embeddings=true ties the source and target embeddings",
+        ),
+        (["train", "--config", "tiny", "--set", "model.dropout=1.5", "--run-dir", "RUN"], "model.dropout must be in"),
+        (["--debug", "info", "--run-dir", "RUN"], None),
     ],
 )
 def test_errors_are_one_line_without_traceback(tmp_path, capsys, args, message):
     args = [str(tmp_path / "run") if a == "RUN" else a for a in args]
+    if message is None:  # --debug before the subcommand is kept: the error comes with its traceback
+        with pytest.raises(TranslatorError):
+            main(args)
+        return
     assert main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
@@ -158,3 +170,24 @@ def test_ctrl_c_during_training_writes_a_checkpoint(tmp_path):
     assert "interrupted: checkpoint written at step" in output
     step = int(output.split("interrupted: checkpoint written at step ")[1].split(";")[0])
     assert (run_dir / "checkpoints" / f"ckpt-{step}.index").exists()
+
+
+def test_mistakes_on_a_real_run_are_one_line_and_leave_the_output_alone(trained_run, tmp_path, capsys):
+    output = tmp_path / "out.en"
+    output.write_text("keep me\n", encoding="utf-8")
+    for args, message in [
+        (["translate", "--length-penalty", "-1", "--output", str(output)], "decode.length_penalty must be at least 0"),
+        (["translate", "--beam-size", "0", "--output", str(output)], "decode.beam_size must be at least 1"),
+        (["translate", "--checkpoint", "newest", "--output", str(output)], "unknown checkpoint 'newest'"),
+        (["bench", "decode", "--split", "nope"], "--split 'nope'"),
+    ]:
+        assert main([*args, "--run-dir", str(trained_run)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert output.read_text(encoding="utf-8") == "keep me\n"
+
+
+def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run):
+    quiet = run_cli("info", "--run-dir", str(trained_run))
+    assert quiet.returncode == 0 and "parameters:" in quiet.stdout
+    assert "cuda" not in quiet.stderr.lower() and "oneDNN" not in quiet.stderr, quiet.stderr

@@ -53,19 +53,14 @@ def choose_checkpoint(run: RunDirectory, which: str = "auto") -> CheckpointChoic
             f"{run.checkpoint_dir}: no checkpoint yet; train first (`translator train --run-dir ...`)"
         )
     latest_step = checkpoint_step(latest)
-    stale = []
-    for kind in ("averaged", "best"):
-        if found[kind] and checkpoint_step(found[kind]) >= latest_step:
-            return CheckpointChoice(found[kind], checkpoint_step(found[kind]), kind)
-        if found[kind]:
-            stale.append(f"{kind} (step {checkpoint_step(found[kind])})")
-    note = (
-        f"using the latest checkpoint (step {latest_step}); older {' and '.join(stale)} passed over: "
-        f"choose one with --checkpoint"
-        if stale
-        else ""
-    )
-    return CheckpointChoice(latest, latest_step, "latest", note)
+    stale = [
+        f"{kind} (step {checkpoint_step(found[kind])})"
+        for kind in ("averaged", "best")
+        if found[kind] and checkpoint_step(found[kind]) < latest_step
+    ]
+    kind = next((k for k in ("averaged", "best") if found[k] and checkpoint_step(found[k]) >= latest_step), "latest")
+    note = f"passed over the older {' and '.join(stale)}: choose one with --checkpoint" if stale else ""
+    return CheckpointChoice(found[kind], checkpoint_step(found[kind]), kind, note)
 
 
 def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -> None:

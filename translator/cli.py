@@ -2,7 +2,7 @@
 config object and hands it down.
 
 Errors the user can fix (`TranslatorError`) print one line and exit with status 2; `--debug` shows
-the traceback instead.
+the traceback instead. TensorFlow's native start-up noise is hidden unless `--verbose` or `--debug`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported; --debug restores it
-
-from translator.errors import TranslatorError  # noqa: E402
+from translator.errors import TranslatorError
 
 EXAMPLES = {
     "train": "translator train --config small --run-dir runs/small\n"
@@ -44,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="examples:\n" + textwrap.indent("\n".join(EXAMPLES.values()), "  "),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+    _verbosity_flags(parser, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
@@ -55,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
             epilog="examples:\n" + textwrap.indent(EXAMPLES[name], "  "),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+        _verbosity_flags(sub, argparse.SUPPRESS)
         return sub
 
     train = command("train", "train a model, or resume the run in --run-dir")
@@ -136,8 +134,15 @@ def _parser() -> argparse.ArgumentParser:
     train_bench.add_argument("--work-dir", type=Path, help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
     train_bench.add_argument("--json", action="store_true", help="print one JSON object")
     for sub in (decode, train_bench):
-        sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
+        _verbosity_flags(sub, argparse.SUPPRESS)
     return parser
+
+
+def _verbosity_flags(parser: argparse.ArgumentParser, default) -> None:
+    """--debug and --verbose, accepted before or after the subcommand. The default is SUPPRESS so
+    that a subcommand's parser never overwrites a flag given before it."""
+    parser.add_argument("--debug", action="store_true", default=default, help="show tracebacks and TensorFlow logs")
+    parser.add_argument("-v", "--verbose", action="store_true", default=default, help="show TensorFlow's logs")
 
 
 def _decode_flags(parser: argparse.ArgumentParser) -> None:
@@ -153,8 +158,14 @@ def _decode_overrides(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.debug:
-        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    debug, verbose = getattr(args, "debug", False), getattr(args, "verbose", False)
+    args.debug = debug
+    if debug or verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+    else:
+        from translator.quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
     try:
         from translator import commands
 

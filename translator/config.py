@@ -35,6 +35,9 @@ class DataConfig:
     max_target_length: int = 128
     tfds_data_dir: str = ""  # empty: TFDS's default (~/tensorflow_datasets)
 
+    def __post_init__(self):
+        _at_least(self, "data", 2, "max_source_length", "max_target_length")  # a token and EOS
+
 
 @dataclasses.dataclass(frozen=True)
 class TokenizerConfig:
@@ -42,6 +45,12 @@ class TokenizerConfig:
     shared: bool = True  # one joint SentencePiece model for both languages
     model_type: str = "unigram"  # or "bpe"
     max_training_sentences: int = 2_000_000
+
+    def __post_init__(self):
+        _at_least(self, "tokenizer", 8, "vocab_size")  # the 4 specials and a few pieces
+        _at_least(self, "tokenizer", 1, "max_training_sentences")
+        if self.model_type not in ("unigram", "bpe"):
+            raise TranslatorError(f"tokenizer.model_type must be unigram or bpe, got {self.model_type!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +63,15 @@ class ModelConfig:
     attention_dropout: float = 0.0
     pre_norm: bool = True
     share_embeddings: bool = True  # source, target and output projection share one matrix
+
+    def __post_init__(self):
+        _at_least(self, "model", 1, "num_layers", "d_model", "num_heads", "ffn_dim")
+        _fraction(self, "model", "dropout", "attention_dropout")
+        if self.d_model % (2 * self.num_heads):
+            raise TranslatorError(
+                f"model.d_model={self.d_model} must be a multiple of 2 × model.num_heads={self.num_heads} "
+                "(equal heads, and sine/cosine position pairs)"
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,9 +99,11 @@ class TrainConfig:
     mixed_precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16
 
     def __post_init__(self):
-        for name in ("steps", "batch_tokens", "accumulate_steps", "checkpoint_every", "log_every", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise TranslatorError(f"train.{name} must be at least 1, got {getattr(self, name)}")
+        _at_least(self, "train", 1, "steps", "batch_tokens", "accumulate_steps", "checkpoint_every", "log_every")
+        _at_least(self, "train", 1, "keep_checkpoints")
+        _at_least(self, "train", 0, "average_last", "eval_every", "early_stopping", "cpu_devices", "warmup_steps")
+        _at_least(self, "train", 0.0, "max_minutes", "clip_norm", "checkpoint_minutes", "learning_rate")
+        _fraction(self, "train", "label_smoothing")
         if self.mixed_precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
             raise TranslatorError(
                 f"train.mixed_precision must be float32, mixed_bfloat16 or mixed_float16, got {self.mixed_precision!r}"
@@ -98,6 +118,24 @@ class DecodeConfig:
     max_length_ratio: float = 1.5  # per sentence: at most ratio * source length + 10 tokens (EOS included)
     batch_tokens: int = 4096  # source tokens per decoding batch (padding included)
 
+    def __post_init__(self):
+        _at_least(self, "decode", 1, "beam_size", "max_length", "batch_tokens")
+        _at_least(self, "decode", 0.0, "length_penalty")  # beam search's early stop relies on it
+        if self.max_length_ratio <= 0:
+            raise TranslatorError(f"decode.max_length_ratio must be positive, got {self.max_length_ratio}")
+
+
+def _at_least(section, name: str, minimum, *keys: str) -> None:
+    for key in keys:
+        if getattr(section, key) < minimum:
+            raise TranslatorError(f"{name}.{key} must be at least {minimum}, got {getattr(section, key)}")
+
+
+def _fraction(section, name: str, *keys: str) -> None:
+    for key in keys:
+        if not 0 <= getattr(section, key) < 1:
+            raise TranslatorError(f"{name}.{key} must be in [0, 1), got {getattr(section, key)}")
+
 
 @dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
@@ -106,6 +144,13 @@ class ExperimentConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     decode: DecodeConfig = dataclasses.field(default_factory=DecodeConfig)
+
+    def __post_init__(self):
+        if self.model.share_embeddings and not self.tokenizer.shared:
+            raise TranslatorError(
+                "model.share_embeddings=true ties the source and target embeddings, which needs one vocabulary "
+                "(tokenizer.shared=true): set one of the two"
+            )
 
     def replace(self, **sections: Any) -> ExperimentConfig:
         return dataclasses.replace(self, **sections)
@@ -141,7 +186,7 @@ def load_config(name_or_path: str | Path = "small", overrides: typing.Sequence[s
         try:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError as error:
-            raise TranslatorError(f"--set {override!r}: the value is not valid YAML ({error})") from None
+            raise TranslatorError(f"--set {override!r}: the value is not valid YAML ({error})") from error
         values.setdefault(section, {})
         if not isinstance(values[section], dict):
             raise TranslatorError(f"--set {override!r}: {section!r} is a section, not a value")
@@ -153,7 +198,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise TranslatorError(f"{path}: not a valid YAML file ({error})".replace("\n", " ")) from None
+        raise TranslatorError(f"{path}: not a valid YAML file ({error})".replace("\n", " ")) from error
     if not isinstance(values, dict):
         raise TranslatorError(f"{path}: expected a mapping of sections (data, model, train, ...)")
     return values

@@ -109,13 +109,13 @@ def _prepared_tfds_builder(parsed: CorpusSpec, data_dir: str):
 
     try:
         builder = tfds.builder(parsed.name, data_dir=data_dir or None)
-    except tfds.core.registered.DatasetNotFoundError:
+    except tfds.core.registered.DatasetNotFoundError as error:
         base = parsed.name.split("/")[0]
         close = difflib.get_close_matches(base, tfds.list_builders(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise TranslatorError(f"unknown TFDS dataset {parsed.name!r}{hint}") from None
+        raise TranslatorError(f"unknown TFDS dataset {parsed.name!r}{hint}") from error
     except ValueError as error:  # unknown builder config
-        raise TranslatorError(f"TFDS dataset {parsed.name!r}: {error}") from None
+        raise TranslatorError(f"TFDS dataset {parsed.name!r}: {error}") from error
     if builder.is_prepared():
         return builder
     if not network_available():
@@ -129,7 +129,7 @@ def _prepared_tfds_builder(parsed: CorpusSpec, data_dir: str):
     except ModuleNotFoundError as error:
         raise TranslatorError(
             f"downloading TFDS dataset {parsed.name!r} needs {error.name}: pip install {error.name}"
-        ) from None
+        ) from error
     return builder
 
 
@@ -155,10 +155,10 @@ def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
                 except UnicodeDecodeError as error:
                     raise TranslatorError(
                         f"{path}, line {number}: not UTF-8 ({error.reason} at byte {error.start})"
-                    ) from None
+                    ) from error
                 yield number, text.rstrip("\r\n")
     except (OSError, EOFError) as error:
-        raise TranslatorError(f"{path}: cannot be read ({error})") from None
+        raise TranslatorError(f"{path}: cannot be read ({error})") from error
 
 
 def read_lines(path: Path) -> Iterator[str]:

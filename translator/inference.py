@@ -89,10 +89,10 @@ class Translator(tf.Module, BaseTranslator):
                 f"{run.tokenizer_dir}: a vocabulary of {pieces} pieces, but {run.config_path} says "
                 f"tokenizer.vocab_size={config.tokenizer.vocab_size}: the tokenizer belongs to another run"
             )
-        model = build_model(config, tokenizer)
+        decode_config = dataclasses.replace(config.decode, **decode)  # validated before the model is built
         choice = choose_checkpoint(run, checkpoint)
+        model = build_model(config, tokenizer)
         restore(tf.train.Checkpoint(model=model), choice.path, partial=True)
-        decode_config = dataclasses.replace(config.decode, **decode)
         return cls(model, tokenizer, decode_config, config.data.max_source_length, jit_compile, run.path, choice)
 
     def with_config(self, **changes) -> Translator:

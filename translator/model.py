@@ -19,7 +19,6 @@ import tensorflow as tf
 
 from translator.config import ExperimentConfig, ModelConfig
 from translator.constants import PAD_ID
-from translator.errors import TranslatorError
 from translator.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from translator.layers.feed_forward import layer_norm
 
@@ -182,11 +181,6 @@ class Seq2SeqTransformer(keras.Model):
 def build_model(config: ExperimentConfig, tokenizer, dtype=None) -> Seq2SeqTransformer:
     """The run's model with every weight created, for `tokenizer`'s vocabularies (a
     `translator.tokenizer.Tokenizer`; not imported here, so the model needs no tensorflow-text)."""
-    if config.model.share_embeddings and not tokenizer.shared:
-        raise TranslatorError(
-            "model.share_embeddings=true needs tokenizer.shared=true (one vocabulary for both languages): "
-            "set model.share_embeddings=false for separate tokenizers"
-        )
     model = Seq2SeqTransformer.from_model_config(
         config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size, dtype=dtype
     )

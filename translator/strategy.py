@@ -20,12 +20,12 @@ def split_cpu(devices: int) -> None:
     cpu = tf.config.list_physical_devices("CPU")[0]
     try:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-    except RuntimeError:
+    except RuntimeError as error:
         if len(tf.config.list_logical_devices("CPU")) != devices:
             raise TranslatorError(
                 f"--cpu-devices {devices}: TensorFlow was already initialized with "
                 f"{len(tf.config.list_logical_devices('CPU'))} CPU devices in this process"
-            ) from None
+            ) from error
 
 
 def _local_tpu_devices() -> bool:
