@@ -3,37 +3,16 @@
 import keras
 
 from translator.layers.attention import CachedMultiHeadAttention
+from translator.layers.block import TransformerBlock
 from translator.layers.dense import initializer_arguments
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
 from translator.layers.masks import padding_bias
 
 
 @keras.saving.register_keras_serializable(package="translator")
-class TransformerEncoder(keras.layers.Layer):
+class TransformerEncoder(TransformerBlock):
     """Encoder block. `padding_mask` ([batch, source] bool, True = real token) keeps padded positions
     out of every real position's attention, so padding never changes a real position's output."""
-
-    def __init__(
-        self,
-        num_heads: int,
-        ffn_dim: int,
-        dropout: float = 0.1,
-        attention_dropout: float = 0.0,
-        pre_norm: bool = True,
-        layer_norm_epsilon: float = 1e-6,
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.num_heads = num_heads
-        self.ffn_dim = ffn_dim
-        self.dropout = dropout
-        self.attention_dropout = attention_dropout
-        self.pre_norm = pre_norm
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.bias_initializer = keras.initializers.get(bias_initializer)
 
     def build(self, inputs_shape):
         model_dim = inputs_shape[-1]
@@ -65,19 +44,3 @@ class TransformerEncoder(keras.layers.Layer):
         x = attention(inputs, lambda y: self.self_attention(y, bias=bias, training=training), training)
         feed_forward = Residual(self.feed_forward_norm, self.residual_dropout, self.pre_norm)
         return feed_forward(x, lambda y: self.feed_forward(y, training=training), training)
-
-    def compute_output_shape(self, inputs_shape, *args, **kwargs):
-        return inputs_shape
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "num_heads": self.num_heads,
-            "ffn_dim": self.ffn_dim,
-            "dropout": self.dropout,
-            "attention_dropout": self.attention_dropout,
-            "pre_norm": self.pre_norm,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
-            "bias_initializer": keras.initializers.serialize(self.bias_initializer),
-        }
