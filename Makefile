@@ -9,7 +9,7 @@ RUN_DIR ?= runs/$(CONFIG)
 SPLIT ?= test
 ARGS ?=
 
-.PHONY: install train evaluate translate export test bench notebooks lint clean
+.PHONY: install train evaluate translate export test bench notebooks lint tensorboard clean
 
 install: $(VENV)/.installed
 
@@ -45,6 +45,10 @@ bench: install
 # Execute every notebook in notebooks/ (tiny preset, as the test suite does) and check its results.
 notebooks: install
 	$(BIN)/python -m pytest -q tests/test_notebooks.py $(ARGS)
+
+# Watch a run's loss, learning rate, speed and dev BLEU (http://localhost:6006).
+tensorboard: install
+	$(BIN)/tensorboard --logdir $(RUN_DIR)/logs
 
 lint: install
 	$(BIN)/ruff check translator tests

@@ -103,6 +103,9 @@ def _check_quickstart(output: str, workdir: Path) -> None:
     for _, log_probability in results:
         assert math.isfinite(float(log_probability)) and float(log_probability) <= 0, output
     assert (workdir / "runs" / "quickstart" / "export" / "saved_model.pb").exists()
+    # Keras fit trained two epochs of the user's own pairs, and the loss went down.
+    losses = [float(x) for x in re.search(r"^fit: loss per epoch \[(.*)\]$", output, re.MULTILINE).group(1).split(",")]
+    assert len(losses) == 2 and losses[1] < losses[0], output
 
 
 def _check_plots(workdir: Path, images: int, names: list[str]) -> None:
@@ -162,7 +165,7 @@ def _check_export_and_serve(output: str, workdir: Path, images: int) -> None:
         "  output translation: string (None,)",
         "  output truncated: bool (None,)",
         "signature 'translate_nbest'",
-        "translate_nbest: {'scores': [2, 2], 'translations': [2, 2]}",
+        "translate_nbest: {'scores': [2, 2], 'translations': [2, 2], 'truncated': [2]}",
     ):
         assert line in output.splitlines(), (line, output)
     # … and printed the REST response, one prediction per instance, equal to the in-process translations.
@@ -205,3 +208,17 @@ CHECKS = {
     "distributed": _check_distributed,
     "export_and_serve": _check_export_and_serve,
 }
+
+
+def test_every_notebook_installs_from_the_repository_named_in_pyproject():
+    """The Colab install cell names the repository; pyproject.toml is the one place it is written."""
+    nbformat = pytest.importorskip("nbformat")
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    repository = re.search(r'^Repository = "(.+)"$', pyproject, re.MULTILINE).group(1)
+    for path in NOTEBOOKS:
+        cells = nbformat.read(path, as_version=4).cells
+        setup = next(cell.source for cell in cells if cell.cell_type == "code" and "pip" in cell.source)
+        assert f'REPOSITORY = "{repository}"' in setup and "raise SystemExit" in setup, path.name
+        code = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code")
+        deeper = set(re.findall(r"^from (translator\.\w+)", code, re.MULTILINE))
+        assert "import translator" in code and (path.stem == "attention" or not deeper), (path.name, deeper)

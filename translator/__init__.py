@@ -31,6 +31,9 @@ _EXPORTS = {
     "RunDirectory": "translator.rundir",
     "Tokenizer": "translator.tokenizer",
     "TrainResult": "translator.training",
+    "read_pairs": "translator.corpus",
+    "build_strategy": "translator.strategy",
+    "describe_strategy": "translator.strategy",
 }
 _SUBMODULES = ("data", "layers", "losses", "optimizers")
 

@@ -88,7 +88,7 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     )
 
 
-def describe(strategy: tf.distribute.Strategy) -> str:
+def describe_strategy(strategy: tf.distribute.Strategy) -> str:
     """The strategy by its public name (TensorFlow's classes are aliases such as CollectiveAllReduceStrategy)."""
     names = [
         (tf.distribute.TPUStrategy, "TPUStrategy"),

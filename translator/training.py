@@ -34,7 +34,7 @@ from translator.losses import smoothed_cross_entropy_sum
 from translator.model import build_model
 from translator.optimizers import transformer_adam
 from translator.rundir import RunDirectory
-from translator.strategy import build_strategy, describe, is_chief
+from translator.strategy import build_strategy, describe_strategy, is_chief
 from translator.tokenizer import load_or_train_tokenizer
 
 
@@ -167,7 +167,7 @@ class Trainer:
         if self.manager.latest_checkpoint:
             restore(self.checkpoint, self.manager.latest_checkpoint)
             log(f"resumed from step {int(self.step.numpy())} ({self.manager.latest_checkpoint})")
-        log(f"strategy: {describe(self.strategy)}; model: {self.model.count_params():,} parameters")
+        log(f"strategy: {describe_strategy(self.strategy)}; model: {self.model.count_params():,} parameters")
         self.dev_translator: Translator | None = None
 
     def _datasets(self):
