@@ -52,3 +52,28 @@ def trained_run(tmp_path_factory) -> Path:
     config = load_config("tiny", ["train.steps=40", "train.checkpoint_every=20"])
     train(config, run_dir, log=lambda line: None)
     return run_dir
+
+
+def train_command(run_dir: Path, *settings: str, strategy: str | None = None, cpu_devices: int = 0) -> list[str]:
+    """`python -m translator.cli train --config tiny --run-dir RUN_DIR --set ...`, for tests that must
+    train in a fresh process (logical CPU devices, signals, multi-worker)."""
+    import sys
+
+    command = [sys.executable, "-m", "translator.cli", "train", "--config", "tiny", "--run-dir", str(run_dir)]
+    for setting in settings:
+        command += ["--set", setting]
+    if strategy:
+        command += ["--strategy", strategy]
+    if cpu_devices:
+        command += ["--cpu-devices", str(cpu_devices)]
+    return command
+
+
+def checkpoint_weights(path: str) -> dict[str, np.ndarray]:
+    """Every model weight of a checkpoint, by name (the optimizer slots and counters left out)."""
+    import tensorflow as tf
+
+    names = [name for name, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in name]
+    keep = [name for name in names if "/m/" not in name and "/v/" not in name and "optimizer/" not in name]
+    reader = tf.train.load_checkpoint(path)
+    return {name: reader.get_tensor(name) for name in keep if not name.startswith("save_counter")}

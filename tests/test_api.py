@@ -39,19 +39,19 @@ def test_one_fit_step_equals_one_step_of_our_loop(tokenizer):
     features, labels = batch
     assert (labels.numpy() == 0).any()  # padding is present, and must be left out of the loss
 
-    def make():
+    def make(clip_norm):
         model = tiny_model(vocab_size=tokenizer.source_vocab_size, seed=3)
-        return model, translator.optimizers.transformer_adam(32, warmup_steps=5, clip_norm=1.0)
+        return model, translator.optimizers.transformer_adam(32, warmup_steps=5, clip_norm=clip_norm)
 
-    keras_model, keras_optimizer = make()
+    keras_model, keras_optimizer = make(clip_norm=0.5)  # Keras clips the global norm
     keras_model.compile(
         optimizer=keras_optimizer, loss=translator.losses.smoothed_cross_entropy(0.1), jit_compile=False
     )
     keras_model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0, shuffle=False)
 
-    loop_model, loop_optimizer = make()
+    loop_model, loop_optimizer = make(clip_norm=0.0)  # our step clips
     scaled = keras.optimizers.LossScaleOptimizer(loop_optimizer, initial_scale=1.0)
-    update = build_train_step(loop_model, scaled, tf.distribute.get_strategy(), 0.1, jit_compile=False)
+    update = build_train_step(loop_model, scaled, tf.distribute.get_strategy(), 0.1, jit_compile=False, clip_norm=0.5)
     update([batch])
     moved = max(
         np.abs(a - b).max()

@@ -31,8 +31,8 @@ def test_help_has_examples(capsys):
         (["train", "--config", "nope", "--run-dir", "RUN"], "unknown preset 'nope'"),
         (["train", "--config", "tiny", "--set", "train.stepz=3", "--run-dir", "RUN"], "did you mean 'train.steps'"),
         (["train", "--config", "tiny", "--set", "train.steps=x", "--run-dir", "RUN"], "train.steps must be int"),
-        (["evaluate", "--run-dir", "RUN"], "is not a run directory"),
-        (["translate", "--run-dir", "RUN"], "is not a run directory"),
+        (["evaluate", "--run-dir", "RUN"], "not a run directory (config.yaml)"),
+        (["translate", "--run-dir", "RUN"], "not a run directory (config.yaml)"),
         (["translate", "--export-dir", "RUN", "--beam-size", "3"], "--beam-size: fixed in the SavedModel"),
         (
             ["train", "--config", "tiny", "--set", "tokenizer.shared=false", "--run-dir", "RUN"],

@@ -1,5 +1,6 @@
 """tf.distribute on CPU: Mirrored over logical devices, multi-worker on localhost, bfloat16, kill/resume."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO
+from tests.conftest import REPO, checkpoint_weights, train_command
 from translator.checkpoints import average_checkpoints
 from translator.config import load_config
 from translator.inference import Translator
@@ -37,13 +38,13 @@ def python(*args, env=None, timeout=900):
     )
 
 
-def test_mirrored_step_equals_single_device_step(tmp_path):
-    result = python(HELPERS / "mirrored_first_step.py", tmp_path / "run")
+def test_mirrored_updates_equal_single_device_updates(tmp_path):
+    """Several Adam updates with clipping, accumulation and label smoothing: 2 replicas ≡ 1 device."""
+    result = python(HELPERS / "mirrored_steps.py", tmp_path / "run")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert len(report["replica_batches"]) == 2
-    assert abs(report["mirrored_loss"] - report["single_loss"]) <= 1e-4
-    assert report["weights_moved"] > 1e-4  # the step did something …
+    assert min(report["gradient_norms"]) > 0.05  # clipping was active at every update
+    assert report["weights_moved"] > 1e-4  # the updates did something …
     assert report["weight_difference"] <= 1e-5  # … and the same thing on one device and on two
 
 
@@ -101,39 +102,73 @@ def test_mixed_bfloat16_trains_on_cpu(tmp_path):
     assert all(w.dtype == np.float32 for w in model.get_weights())
 
 
-def test_killed_run_resumes_and_finishes(tmp_path):
-    run_dir = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "translator.cli",
-        "train",
-        "--config",
-        "tiny",
-        "--run-dir",
-        str(run_dir),
-        "--set",
-        "train.steps=400",
-        "--set",
-        "train.checkpoint_every=20",
-        "--set",
-        "train.log_every=20",
-    ]
+RESUME_SETTINGS = (
+    "train.steps=60",
+    "train.checkpoint_every=10",
+    "train.log_every=10",
+    "model.dropout=0.1",
+    "data.dev=",
+)
+
+
+def kill_at_first_checkpoint(command: list[str], run_dir) -> int:
+    """Start `command`, SIGKILL it as soon as its first checkpoint is complete; the step it reached."""
     process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     index = run_dir / "checkpoints" / "checkpoint"
     deadline = time.monotonic() + 600
     while not index.exists() and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
+        time.sleep(0.02)
     process.send_signal(signal.SIGKILL)
     process.communicate()
     assert index.exists(), "no checkpoint was written before the kill"
-    killed_at = int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
-    assert killed_at < 400
+    return int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
 
+
+@pytest.mark.parametrize(
+    "strategy, extra, tolerance",
+    [(None, (), 0.0), ("mirrored", ("train.accumulate_steps=2",), 1e-5)],
+    ids=["default", "mirrored-accumulate"],
+)
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, strategy, extra, tolerance):
+    settings = (*RESUME_SETTINGS, *extra)
+    devices = 2 if strategy else 0
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    done = subprocess.run(
+        train_command(straight, *settings, strategy=strategy, cpu_devices=devices),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    command = train_command(killed, *settings, strategy=strategy, cpu_devices=devices)
+    killed_at = kill_at_first_checkpoint(command, killed)
+    assert killed_at < 60
     resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resumed from step {killed_at}" in resumed.stdout
-    assert "finished at step 400" in resumed.stdout
+    assert f"resumed from step {killed_at}" in resumed.stdout and "finished at step 60" in resumed.stdout
+
+    expected = checkpoint_weights(tf.train.latest_checkpoint(str(straight / "checkpoints")))
+    actual = checkpoint_weights(tf.train.latest_checkpoint(str(killed / "checkpoints")))
+    assert expected.keys() == actual.keys()
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], atol=tolerance, rtol=0, err_msg=name)
+
+
+def test_two_fresh_runs_with_one_seed_are_identical(tmp_path):
+    config = load_config("tiny", ["train.steps=8", "model.dropout=0.1", "data.dev=", "train.log_every=4"])
+    train(config, tmp_path / "a", log=lambda line: None)
+    train(config, tmp_path / "b", log=lambda line: None)
+    first = checkpoint_weights(tf.train.latest_checkpoint(str(tmp_path / "a" / "checkpoints")))
+    second = checkpoint_weights(tf.train.latest_checkpoint(str(tmp_path / "b" / "checkpoints")))
+    assert first.keys() == second.keys() and len(first) > 20
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    reseeded = config.replace(train=dataclasses.replace(config.train, seed=config.train.seed + 1))
+    train(reseeded, tmp_path / "c", log=lambda line: None)
+    third = checkpoint_weights(tf.train.latest_checkpoint(str(tmp_path / "c" / "checkpoints")))
+    assert any(not np.array_equal(first[name], third[name]) for name in first)  # the seed matters
 
 
 def test_average_of_checkpoints_is_their_mean(trained_run, tmp_path):

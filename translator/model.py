@@ -21,6 +21,7 @@ from translator.config import ExperimentConfig, ModelConfig
 from translator.constants import PAD_ID
 from translator.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from translator.layers.feed_forward import layer_norm
+from translator.layers.sublayers import derive_seed
 
 
 @keras.saving.register_keras_serializable(package="translator")
@@ -37,8 +38,11 @@ class Seq2SeqTransformer(keras.Model):
         attention_dropout: float = 0.0,
         pre_norm: bool = True,
         share_embeddings: bool = True,
+        seed: int | None = None,
         **kwargs,
     ):
+        """`seed` (optional) fixes every initial weight and dropout mask: two models built with the
+        same seed start equal and, fed the same batches, stay equal."""
         super().__init__(**kwargs)
         if share_embeddings and source_vocab_size != target_vocab_size:
             raise ValueError("share_embeddings needs one vocabulary: source and target vocab sizes differ")
@@ -54,14 +58,17 @@ class Seq2SeqTransformer(keras.Model):
         self.attention_dropout = attention_dropout
         self.pre_norm = pre_norm
         self.share_embeddings = share_embeddings
+        self.seed = seed
         policy = self.dtype_policy
         self.target_embedding = TokenAndPositionEmbedding(
-            target_vocab_size, d_model, name="target_embedding", dtype=policy
+            target_vocab_size, d_model, derive_seed(seed, "target_embedding"), name="target_embedding", dtype=policy
         )
         self.source_embedding = (
             self.target_embedding
             if share_embeddings
-            else TokenAndPositionEmbedding(source_vocab_size, d_model, name="source_embedding", dtype=policy)
+            else TokenAndPositionEmbedding(
+                source_vocab_size, d_model, derive_seed(seed, "source_embedding"), name="source_embedding", dtype=policy
+            )
         )
         block = dict(
             num_heads=num_heads,
@@ -74,9 +81,12 @@ class Seq2SeqTransformer(keras.Model):
         # Blocks are attributes, not list items: tf.train.Checkpoint does not see layers held in a
         # Python list of a Keras 3 model, and would silently leave them out of checkpoints.
         for i in range(num_layers):
-            setattr(self, f"encoder_{i}", TransformerEncoder(**block, name=f"encoder_{i}"))
-            setattr(self, f"decoder_{i}", TransformerDecoder(**block, name=f"decoder_{i}"))
-        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=policy)
+            for kind, layer in (("encoder", TransformerEncoder), ("decoder", TransformerDecoder)):
+                name = f"{kind}_{i}"
+                setattr(self, name, layer(**block, seed=derive_seed(seed, name), name=name))
+        self.embedding_dropout = keras.layers.Dropout(
+            dropout, seed=derive_seed(seed, "embedding_dropout"), dtype=policy
+        )
         self.encoder_norm = layer_norm("encoder_norm", 1e-6, policy) if pre_norm else None
         self.decoder_norm = layer_norm("decoder_norm", 1e-6, policy) if pre_norm else None
 
@@ -89,7 +99,9 @@ class Seq2SeqTransformer(keras.Model):
         return [getattr(self, f"decoder_{i}") for i in range(self.num_layers)]
 
     @classmethod
-    def from_model_config(cls, config: ModelConfig, source_vocab_size: int, target_vocab_size: int, dtype=None):
+    def from_model_config(
+        cls, config: ModelConfig, source_vocab_size: int, target_vocab_size: int, dtype=None, seed: int | None = None
+    ):
         return cls(
             source_vocab_size=source_vocab_size,
             target_vocab_size=target_vocab_size,
@@ -101,6 +113,7 @@ class Seq2SeqTransformer(keras.Model):
             attention_dropout=config.attention_dropout,
             pre_norm=config.pre_norm,
             share_embeddings=config.share_embeddings,
+            seed=seed,
             dtype=dtype,
         )
 
@@ -175,14 +188,15 @@ class Seq2SeqTransformer(keras.Model):
             "attention_dropout": self.attention_dropout,
             "pre_norm": self.pre_norm,
             "share_embeddings": self.share_embeddings,
+            "seed": self.seed,
         }
 
 
-def build_model(config: ExperimentConfig, tokenizer, dtype=None) -> Seq2SeqTransformer:
+def build_model(config: ExperimentConfig, tokenizer, dtype=None, seed: int | None = None) -> Seq2SeqTransformer:
     """The run's model with every weight created, for `tokenizer`'s vocabularies (a
     `translator.tokenizer.Tokenizer`; not imported here, so the model needs no tensorflow-text)."""
     model = Seq2SeqTransformer.from_model_config(
-        config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size, dtype=dtype
+        config.model, tokenizer.source_vocab_size, tokenizer.target_vocab_size, dtype=dtype, seed=seed
     )
     model.build()
     return model

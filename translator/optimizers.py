@@ -13,14 +13,15 @@ def transformer_adam(
     learning_rate: float = 2.0,
     beta_2: float = 0.98,
     clip_norm: float = 0.0,
+    epsilon: float = 1e-9,
 ) -> keras.optimizers.Adam:
-    """Adam(β1 0.9, β2 `beta_2`, ε 1e-9) whose learning rate is `learning_rate` · d_model^-0.5 ·
+    """Adam(β1 0.9, β2 `beta_2`, ε `epsilon`) whose learning rate is `learning_rate` · d_model^-0.5 ·
     min(step^-0.5, step · warmup^-1.5). `clip_norm` > 0 clips the global gradient norm. Usable in
     `model.compile(optimizer=...)` and by the training loop alike."""
     return keras.optimizers.Adam(
         learning_rate=InverseSqrtSchedule(d_model, warmup_steps, learning_rate),
         beta_1=0.9,
         beta_2=beta_2,
-        epsilon=1e-9,
+        epsilon=epsilon,
         global_clipnorm=clip_norm or None,
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -65,8 +64,7 @@ def build_optimizer(config: ExperimentConfig) -> keras.optimizers.LossScaleOptim
         config.train.warmup_steps,
         config.train.learning_rate,
         beta_2=config.train.adam_beta_2,
-        clip_norm=config.train.clip_norm,
-    )
+    )  # clipping is done by the train step, on the gradient of the whole global batch
     return keras.optimizers.LossScaleOptimizer(
         adam, initial_scale=2.0**15 if float16 else 1.0, dynamic_growth_steps=2000 if float16 else 2**31 - 1
     )
@@ -78,6 +76,7 @@ def build_train_step(
     strategy: tf.distribute.Strategy,
     label_smoothing: float,
     jit_compile: bool,
+    clip_norm: float = 0.0,
 ) -> Callable:
     """`update(batches)`: one optimizer update from a list of (features, labels) batches (per-replica
     values under a strategy; several batches accumulate gradients). Returns (loss sum, real target
@@ -86,8 +85,10 @@ def build_train_step(
     Each batch's gradient is that of its mean loss (XLA-compiled where it works, so float16 loss
     scaling sees a well-scaled value), weighted by its token count and divided by the global token
     count: the update is the gradient of the mean loss over every real target token of the global,
-    accumulated batch, whatever the number of replicas. A step whose gradients are not finite on any
-    replica is skipped by every replica (the loss-scale optimizer's guard).
+    accumulated batch, whatever the number of replicas. `clip_norm` > 0 clips that gradient's global
+    norm: the norm of the sum over replicas, not of each replica's part (Keras' own `global_clipnorm`
+    would clip each part before the all-reduce). A step whose gradients are not finite on any replica is
+    skipped by every replica (the loss-scale optimizer's guard).
     """
 
     def local_gradients(features, labels):
@@ -111,6 +112,11 @@ def build_train_step(
         gradients = [g / tf.cast(global_tokens, g.dtype) for g in total]
         finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in gradients])
         any_bad = context.all_reduce("sum", 1.0 - tf.cast(finite, tf.float32)) > 0
+        if clip_norm > 0:
+            total = context.all_reduce("sum", gradients) if context.num_replicas_in_sync > 1 else gradients
+            norm = tf.linalg.global_norm(total)
+            scale = clip_norm / tf.maximum(norm, clip_norm)  # each replica's part scaled alike: the sum is clipped
+            gradients = [g * tf.cast(scale, g.dtype) for g in gradients]
         # Make every replica see the failure, so that all of them skip the same step.
         gradients[0] += tf.where(any_bad, tf.constant(float("nan"), gradients[0].dtype), 0)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
@@ -147,35 +153,61 @@ class Trainer:
         )
         policy = self.config.train.mixed_precision
         with self.strategy.scope():
-            self.model = build_model(self.config, self.tokenizer, dtype=policy)
+            self.model = build_model(self.config, self.tokenizer, dtype=policy, seed=self.config.train.seed)
             self.optimizer = build_optimizer(self.config)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
             self.best_bleu = tf.Variable(-1.0, dtype=tf.float64, trainable=False, name="best_bleu")
+            # The input position: batches taken from this worker's input pipeline so far, and by how many
+            # replicas. A resumed run skips exactly these, whatever the replica count was.
+            self.batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
+            self.trained_replicas = tf.Variable(0, dtype=tf.int64, trainable=False, name="trained_replicas")
             self.checkpoint = tf.train.Checkpoint(
                 model=self.model,
                 optimizer=self.optimizer,
                 step=self.step,
                 seconds=self.seconds,
                 best_bleu=self.best_bleu,
+                batches_consumed=self.batches_consumed,
+                trained_replicas=self.trained_replicas,
+                # Keras does not checkpoint its dropout seed generators; without them a resumed run
+                # would draw other masks than an uninterrupted one.
+                dropout_seeds=[v for v in self.model.non_trainable_variables if "seed_generator" in v.path],
             )
-        # Saving is collective under multi-worker strategies: other workers save too, to scratch space.
-        self.scratch_dir = None if self.chief else self.run.path / f"worker-tmp-{os.getpid()}"
+        # Saving is collective under multi-worker strategies: other workers save too, to scratch space
+        # named by their task (a restarted worker finds and removes it). Every worker resumes from the
+        # chief's checkpoint, so all start from the same step.
+        task = getattr(self.strategy.cluster_resolver, "task_id", 0) if not self.chief else 0
+        self.scratch_dir = None if self.chief else self.run.path / f"worker-tmp-{task}"
         directory = self.run.checkpoint_dir if self.chief else self.scratch_dir / "checkpoints"
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), self.config.train.keep_checkpoints)
-        if self.manager.latest_checkpoint:
-            restore(self.checkpoint, self.manager.latest_checkpoint)
-            log(f"resumed from step {int(self.step.numpy())} ({self.manager.latest_checkpoint})")
+        latest = tf.train.latest_checkpoint(str(self.run.checkpoint_dir))
+        if latest:
+            restore(self.checkpoint, latest)
+            log(f"resumed from step {int(self.step.numpy())} ({latest})")
+            before, now = int(self.trained_replicas.numpy()), self.strategy.num_replicas_in_sync
+            if before and before != now:
+                log(
+                    f"warning: this run was trained on {before} replica(s), now {now}: each replica's share of "
+                    "train.batch_tokens changes, so from here the batches differ from an uninterrupted run's "
+                    f"(training continues after the {int(self.batches_consumed.numpy()):,} batches already taken "
+                    "from the new stream; the same replica count resumes exactly)"
+                )
+        self.trained_replicas.assign(self.strategy.num_replicas_in_sync)
+        self.last_saved_step = int(self.step.numpy())
         log(f"strategy: {describe_strategy(self.strategy)}; model: {self.model.count_params():,} parameters")
         self.dev_translator: Translator | None = None
 
     def _datasets(self):
         replicas = self.strategy.num_replicas_in_sync
         per_replica_tokens = max(self.config.train.batch_tokens // replicas, 1)
-        skip = int(self.step.numpy()) * self.config.train.accumulate_steps
+        skip = int(self.batches_consumed.numpy())
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
+            # Each step takes one batch per replica of this pipeline, `accumulate_steps` times.
+            self.batches_per_step = context.num_replicas_in_sync // context.num_input_pipelines
+            self.batches_per_step *= self.config.train.accumulate_steps
             return training_dataset(
                 self.corpus,
                 per_replica_tokens,
@@ -194,7 +226,12 @@ class Trainer:
     def _train_step_fn(self):
         """The distributed train step over `train.accumulate_steps` batches from an iterator."""
         update = build_train_step(
-            self.model, self.optimizer, self.strategy, self.config.train.label_smoothing, self._use_xla()
+            self.model,
+            self.optimizer,
+            self.strategy,
+            self.config.train.label_smoothing,
+            self._use_xla(),
+            self.config.train.clip_norm,
         )
         accumulate = self.config.train.accumulate_steps
 
@@ -209,16 +246,21 @@ class Trainer:
         """Steps whose update was skipped for non-finite gradients (the inner optimizer did not count them)."""
         return int(self.step.numpy()) - int(self.optimizer.iterations.numpy())
 
-    def _all_agree(self, stop: bool) -> bool:
-        """Whether any worker wants to stop: workers must leave the loop at the same step, and each
-        measures its own clock. A no-op on a single machine."""
+    def _all_agree(self, *wishes: bool) -> tuple[bool, ...]:
+        """For each wish (stop, save now), whether any worker has it. Each worker measures its own
+        clock, yet every worker must stop and save (a collective operation) at the same step. One
+        all-reduce under multi-worker strategies; a no-op on a single machine."""
         if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return bool(stop)
-        votes = self.strategy.run(lambda: tf.constant(float(stop)))
-        return bool(self.strategy.reduce("sum", votes, axis=None).numpy() > 0)
+            return tuple(bool(wish) for wish in wishes)
+        votes = self.strategy.run(lambda: tf.constant([float(wish) for wish in wishes]))
+        return tuple(bool(total > 0) for total in self.strategy.reduce("sum", votes, axis=None).numpy())
 
     def save(self) -> None:
-        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        """A checkpoint at this step, unless one was written at this step already (never rewritten)."""
+        step = int(self.step.numpy())
+        if step != self.last_saved_step:
+            self.manager.save(checkpoint_number=step)
+            self.last_saved_step = step
 
     def evaluate_dev(self) -> float:
         """Greedy dev BLEU with the current weights (a quick signal, not the reported score)."""
@@ -274,6 +316,7 @@ class Trainer:
             while int(self.step.numpy()) < config.steps:
                 loss_sum, tokens = train_step(iterator)
                 self.step.assign_add(1)
+                self.batches_consumed.assign_add(self.batches_per_step)
                 self.seconds.assign(base_seconds + time.monotonic() - session_start)
                 window_loss += float(loss_sum)
                 window_tokens += float(tokens)
@@ -284,7 +327,10 @@ class Trainer:
                     self._log_progress(step, loss, window_tokens / max(now - window_start, 1e-9), limit_seconds)
                     window_loss = window_tokens = 0.0
                     window_start = now
-                if step % config.checkpoint_every == 0 or time.monotonic() - last_save > config.checkpoint_minutes * 60:
+                out_of_time, save_due = self._all_agree(
+                    self.seconds.numpy() >= limit_seconds, time.monotonic() - last_save > config.checkpoint_minutes * 60
+                )
+                if step % config.checkpoint_every == 0 or save_due:
                     self.save()
                     last_save = time.monotonic()
                 if self.want_dev and config.eval_every > 0 and step % config.eval_every == 0:
@@ -292,7 +338,7 @@ class Trainer:
                     if self._evaluate_and_keep_best(step):
                         stop_reason = f"early stopping ({self.stale_evals} evaluations without improvement)"
                         break
-                if self._all_agree(self.seconds.numpy() >= limit_seconds):
+                if out_of_time:
                     stop_reason = f"time budget ({config.max_minutes:g} minutes)"
                     break
         except KeyboardInterrupt:

@@ -71,7 +71,7 @@ def bench_train(
         model = build_model(config, tokenizer, dtype=precision)
         optimizer = build_optimizer(config)
         optimizer.build(model.trainable_variables)
-        update = build_train_step(model, optimizer, strategy, config.train.label_smoothing, xla)
+        update = build_train_step(model, optimizer, strategy, config.train.label_smoothing, xla, config.train.clip_norm)
         dataset = (
             padded_dataset(corpus, PADDED_BATCH_SIZE, config.train.seed)
             if pipeline == "padded"

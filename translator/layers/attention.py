@@ -9,8 +9,9 @@ compiles once, under `tf.function`, XLA or a TPU.
 import keras
 import tensorflow as tf
 
-from translator.layers.dense import dense
 from translator.layers.masks import step_bias
+from translator.layers.sublayers import dense
+from translator.layers.sublayers import dropout as sublayer_dropout
 
 
 @keras.saving.register_keras_serializable(package="translator")
@@ -23,9 +24,11 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         self_attention: bool = True,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.seed = seed
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.num_heads = num_heads
@@ -38,7 +41,7 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         else:
             self.query_projection = dense(self, inner, "query")
             self.key_value = dense(self, 2 * inner, "key_value")
-        self.attention_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.attention_dropout = sublayer_dropout(self, dropout, "attention_dropout")
 
     def build(self, query_shape, memory_shape=None):
         model_dim = query_shape[-1]
@@ -117,4 +120,5 @@ class CachedMultiHeadAttention(keras.layers.Layer):
             "self_attention": self.self_attention,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "seed": self.seed,
         }

@@ -2,10 +2,13 @@
 
 import keras
 
+from translator.layers.sublayers import derive_seed, initializer_arguments
+
 
 class TransformerBlock(keras.layers.Layer):
     """Base of `TransformerEncoder` and `TransformerDecoder`: one attribute per constructor argument,
-    `get_config` chaining to Keras', and an output shaped like the input."""
+    `get_config` chaining to Keras', and an output shaped like the input. `seed` (optional) fixes
+    every initial weight and dropout mask of the block."""
 
     def __init__(
         self,
@@ -17,9 +20,11 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_epsilon: float = 1e-6,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.seed = seed
         self.num_heads = num_heads
         self.ffn_dim = ffn_dim
         self.dropout = dropout
@@ -28,6 +33,10 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_norm_epsilon = layer_norm_epsilon
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
+
+    def sublayer_arguments(self, name: str) -> dict:
+        """Initializers and seed for the sublayer `name` (attention, feed-forward)."""
+        return {**initializer_arguments(self, name), "seed": derive_seed(self.seed, name), "dtype": self.dtype_policy}
 
     def compute_output_shape(self, inputs_shape, *args, **kwargs):
         return inputs_shape
@@ -43,4 +52,5 @@ class TransformerBlock(keras.layers.Layer):
             "layer_norm_epsilon": self.layer_norm_epsilon,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "seed": self.seed,
         }

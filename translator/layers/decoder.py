@@ -9,9 +9,9 @@ import tensorflow as tf
 
 from translator.layers.attention import CachedMultiHeadAttention
 from translator.layers.block import TransformerBlock
-from translator.layers.dense import initializer_arguments
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
 from translator.layers.masks import causal_bias, padding_bias
+from translator.layers.sublayers import dropout
 
 
 @keras.saving.register_keras_serializable(package="translator")
@@ -27,9 +27,8 @@ class TransformerDecoder(TransformerBlock):
             self.num_heads,
             key_dim,
             self.attention_dropout,
-            **initializer_arguments(self),
+            **self.sublayer_arguments("self_attention"),
             name="self_attention",
-            dtype=policy,
         )
         self.self_attention.build(inputs_shape)
         self.cross_attention = CachedMultiHeadAttention(
@@ -37,13 +36,12 @@ class TransformerDecoder(TransformerBlock):
             key_dim,
             self.attention_dropout,
             self_attention=False,
-            **initializer_arguments(self),
+            **self.sublayer_arguments("cross_attention"),
             name="cross_attention",
-            dtype=policy,
         )
         self.cross_attention.build(inputs_shape, memory_shape)
         self.feed_forward = FeedForward(
-            self.ffn_dim, self.dropout, **initializer_arguments(self), name="feed_forward", dtype=policy
+            self.ffn_dim, self.dropout, **self.sublayer_arguments("feed_forward"), name="feed_forward"
         )
         self.feed_forward.build(inputs_shape)
         # Attributes, not a list: tf.train.Checkpoint does not track layers in a Python list.
@@ -52,7 +50,7 @@ class TransformerDecoder(TransformerBlock):
         self.feed_forward_norm = layer_norm("feed_forward_norm", self.layer_norm_epsilon, policy)
         for norm in (self.self_attention_norm, self.cross_attention_norm, self.feed_forward_norm):
             norm.build(inputs_shape)
-        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.residual_dropout = dropout(self, self.dropout, "residual_dropout")
         self.built = True
 
     def _residuals(self):

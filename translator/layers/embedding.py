@@ -22,16 +22,17 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     step embeds its single token at position `index` without building the whole prefix.
     """
 
-    def __init__(self, vocab_size: int, embedding_dim: int, **kwargs):
+    def __init__(self, vocab_size: int, embedding_dim: int, seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size = vocab_size
         self.embedding_dim = embedding_dim
+        self.seed = seed
 
     def build(self, input_shape=None):
         self.embeddings = self.add_weight(
             name="embeddings",
             shape=(self.vocab_size, self.embedding_dim),
-            initializer=keras.initializers.RandomNormal(stddev=self.embedding_dim**-0.5),
+            initializer=keras.initializers.RandomNormal(stddev=self.embedding_dim**-0.5, seed=self.seed),
         )
         self.built = True
 
@@ -47,4 +48,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         return tf.matmul(hidden, tf.cast(self.embeddings, hidden.dtype), transpose_b=True)
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "embedding_dim": self.embedding_dim,
+            "seed": self.seed,
+        }

@@ -4,9 +4,9 @@ import keras
 
 from translator.layers.attention import CachedMultiHeadAttention
 from translator.layers.block import TransformerBlock
-from translator.layers.dense import initializer_arguments
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
 from translator.layers.masks import padding_bias
+from translator.layers.sublayers import dropout
 
 
 @keras.saving.register_keras_serializable(package="translator")
@@ -21,20 +21,19 @@ class TransformerEncoder(TransformerBlock):
             self.num_heads,
             model_dim // self.num_heads,
             self.attention_dropout,
-            **initializer_arguments(self),
+            **self.sublayer_arguments("self_attention"),
             name="self_attention",
-            dtype=policy,
         )
         self.self_attention.build(inputs_shape)
         self.feed_forward = FeedForward(
-            self.ffn_dim, self.dropout, **initializer_arguments(self), name="feed_forward", dtype=policy
+            self.ffn_dim, self.dropout, **self.sublayer_arguments("feed_forward"), name="feed_forward"
         )
         self.feed_forward.build(inputs_shape)
         self.attention_norm = layer_norm("attention_norm", self.layer_norm_epsilon, policy)
         self.attention_norm.build(inputs_shape)
         self.feed_forward_norm = layer_norm("feed_forward_norm", self.layer_norm_epsilon, policy)
         self.feed_forward_norm.build(inputs_shape)
-        self.residual_dropout = keras.layers.Dropout(self.dropout, dtype=policy)
+        self.residual_dropout = dropout(self, self.dropout, "residual_dropout")
         self.built = True
 
     def call(self, inputs, padding_mask=None, training=None):

@@ -3,7 +3,8 @@
 import keras
 import tensorflow as tf
 
-from translator.layers.dense import dense
+from translator.layers.sublayers import dense
+from translator.layers.sublayers import dropout as sublayer_dropout
 
 
 def layer_norm(name: str, epsilon: float, policy) -> keras.layers.LayerNormalization:
@@ -22,15 +23,17 @@ class FeedForward(keras.layers.Layer):
         dropout: float = 0.0,
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
+        seed: int | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        self.seed = seed
         self.ffn_dim = ffn_dim
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.inner = dense(self, ffn_dim, "inner", "relu")
-        self.inner_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.inner_dropout = sublayer_dropout(self, dropout, "inner_dropout")
 
     def build(self, input_shape):
         self.inner.build(input_shape)
@@ -48,6 +51,7 @@ class FeedForward(keras.layers.Layer):
             "dropout": self.dropout,
             "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
+            "seed": self.seed,
         }
 
 
