@@ -54,22 +54,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_multiworker_on_localhost_trains_with_identical_weights(tmp_path):
+def start_workers(run_dir, tmp_path, steps: int, minutes: float) -> list[subprocess.Popen]:
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
-    run_dir = tmp_path / "run"
     workers = []
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        command = [sys.executable, str(HELPERS / "multiworker_train.py"), str(run_dir), str(tmp_path / f"w{index}.npz")]
         workers.append(
             subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HELPERS / "multiworker_train.py"),
-                    str(run_dir),
-                    str(tmp_path / f"w{index}.npz"),
-                    "12",
-                ],
+                [*command, str(steps), str(minutes)],
                 env=env,
                 cwd=REPO,
                 stdout=subprocess.PIPE,
@@ -77,15 +71,37 @@ def test_multiworker_on_localhost_trains_with_identical_weights(tmp_path):
                 text=True,
             )
         )
+    return workers
+
+
+def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(tmp_path):
+    """Time-based checkpoints (each worker's own clock) are agreed by both workers; after both are
+    killed the run resumes on both from the chief's checkpoint; only the chief's files remain."""
+    run_dir = tmp_path / "run"
+    workers = start_workers(run_dir, tmp_path, steps=400, minutes=0.002)
+    index = run_dir / "checkpoints" / "checkpoint"
+    deadline = time.monotonic() + 600
+    while not index.exists() and time.monotonic() < deadline and all(w.poll() is None for w in workers):
+        time.sleep(0.05)
+    time.sleep(1.0)  # a few more time-based saves
+    for worker in workers:
+        worker.send_signal(signal.SIGKILL)
+        worker.communicate()
+    assert index.exists(), "no checkpoint before the kill"
+    killed_at = int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
+
+    workers = start_workers(run_dir, tmp_path, steps=killed_at + 12, minutes=0.002)
     outputs = [worker.communicate(timeout=900)[0] for worker in workers]
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
+        assert f"resumed from step {killed_at}" in output, output[-3000:]
     assert "MultiWorkerMirroredStrategy with 2 replica(s)" in outputs[0]
-    assert "finished at step 12" in outputs[0]
+    assert f"finished at step {killed_at + 12}" in outputs[0]
     first, second = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])
-    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-12")  # the chief's
+    saved = [int(path.stem.split("-")[1]) for path in (run_dir / "checkpoints").glob("ckpt-*.index")]
+    assert max(saved) == killed_at + 12 and len(saved) > 1  # the chief's, several of them by time
     assert not list(run_dir.glob("worker-tmp-*"))  # other workers' scratch checkpoints are removed
 
 

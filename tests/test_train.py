@@ -15,10 +15,10 @@ pytestmark = pytest.mark.slow
 
 def test_tiny_run_learns_and_writes_its_run_directory(trained_run):
     run = RunDirectory(trained_run)
-    assert run.config_path.exists() and (run.tokenizer_dir / "joint.model").exists()
-    assert tf.train.latest_checkpoint(str(run.checkpoint_dir)).endswith("ckpt-40")
-    assert any(run.log_dir.glob("events.out.tfevents.*"))
-    assert list(run.cache_dir.glob("*.npz"))
+    assert (trained_run / "config.yaml").exists() and (trained_run / "tokenizer" / "joint.model").exists()
+    assert tf.train.latest_checkpoint(run.checkpoint_dir).endswith("ckpt-40")
+    assert any((trained_run / "logs").glob("events.out.tfevents.*"))
+    assert list((trained_run / "cache").glob("*.npz"))
     assert run.load_config().train.steps == 40 and Translator.from_run_dir(run.path).model.count_params() > 0
 
 

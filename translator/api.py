@@ -12,10 +12,12 @@ does the work (`translator.training`, `translator.inference`, `translator.evalua
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from translator import storage
 from translator.config import ExperimentConfig, load_config
 from translator.errors import TranslatorError
 from translator.translation import BaseTranslator
@@ -24,12 +26,12 @@ from translator.translation import BaseTranslator
 def load(path: str | Path, checkpoint: str = "auto", **decode: Any) -> BaseTranslator:
     """A ready translator from a run directory (its averaged, best or latest checkpoint), an exported
     SavedModel, or a CTranslate2 export. `decode` sets a run's beam_size, length_penalty, ..."""
-    path = Path(path)
-    if (path / "config.yaml").exists():
+    path = os.fspath(path)
+    if storage.exists(storage.join(path, "config.yaml")):
         from translator.inference import Translator
 
         return Translator.from_run_dir(path, checkpoint, **decode)
-    if (path / "saved_model.pb").exists():
+    if storage.exists(storage.join(path, "saved_model.pb")):
         from translator.export import SavedModelTranslator
 
         if decode:
@@ -91,9 +93,10 @@ def evaluate(
     `sources` against one or more reference lists. Returns the scores and the hypotheses."""
     from translator.evaluation import evaluate_translator
 
-    translator = load(translator_or_run, **decode) if isinstance(translator_or_run, (str, Path)) else translator_or_run
-    if isinstance(translator_or_run, BaseTranslator) and decode:
-        translator = translator.configured(**decode)
+    if isinstance(translator_or_run, BaseTranslator):
+        translator = translator_or_run.configured(**decode) if decode else translator_or_run
+    else:
+        translator = load(translator_or_run, **decode)
     if references and isinstance(references[0], str):
         references = [references]
     return evaluate_translator(translator, split, sources, references)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import posixpath
 import sys
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
     path = write_report(RunDirectory(args.run_dir).eval_dir, name, result["hypotheses"], scores, extra)
     for metric in scores.values():
         print(f"{metric['text']}\n  signature: {metric['signature']}")
-    print(f"wrote {path} and {path.with_suffix('.hyp')}")
+    print(f"wrote {path} and {path.removesuffix('.json')}.hyp")
     return 0
 
 
@@ -138,6 +139,7 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
     import tensorflow as tf
     import yaml
 
+    from translator import storage
     from translator.rundir import RunDirectory
 
     run = RunDirectory(args.run_dir)
@@ -146,7 +148,7 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
     latest = tf.train.latest_checkpoint(str(run.checkpoint_dir))
     step = int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE")) if latest else 0
     print(f"checkpoint: {latest or 'none'} (step {step})")
-    if run.tokenizer_dir.exists() and latest:
+    if latest:
         from translator.inference import Translator
 
         translator = Translator.from_run_dir(run.path, "latest")
@@ -157,10 +159,11 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
             f"{' (shared)' if tokenizer.shared else ''}"
         )
         print(f"translate/evaluate/export use: {_describe_choice(run)}")
-    for report in sorted(run.eval_dir.glob("*.json")):
-        scores = json.loads(report.read_text(encoding="utf-8"))
+    for report in storage.glob(storage.join(run.eval_dir, "*.json")):
+        scores = json.loads(storage.read_text(report))
         print(
-            f"eval {report.stem}: BLEU {scores['bleu']['score']}, chrF {scores['chrf']['score']}, "
+            f"eval {posixpath.basename(report).removesuffix('.json')}: "
+            f"BLEU {scores['bleu']['score']}, chrF {scores['chrf']['score']}, "
             f"TER {scores['ter']['score']} ({scores.get('checkpoint', '')})"
         )
     return 0

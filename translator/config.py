@@ -196,11 +196,20 @@ def load_config(name_or_path: str | Path = "small", overrides: typing.Sequence[s
 
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise TranslatorError(f"{path}: not a valid YAML file ({error})".replace("\n", " ")) from error
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise TranslatorError(f"{path}: not a valid YAML file ({error})") from error
+    return parse_yaml(text, str(path))
+
+
+def parse_yaml(text: str, origin: str) -> dict[str, Any]:
+    """The sections of a YAML config text; `origin` names it in errors."""
+    try:
+        values = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise TranslatorError(f"{origin}: not a valid YAML file ({error})".replace("\n", " ")) from error
     if not isinstance(values, dict):
-        raise TranslatorError(f"{path}: expected a mapping of sections (data, model, train, ...)")
+        raise TranslatorError(f"{origin}: expected a mapping of sections (data, model, train, ...)")
     return values
 
 
@@ -248,5 +257,5 @@ def _unknown(message: str, key: str, known: typing.Iterable[str], prefix: str = 
     return f"{message}; known: {', '.join(sorted(known))}"
 
 
-def save_config(config: ExperimentConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+def config_to_yaml(config: ExperimentConfig) -> str:
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)

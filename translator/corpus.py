@@ -16,9 +16,9 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import gzip
+import os
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 import tensorflow as tf
 
@@ -35,8 +35,8 @@ class CorpusSpec:
     split: str = "train"
 
     @property
-    def paths(self) -> list[Path]:
-        return [Path(part) for part in self.name.split(",")]
+    def paths(self) -> list[str]:
+        return self.name.split(",")
 
 
 def parse_spec(spec: str, default_split: str = "train") -> CorpusSpec:
@@ -142,13 +142,17 @@ def network_available(timeout: float = 3.0) -> bool:
     return True
 
 
-def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, text) of a UTF-8 file, plain or gzip; a bad byte names its line."""
-    if not path.exists():
+def _open_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """(line number, text) of a UTF-8 file, plain or gzip, on any file system TensorFlow reads
+    (local, gs://, ...); a bad byte names its line."""
+    import tensorflow as tf
+
+    path = os.fspath(path)
+    if not tf.io.gfile.exists(path):
         raise TranslatorError(f"{path}: no such file")
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as handle:
+        with tf.io.gfile.GFile(path, "rb") as raw_file:
+            handle = gzip.GzipFile(fileobj=raw_file) if path.endswith(".gz") else raw_file
             for number, raw in enumerate(handle, start=1):
                 try:
                     text = raw.decode("utf-8")
@@ -157,19 +161,19 @@ def _open_lines(path: Path) -> Iterator[tuple[int, str]]:
                         f"{path}, line {number}: not UTF-8 ({error.reason} at byte {error.start})"
                     ) from error
                 yield number, text.rstrip("\r\n")
-    except (OSError, EOFError) as error:
+    except (OSError, EOFError, tf.errors.OpError) as error:
         raise TranslatorError(f"{path}: cannot be read ({error})") from error
 
 
-def read_lines(path: Path) -> Iterator[str]:
+def read_lines(path: str | os.PathLike) -> Iterator[str]:
     """The lines of a UTF-8 text file, streamed."""
-    for _, text in _open_lines(Path(path)):
+    for _, text in _open_lines(path):
         yield text
 
 
-def read_tsv(path: Path, source_column: str, target_column: str) -> tuple[list[str], list[str]]:
+def read_tsv(path: str, source_column: str, target_column: str) -> tuple[list[str], list[str]]:
     """Read two named columns of a headed TSV file, checking every line's column count."""
-    lines = _open_lines(Path(path))
+    lines = _open_lines(path)
     header = next(lines, None)
     if header is None:
         raise TranslatorError(f"{path}: the file is empty")
@@ -193,7 +197,7 @@ def read_tsv(path: Path, source_column: str, target_column: str) -> tuple[list[s
     return sources, targets
 
 
-def read_text_pair(source_path: Path, target_path: Path) -> tuple[list[str], list[str]]:
+def read_text_pair(source_path: str, target_path: str) -> tuple[list[str], list[str]]:
     """Read two line-aligned text files; their line counts must match."""
     sources = list(read_lines(source_path))
     targets = list(read_lines(target_path))

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from translator import storage
 from translator.config import DataConfig
 from translator.constants import BOS_ID, EOS_ID
 from translator.corpus import parse_spec, read_pairs
@@ -51,26 +52,25 @@ class TokenizedCorpus:
         return len(self.source_lengths)
 
     @classmethod
-    def load_or_build(cls, spec: str, data: DataConfig, tokenizer: Tokenizer, cache_dir: Path) -> TokenizedCorpus:
+    def load_or_build(cls, spec: str, data: DataConfig, tokenizer: Tokenizer, cache_dir: str) -> TokenizedCorpus:
         key = _cache_key(spec, data, tokenizer)
-        path = cache_dir / f"{key}.npz"
-        if path.exists():
-            with np.load(path, allow_pickle=False) as arrays:
+        path = storage.join(cache_dir, f"{key}.npz")
+        if storage.exists(path):
+            with np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False) as arrays:
                 return cls(
                     **{name: arrays[name] for name in arrays.files if name != "dropped"}, dropped=int(arrays["dropped"])
                 )
         corpus = cls.build(spec, data, tokenizer)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        buffer = io.BytesIO()
         np.savez(
-            temporary,
+            buffer,
             dropped=corpus.dropped,
             **{
                 name: getattr(corpus, name)
                 for name in ("source_values", "source_lengths", "target_values", "target_lengths")
             },
         )
-        os.replace(temporary, path)  # atomic: a kill never leaves a half-written cache
+        storage.write_bytes(path, buffer.getvalue())  # atomic: a kill never leaves a half-written cache
         return corpus
 
     @classmethod
@@ -115,7 +115,11 @@ def _cache_key(spec: str, data: DataConfig, tokenizer: Tokenizer) -> str:
     parsed = parse_spec(spec)
     files = []
     if parsed.kind in ("tsv", "text"):
-        files = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in parsed.paths if p.exists()]
+        files = [
+            (_absolute(p), tf.io.gfile.stat(p).length, tf.io.gfile.stat(p).mtime_nsec)
+            for p in parsed.paths
+            if tf.io.gfile.exists(p)
+        ]
     digest = hashlib.sha256()
     digest.update(
         json.dumps(
@@ -133,6 +137,10 @@ def _cache_key(spec: str, data: DataConfig, tokenizer: Tokenizer) -> str:
     digest.update(tokenizer.source_model_proto)
     digest.update(tokenizer.target_model_proto)
     return f"{parsed.split}-{digest.hexdigest()[:16]}"
+
+
+def _absolute(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
 
 
 def bucket_shapes(source_length: tf.Tensor, target_length: tf.Tensor, boundaries: list[int]):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import sacrebleu
 
+from translator import storage
 from translator.errors import TranslatorError
 from translator.translation import BaseTranslator
 
@@ -50,11 +50,12 @@ def translate_all(translator: BaseTranslator, sources: list[str], progress: bool
     return hypotheses
 
 
-def write_report(eval_dir: Path, name: str, hypotheses: list[str], scores: dict, extra: dict) -> Path:
-    eval_dir.mkdir(parents=True, exist_ok=True)
-    (eval_dir / f"{name}.hyp").write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
-    path = eval_dir / f"{name}.json"
-    path.write_text(json.dumps({**extra, **scores}, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def write_report(eval_dir: str, name: str, hypotheses: list[str], scores: dict, extra: dict) -> str:
+    """Write EVAL_DIR/NAME.hyp (one hypothesis a line) and EVAL_DIR/NAME.json (scores and settings);
+    returns the JSON's path."""
+    storage.write_text(storage.join(eval_dir, f"{name}.hyp"), "".join(h + "\n" for h in hypotheses))
+    path = storage.join(eval_dir, f"{name}.json")
+    storage.write_text(path, json.dumps({**extra, **scores}, indent=2, ensure_ascii=False) + "\n")
     return path
 
 

@@ -15,7 +15,7 @@ translation with score 0, never an error.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 
 import keras
 import numpy as np
@@ -58,7 +58,7 @@ def _serving_functions(translator: Translator):
     return serve, nbest
 
 
-def export_saved_model(translator: Translator, directory: str | Path) -> Path:
+def export_saved_model(translator: Translator, directory: str | os.PathLike) -> str:
     """Write the SavedModel to `directory` (replaced if it exists).
 
     Keras' `ExportArchive` does the writing: it tracks the model's variables the way TF1-style
@@ -72,8 +72,8 @@ def export_saved_model(translator: Translator, directory: str | Path) -> Path:
         archive.track(tokenizer)
     archive.add_endpoint("serving_default", serve, input_signature=[_TEXT])
     archive.add_endpoint("translate_nbest", nbest, input_signature=[_TEXT])
-    directory = Path(directory)
-    archive.write_out(str(directory), verbose=False)
+    directory = os.fspath(directory)
+    archive.write_out(directory, verbose=False)
     return directory
 
 
@@ -81,10 +81,10 @@ class SavedModelTranslator(BaseTranslator):
     """An exported SavedModel behind the common face. Its beam size and length penalty were fixed at
     export time: asking for others is an error, not a silent no-op."""
 
-    def __init__(self, directory: str | Path):
+    def __init__(self, directory: str | os.PathLike):
         import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the graph uses)
 
-        self.directory = Path(directory)
+        self.directory = os.fspath(directory)
         loaded = tf.saved_model.load(str(directory))
         self._loaded = loaded  # keeps the signatures' variables alive
         self._nbest = loaded.signatures["translate_nbest"]

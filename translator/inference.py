@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
@@ -52,7 +52,7 @@ class Translator(tf.Module, BaseTranslator):
         config: DecodeConfig,
         max_source_length: int = 256,
         jit_compile: bool = True,
-        run_dir: Path | None = None,
+        run_dir: str | None = None,
         checkpoint: CheckpointChoice | None = None,
     ):
         super().__init__(name="translator")
@@ -74,13 +74,13 @@ class Translator(tf.Module, BaseTranslator):
 
     @classmethod
     def from_run_dir(
-        cls, run_dir: str | Path, checkpoint: str = "auto", jit_compile: bool = True, **decode
+        cls, run_dir: str | os.PathLike, checkpoint: str = "auto", jit_compile: bool = True, **decode
     ) -> Translator:
         """The run's model (float32) restored from `checkpoint` (auto, averaged, best, latest), with
         the run's decode settings updated by `decode` (beam_size=..., length_penalty=...)."""
         run = RunDirectory(run_dir)
         config = run.load_config()
-        if not run.tokenizer_dir.exists():
+        if not Tokenizer.saved_in(run.tokenizer_dir):
             raise TranslatorError(f"{run.tokenizer_dir}: missing; the run directory is incomplete")
         tokenizer = Tokenizer.load(run.tokenizer_dir)
         pieces = max(tokenizer.source_vocab_size, tokenizer.target_vocab_size)
@@ -219,7 +219,7 @@ class Translator(tf.Module, BaseTranslator):
                 results[index] = Score(float(picked[row].sum()), int((labels[row] != PAD_ID).sum()))
         return results
 
-    def export(self, directory: str | Path, format: str = "savedmodel") -> Path:
+    def export(self, directory: str | os.PathLike, format: str = "savedmodel") -> str:
         """Write this model, with this translator's decode settings, for serving: `savedmodel` (text
         in, translation out, for TensorFlow Serving)."""
         if format == "savedmodel":

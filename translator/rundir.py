@@ -15,9 +15,9 @@ What lives in these folders is made elsewhere: the tokenizer by `translator.toke
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-from translator.config import ExperimentConfig, config_from_dict, read_yaml, save_config
+from translator import storage
+from translator.config import ExperimentConfig, config_from_dict, config_to_yaml, parse_yaml
 from translator.errors import TranslatorError
 
 # Sections that define what the run *is*; changing them on an existing run would corrupt it.
@@ -25,33 +25,37 @@ _FIXED_SECTIONS = ("data", "tokenizer", "model")
 
 
 class RunDirectory:
-    def __init__(self, path: str | Path, flag: str = "--run-dir"):
+    """Paths are strings and every access goes through `translator.storage` (tf.io.gfile), so a run
+    directory may be `gs://bucket/runs/base` as well as `runs/base`."""
+
+    def __init__(self, path: str | os.PathLike, flag: str = "--run-dir"):
         """`flag` is the command-line option that chose `path`, for error messages."""
-        self.path = Path(path)
+        self.path = os.fspath(path)
         self.flag = flag
-        self.config_path = self.path / "config.yaml"
-        self.tokenizer_dir = self.path / "tokenizer"
-        self.checkpoint_dir = self.path / "checkpoints"
-        self.best_dir = self.checkpoint_dir / "best"
-        self.averaged_dir = self.checkpoint_dir / "averaged"
-        self.log_dir = self.path / "logs"
-        self.eval_dir = self.path / "eval"
-        self.export_dir = self.path / "export"
-        self.cache_dir = self.path / "cache"
+        self.config_path = storage.join(self.path, "config.yaml")
+        self.tokenizer_dir = storage.join(self.path, "tokenizer")
+        self.checkpoint_dir = storage.join(self.path, "checkpoints")
+        self.best_dir = storage.join(self.checkpoint_dir, "best")
+        self.averaged_dir = storage.join(self.checkpoint_dir, "averaged")
+        self.log_dir = storage.join(self.path, "logs")
+        self.eval_dir = storage.join(self.path, "eval")
+        self.export_dir = storage.join(self.path, "export")
+        self.cache_dir = storage.join(self.path, "cache")
 
     def exists(self) -> bool:
-        return self.config_path.exists()
+        return storage.exists(self.config_path)
 
     def load_config(self) -> ExperimentConfig:
-        if not self.config_path.exists():
+        if not self.exists():
             raise TranslatorError(
                 f"{self.path} is not a run directory (no config.yaml): train one with `translator train`"
             )
-        return config_from_dict(read_yaml(self.config_path), origin=str(self.config_path))
+        values = parse_yaml(storage.read_text(self.config_path), self.config_path)
+        return config_from_dict(values, origin=self.config_path)
 
     def prepare(self, config: ExperimentConfig, write: bool = True) -> ExperimentConfig:
         """Check that `config` continues this run (if any) and record it as config.yaml."""
-        if self.config_path.exists():
+        if self.exists():
             saved = self.load_config()
             for section in _FIXED_SECTIONS:
                 old, new = getattr(saved, section).__dict__, getattr(config, section).__dict__
@@ -62,8 +66,5 @@ class RunDirectory:
                             f"{new[key]!r}: use a new {self.flag}, or the run's own config"
                         )
         if write:
-            self.path.mkdir(parents=True, exist_ok=True)
-            temporary = self.config_path.with_suffix(".yaml.tmp")
-            save_config(config, temporary)
-            os.replace(temporary, self.config_path)
+            storage.write_text(self.config_path, config_to_yaml(config))
         return config

@@ -9,15 +9,14 @@ for any UTF-8 input.
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from translator import storage
 from translator.config import ExperimentConfig, TokenizerConfig
 from translator.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from translator.errors import TranslatorError
@@ -81,17 +80,24 @@ class Tokenizer(tf.Module):
             train_sentencepiece(targets[:limit], config.vocab_size, config.model_type),
         )
 
-    def save(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
+    def save(self, directory: str) -> None:
+        """Write the model file(s) into `directory`, each atomically; a separate target model last, so
+        that a reader seeing both files sees complete ones."""
         source_file, target_file = _FILES[self.shared]
-        (directory / source_file).write_bytes(self.source_model_proto)
-        (directory / target_file).write_bytes(self.target_model_proto)
+        storage.write_bytes(storage.join(directory, source_file), self.source_model_proto)
+        if target_file != source_file:
+            storage.write_bytes(storage.join(directory, target_file), self.target_model_proto)
 
     @classmethod
-    def load(cls, directory: Path) -> Tokenizer:
+    def saved_in(cls, directory: str) -> bool:
+        return any(all(storage.exists(storage.join(directory, name)) for name in files) for files in _FILES.values())
+
+    @classmethod
+    def load(cls, directory: str) -> Tokenizer:
         for source_file, target_file in _FILES.values():
-            if (directory / source_file).exists() and (directory / target_file).exists():
-                return cls((directory / source_file).read_bytes(), (directory / target_file).read_bytes())
+            source, target = storage.join(directory, source_file), storage.join(directory, target_file)
+            if storage.exists(source) and storage.exists(target):
+                return cls(storage.read_bytes(source), storage.read_bytes(target))
         raise TranslatorError(f"{directory}: no SentencePiece models (joint.model, or source.model and target.model)")
 
     def encode_source(self, text: tf.Tensor) -> tf.RaggedTensor:
@@ -110,15 +116,15 @@ class Tokenizer(tf.Module):
 
 
 def load_or_train_tokenizer(
-    directory: Path, config: ExperimentConfig, write: bool = True, log: Callable[[str], None] = print
+    directory: str, config: ExperimentConfig, write: bool = True, log: Callable[[str], None] = print
 ) -> Tokenizer:
-    """A run's tokenizer: loaded from `directory`, or trained on the training split and written there
-    atomically. Only the writer (the chief) trains; other workers wait for its files."""
-    if any(directory.glob("*.model")):
+    """A run's tokenizer: loaded from `directory`, or trained on the training split and written there.
+    Only the writer (the chief) trains; other workers wait for its files."""
+    if Tokenizer.saved_in(directory):
         return Tokenizer.load(directory)
     if not write:
         for _ in range(600):
-            if any(directory.glob("*.model")):
+            if Tokenizer.saved_in(directory):
                 return Tokenizer.load(directory)
             time.sleep(1)
         raise TranslatorError(f"{directory}: the chief did not write the tokenizer in 10 minutes")
@@ -131,7 +137,5 @@ def load_or_train_tokenizer(
     data = config.data
     sources, targets = read_pairs(data.train, data.source_lang, data.target_lang, data.tfds_data_dir)
     tokenizer = Tokenizer.train(config.tokenizer, sources, targets)
-    staging = directory.with_name(directory.name + ".tmp")
-    tokenizer.save(staging)
-    os.replace(staging, directory)
+    tokenizer.save(directory)
     return tokenizer

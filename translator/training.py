@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from translator import storage
 from translator.checkpoints import restore
 from translator.config import ExperimentConfig
 from translator.corpus import read_pairs
@@ -43,7 +43,7 @@ class TrainResult:
     loss: float  # the last logged training loss (per target token)
     best_dev_bleu: float | None
     minutes: float
-    run_dir: Path
+    run_dir: str
     dev_bleu: dict[int, float] = dataclasses.field(default_factory=dict)  # step → greedy dev BLEU, this session
 
 
@@ -179,8 +179,8 @@ class Trainer:
         # named by their task (a restarted worker finds and removes it). Every worker resumes from the
         # chief's checkpoint, so all start from the same step.
         task = getattr(self.strategy.cluster_resolver, "task_id", 0) if not self.chief else 0
-        self.scratch_dir = None if self.chief else self.run.path / f"worker-tmp-{task}"
-        directory = self.run.checkpoint_dir if self.chief else self.scratch_dir / "checkpoints"
+        self.scratch_dir = None if self.chief else storage.join(self.run.path, f"worker-tmp-{task}")
+        directory = self.run.checkpoint_dir if self.chief else storage.join(self.scratch_dir, "checkpoints")
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), self.config.train.keep_checkpoints)
         latest = tf.train.latest_checkpoint(str(self.run.checkpoint_dir))
         if latest:
@@ -295,7 +295,7 @@ class Trainer:
         self.writer = (
             tf.summary.create_file_writer(str(self.run.log_dir)) if self.chief else tf.summary.create_noop_writer()
         )
-        best_dir = self.run.best_dir if self.chief else self.scratch_dir / "best"
+        best_dir = self.run.best_dir if self.chief else storage.join(self.scratch_dir, "best")
         self.best_manager = tf.train.CheckpointManager(tf.train.Checkpoint(model=self.model), str(best_dir), 1)
         train_step = self._train_step_fn()
         iterator = self._datasets()
@@ -360,7 +360,7 @@ class Trainer:
             )
         self.writer.flush()
         if self.scratch_dir is not None:
-            shutil.rmtree(self.scratch_dir, ignore_errors=True)
+            storage.remove_tree(self.scratch_dir)
         skipped = f"; {self.skipped_steps} step(s) skipped for non-finite gradients" if self.skipped_steps else ""
         minutes = _format_minutes(self.seconds.numpy())
         self.log(f"finished at step {step} ({stop_reason}) after {minutes} of training{skipped}")

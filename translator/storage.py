@@ -1,0 +1,65 @@
+"""Every file a run reads or writes goes through `tf.io.gfile`, so a run directory can live on any
+file system TensorFlow knows: local disk, `gs://` (Cloud TPU and most clusters), `s3://` or `hdfs://`
+with their plug-ins, or the in-memory `ram://` the tests use. Paths are plain strings: `pathlib`
+would fold `gs://bucket` into `gs:/bucket`.
+
+Writes are atomic where a reader may look at the same time (a file is written beside its destination
+and renamed over it), so a kill never leaves half a file behind.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+
+import tensorflow as tf
+
+gfile = tf.io.gfile
+
+
+def join(base: str | os.PathLike, *parts: str) -> str:
+    return posixpath.join(os.fspath(base), *parts)
+
+
+def exists(path: str | os.PathLike) -> bool:
+    return gfile.exists(os.fspath(path))
+
+
+def makedirs(path: str | os.PathLike) -> None:
+    gfile.makedirs(os.fspath(path))
+
+
+def glob(pattern: str) -> list[str]:
+    return sorted(gfile.glob(pattern))
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    with gfile.GFile(os.fspath(path), "rb") as handle:
+        return handle.read()
+
+
+def read_text(path: str | os.PathLike) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write `data` to `path` atomically (parent folders created)."""
+    path = os.fspath(path)
+    makedirs(posixpath.dirname(path) or ".")
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with gfile.GFile(temporary, "wb") as handle:
+        handle.write(data)
+    gfile.rename(temporary, path, overwrite=True)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def remove_tree(path: str | os.PathLike) -> None:
+    if exists(path):
+        gfile.rmtree(os.fspath(path))
+
+
+def size(path: str | os.PathLike) -> int:
+    return gfile.stat(os.fspath(path)).length
