@@ -124,3 +124,13 @@ def test_accumulated_batches_make_one_update_on_their_union(tmp_path):
     assert abs(float(loss_sum / tokens) - float(union_loss)) <= 1e-5
     for new, old, gradient in zip(after, before, gradients):
         np.testing.assert_allclose(new, old - gradient.numpy(), atol=1e-5)
+
+
+def test_plot_reads_the_logs_and_draws_both_curves(trained_run, tmp_path):
+    from translator.curves import plot_curves, read_scalars
+
+    scalars = read_scalars(str(trained_run))
+    assert [step for step, _ in scalars["train/loss"]] == [1, 10, 20, 30, 40]
+    assert [step for step, _ in scalars["dev/bleu"]] == [40]
+    output = plot_curves(str(trained_run), str(tmp_path / "curves.png"))
+    assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and output.endswith("curves.png")

@@ -28,6 +28,7 @@ EXAMPLES = {
     "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
     "info": "translator info --run-dir runs/small",
     "average": "translator average --run-dir runs/small --last 5",
+    "plot": "translator plot --run-dir runs/small --output small-curves.png",
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
     "translator bench decode --run-dir runs/small --limit 100 --no-xla\n"
     "translator bench train --config tutorial --steps 100 --json\n"
@@ -93,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
     average = command("average", "average the last K checkpoints into checkpoints/averaged (used by default)")
     average.add_argument("--run-dir", required=True, type=Path)
     average.add_argument("--last", type=int, default=5)
+
+    plot = command("plot", "draw a run's training loss and dev BLEU curves (from its TensorBoard logs) into a PNG")
+    plot.add_argument("--run-dir", required=True, type=Path)
+    plot.add_argument("--output", required=True, help="the PNG to write")
+    plot.add_argument("--title", help="default: the run directory")
 
     bench = command("bench", "benchmarks: decoding speed and exactness, training throughput")
     what = bench.add_subparsers(dest="what", required=True, metavar="WHAT")

@@ -176,6 +176,13 @@ def _describe_choice(run) -> str:
     return f"{choice.path} ({choice.kind}, step {choice.step})" + (f"; {choice.note}" if choice.note else "")
 
 
+def plot(args: argparse.Namespace, _decode: dict) -> int:
+    from translator.curves import plot_curves
+
+    print(f"wrote {plot_curves(str(args.run_dir), args.output, args.title)}")
+    return 0
+
+
 def bench(args: argparse.Namespace, _decode: dict) -> int:
     return bench_train(args) if args.what == "train" else bench_decode(args)
 
