@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from tests.conftest import train_command
 from translator.cli import main
 from translator.errors import TranslatorError
 
@@ -141,20 +142,7 @@ def test_ctrl_c_during_training_writes_a_checkpoint(tmp_path):
 
     run_dir = tmp_path / "run"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "translator.cli",
-            "train",
-            "--config",
-            "tiny",
-            "--run-dir",
-            str(run_dir),
-            "--set",
-            "train.steps=100000",
-            "--set",
-            "train.log_every=10",
-        ],
+        train_command(run_dir, "train.steps=100000", "train.log_every=10"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -134,3 +134,22 @@ def test_plot_reads_the_logs_and_draws_both_curves(trained_run, tmp_path):
     assert [step for step, _ in scalars["dev/bleu"]] == [40]
     output = plot_curves(str(trained_run), str(tmp_path / "curves.png"))
     assert (tmp_path / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and output.endswith("curves.png")
+
+
+def test_separate_tokenizers_train_and_export_without_shared_embeddings(tmp_path):
+    import translator
+
+    run_dir = tmp_path / "separate"
+    translator.train(
+        "tiny",
+        run_dir,
+        {"tokenizer.shared": False, "model.share_embeddings": False},
+        train_steps=3,
+        data_dev="",
+        log=lambda line: None,
+    )
+    assert (run_dir / "tokenizer" / "source.model").exists() and (run_dir / "tokenizer" / "target.model").exists()
+    model = translator.load(run_dir)
+    assert not model.tokenizer.shared and model.model.source_embedding is not model.model.target_embedding
+    exported = translator.load(model.export(tmp_path / "export"))
+    assert exported.translate(["Y dijo Dios."]) == model.translate(["Y dijo Dios."])

@@ -54,11 +54,13 @@ class Tokenizer(tf.Module):
         super().__init__(name="tokenizer")
         self.source_model_proto = source_model
         self.target_model_proto = target_model
-        self.source = tf_text.SentencepieceTokenizer(model=source_model, out_type=tf.int32)
+        # Distinct names matter: the SentencePiece op's resource is named after its node, so two models
+        # created under one name would be the same resource once a SavedModel is loaded.
+        self.source = tf_text.SentencepieceTokenizer(model=source_model, out_type=tf.int32, name="source_sentencepiece")
         self.target = (
             self.source
             if target_model == source_model
-            else tf_text.SentencepieceTokenizer(model=target_model, out_type=tf.int32)
+            else tf_text.SentencepieceTokenizer(model=target_model, out_type=tf.int32, name="target_sentencepiece")
         )
         self.source_vocab_size = int(self.source.vocab_size())
         self.target_vocab_size = int(self.target.vocab_size())
