@@ -70,10 +70,10 @@ def train_command(run_dir: Path, *settings: str, strategy: str | None = None, cp
 
 
 def checkpoint_weights(path: str) -> dict[str, np.ndarray]:
-    """Every model weight of a checkpoint, by name (the optimizer slots and counters left out)."""
+    """Every tensor of a checkpoint — model weights, optimizer slots, counters, dropout generator state,
+    input position — by name, except the wall-clock time spent, which no two runs share."""
     import tensorflow as tf
 
-    names = [name for name, _ in tf.train.list_variables(path) if "VARIABLE_VALUE" in name]
-    keep = [name for name in names if "/m/" not in name and "/v/" not in name and "optimizer/" not in name]
     reader = tf.train.load_checkpoint(path)
-    return {name: reader.get_tensor(name) for name in keep if not name.startswith("save_counter")}
+    names = [name for name, _ in tf.train.list_variables(path) if name.endswith("VARIABLE_VALUE")]
+    return {name: reader.get_tensor(name) for name in names if not name.startswith(("seconds/", "save_counter/"))}

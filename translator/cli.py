@@ -15,6 +15,9 @@ from pathlib import Path
 
 from translator.errors import TranslatorError
 
+# Run directories are strings, not Paths: pathlib would fold gs://bucket into gs:/bucket.
+RUN_DIR_HELP = "the run directory: a local path or any TensorFlow file system (gs://bucket/runs/NAME, ...)"
+
 EXAMPLES = {
     "train": "translator train --config small --run-dir runs/small\n"
     "translator train --config tiny --set train.steps=200 --run-dir runs/tiny\n"
@@ -60,12 +63,12 @@ def _parser() -> argparse.ArgumentParser:
     train = command("train", "train a model, or resume the run in --run-dir")
     train.add_argument("--config", default="small", help="preset name (tiny, small, base) or YAML file")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    train.add_argument("--run-dir", required=True, type=Path)
+    train.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"])
     train.add_argument("--cpu-devices", type=int, help="split the CPU into N logical devices (testing)")
 
     evaluate = command("evaluate", "translate a split or files and score with sacrebleu (BLEU, chrF, TER)")
-    evaluate.add_argument("--run-dir", required=True, type=Path)
+    evaluate.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     evaluate.add_argument("--split", default="test", help="dev or test (from the run's config)")
     evaluate.add_argument("--src", type=Path, help="source file (one sentence per line) instead of a split")
     evaluate.add_argument("--ref", type=Path, action="append", default=[], help="reference file (repeatable)")
@@ -74,8 +77,8 @@ def _parser() -> argparse.ArgumentParser:
 
     translate = command("translate", "translate stdin to stdout, or --input to --output")
     source = translate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run-dir", type=Path)
-    source.add_argument("--export-dir", type=Path, help="an exported SavedModel instead of a run directory")
+    source.add_argument("--run-dir", help=RUN_DIR_HELP)
+    source.add_argument("--export-dir", help="an exported SavedModel instead of a run directory (local or gs://...)")
     translate.add_argument("--input", type=Path)
     translate.add_argument("--output", type=Path)
     translate.add_argument("--n-best", type=int, default=1, help="print N 'score<TAB>translation' lines per input")
@@ -83,20 +86,20 @@ def _parser() -> argparse.ArgumentParser:
     _decode_flags(translate)
 
     export = command("export", "write a SavedModel (text in, translation out) for TensorFlow Serving")
-    export.add_argument("--run-dir", required=True, type=Path)
-    export.add_argument("--output", type=Path, help="default: RUN_DIR/export")
+    export.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
+    export.add_argument("--output", help="default: RUN_DIR/export (local or gs://...)")
     export.add_argument("--checkpoint", default="auto")
     _decode_flags(export)
 
     info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
-    info.add_argument("--run-dir", required=True, type=Path)
+    info.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
 
     average = command("average", "average the last K checkpoints into checkpoints/averaged (used by default)")
-    average.add_argument("--run-dir", required=True, type=Path)
+    average.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     average.add_argument("--last", type=int, default=5)
 
     plot = command("plot", "draw a run's training loss and dev BLEU curves (from its TensorBoard logs) into a PNG")
-    plot.add_argument("--run-dir", required=True, type=Path)
+    plot.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     plot.add_argument("--output", required=True, help="the PNG to write")
     plot.add_argument("--title", help="default: the run directory")
 
@@ -115,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         )
 
     decode = benchmark("decode", "decoding speed and cached/uncached agreement on a split")
-    decode.add_argument("--run-dir", required=True, type=Path)
+    decode.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     decode.add_argument("--split", default="test")
     decode.add_argument("--limit", type=int, default=0, help="only the first N sentences")
     decode.add_argument(
@@ -137,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
         default="padded,bucketed,bucketed+xla",
         help="comma-separated: padded or bucketed, each optionally +xla and/or +bf16",
     )
-    train_bench.add_argument("--work-dir", type=Path, help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
+    train_bench.add_argument("--work-dir", help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
     train_bench.add_argument("--json", action="store_true", help="print one JSON object")
     for sub in (decode, train_bench):
         _verbosity_flags(sub, argparse.SUPPRESS)
