@@ -33,5 +33,5 @@ def import_tensorflow_quietly() -> None:
     with native_stderr_silenced():
         import tensorflow as tf
 
-        tf.config.list_physical_devices()
-        tf.constant(0) + 1  # the first op initialises the device and prints the CUDA probe
+        tf.config.list_physical_devices()  # probes CUDA; the runtime itself stays uninitialised, so
+        # --cpu-devices can still split the CPU afterwards
