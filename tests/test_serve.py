@@ -251,6 +251,90 @@ def test_api_key(server):
     assert status == 200 and 'id="translate"' in page
 
 
+class RecordingTranslator:
+    """A stand-in for `translate_nbest` that records each batch it is given; "boom" makes it raise."""
+
+    def __init__(self, seconds: float = 0.0):
+        self.seconds = seconds
+        self.batches: list[list[str]] = []
+
+    def __call__(self, texts: list[str], n_best: int) -> list[list]:
+        from translator.translation import Translation
+
+        self.batches.append(list(texts))
+        time.sleep(self.seconds)
+        if "boom" in texts:
+            raise ValueError("the model exploded")
+        return [[Translation(f"{text}/{k}", -float(k)) for k in range(n_best)] for text in texts]
+
+
+def run_batcher(decode, requests, **settings) -> list:
+    """Send `requests` ((delay seconds, sentences, n_best), ...) to a batcher; their results or errors."""
+    import asyncio
+
+    from translator.serve.batching import DynamicBatcher
+
+    async def scenario():
+        batcher = DynamicBatcher(decode, **settings)
+        batcher.start()
+
+        async def one(delay, sentences, n_best):
+            await asyncio.sleep(delay)
+            return await batcher.translate(sentences, n_best)
+
+        results = await asyncio.gather(*(one(*request) for request in requests), return_exceptions=True)
+        await batcher.close()
+        return results, batcher.stats
+
+    return asyncio.run(scenario())
+
+
+def test_batcher_decodes_concurrent_requests_together_in_input_order():
+    decode = RecordingTranslator()
+    requests = [(0, [f"s{i}"], 1) for i in range(10)] + [(0, ["a", "b"], 2)]
+    results, stats = run_batcher(decode, requests, max_batch_sentences=4, batch_timeout=0.05)
+    assert [len(batch) for batch in decode.batches] == [4, 4, 4]
+    assert [result.translations[0][0].text for result in results[:10]] == [f"s{i}/0" for i in range(10)]
+    assert [[t.text for t in candidates] for candidates in results[10].translations] == [["a/0", "a/1"], ["b/0", "b/1"]]
+    assert stats.as_dict(0)["batch_sizes"] == {"4": 3} and stats.sentences == 12
+
+
+def test_a_huge_request_does_not_starve_a_small_one():
+    decode = RecordingTranslator(seconds=0.05)
+    huge = [f"huge {i}" for i in range(40)]
+    results, _ = run_batcher(decode, [(0, huge, 1), (0.02, ["small"], 1)], max_batch_sentences=4, batch_timeout=0.001)
+    first_with_small = next(i for i, batch in enumerate(decode.batches) if "small" in batch)
+    assert first_with_small == 1  # the batch after the one decoding when it arrived
+    assert results[1].batch_sizes == [4] and len(decode.batches) == 11
+
+
+def test_sentences_of_similar_length_share_a_batch():
+    decode = RecordingTranslator()
+    short, long = "uno", " ".join(["palabra"] * 20)
+    requests = [(0, [short if i % 2 == 0 else long], 1) for i in range(8)]
+    run_batcher(decode, requests, max_batch_sentences=4, batch_timeout=0.05)
+    assert decode.batches == [[short] * 4, [long] * 4]
+
+
+def test_a_failing_batch_fails_only_its_requests():
+    from translator.serve.batching import DecodeError
+
+    decode = RecordingTranslator()
+    results, stats = run_batcher(decode, [(0, ["boom"], 1), (0.05, ["fine"], 1)], max_batch_sentences=1)
+    assert isinstance(results[0], DecodeError) and "the model exploded" in str(results[0])
+    assert results[1].translations[0][0].text == "fine/0"
+    assert (stats.failed_batches, stats.batches) == (1, 1)
+
+
+def test_batches_padded_to_a_power_of_two_for_xla():
+    decode = RecordingTranslator()
+    results, stats = run_batcher(
+        decode, [(0, ["a", "b", "c"], 1)], max_batch_sentences=8, batch_timeout=0.01, pad_batch_sizes=True
+    )
+    assert decode.batches == [["a", "b", "c", ""]]
+    assert [c[0].text for c in results[0].translations] == ["a/0", "b/0", "c/0"] and stats.sentences == 3
+
+
 def _chromium() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:

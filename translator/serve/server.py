@@ -13,6 +13,7 @@ import dataclasses
 import ipaddress
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 import uvicorn
@@ -154,6 +155,9 @@ class DrainingServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+            yield
+            return
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.handle_exit, sig, None)
