@@ -8,6 +8,7 @@ The last test stops it with SIGTERM while requests are in flight.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -47,12 +48,12 @@ CHROMIUM_FLAGS = [
 
 
 @pytest.fixture(scope="module")
-def export_dir(trained_run, tmp_path_factory) -> Path:
+def export_dir(request, tmp_path_factory) -> Path:
     """The tiny run exported once (SERVE_TEST_RUN_DIR serves another run, e.g. for the README's
     screenshot)."""
     import translator
 
-    run = Path(os.environ.get("SERVE_TEST_RUN_DIR") or trained_run)
+    run = Path(os.environ.get("SERVE_TEST_RUN_DIR") or request.getfixturevalue("trained_run"))
     return translator.load(run).export(tmp_path_factory.mktemp("serve") / "1")
 
 
@@ -326,13 +327,60 @@ def test_a_failing_batch_fails_only_its_requests():
     assert (stats.failed_batches, stats.batches) == (1, 1)
 
 
-def test_batches_padded_to_a_power_of_two_for_xla():
+def test_batches_padded_to_an_allowed_size_for_xla():
+    from translator.serve.batching import allowed_batch_sizes
+
+    assert allowed_batch_sizes(32) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
+    assert allowed_batch_sizes(10) == [1, 2, 3, 4, 6, 8, 10] and allowed_batch_sizes(1) == [1]
     decode = RecordingTranslator()
     results, stats = run_batcher(
-        decode, [(0, ["a", "b", "c"], 1)], max_batch_sentences=8, batch_timeout=0.01, pad_batch_sizes=True
+        decode, [(0, list("abcde"), 1)], max_batch_sentences=8, batch_timeout=0.01, pad_batch_sizes=True
     )
-    assert decode.batches == [["a", "b", "c", ""]]
-    assert [c[0].text for c in results[0].translations] == ["a/0", "b/0", "c/0"] and stats.sentences == 3
+    assert decode.batches == [["a", "b", "c", "d", "e", ""]]
+    assert [c[0].text for c in results[0].translations] == ["a/0", "b/0", "c/0", "d/0", "e/0"]
+    assert stats.sentences == 5
+
+
+class EchoTranslator:
+    """The smallest translator face: upper-cases, two candidates."""
+
+    def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list]:
+        from translator.translation import Translation
+
+        return [[Translation(text.upper(), -1.0)] * min(n_best, 2) for text in sentences]
+
+
+def test_warns_without_a_key_off_loopback_and_names_a_failed_bind():
+    """192.0.2.1 (a documentation address, on no machine): the warning, then a one-line error."""
+    from translator.errors import TranslatorError
+    from translator.serve.process import free_port
+    from translator.serve.server import ServeOptions, is_loopback, serve
+
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
+    lines: list[str] = []
+    options = ServeOptions(host="192.0.2.1", port=free_port(), grpc_port=None)
+    with pytest.raises(TranslatorError, match=r"cannot listen on 192\.0\.2\.1:"):
+        serve(EchoTranslator(), options, log=lines.append)
+    assert lines[0].startswith("warning: serving on 192.0.2.1") and "without an API key" in lines[0]
+    lines.clear()
+    with pytest.raises(TranslatorError, match="cannot listen"):
+        serve(EchoTranslator(), dataclasses.replace(options, api_key="k", grpc_port=free_port()), log=lines.append)
+    assert lines == []
+
+
+def test_cli_help_and_one_line_errors(capsys):
+    from translator.cli import main
+
+    for command in (["serve"], ["bench", "serve"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        examples = capsys.readouterr().out.split("examples:")[1]
+        assert f"translator {' '.join(command)} " in examples
+    assert main(["serve", "--export-dir", "/nonexistent/model"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("translator serve: error: /nonexistent/model: not a run directory")
+    assert error.count("\n") == 1
 
 
 def _chromium() -> str:

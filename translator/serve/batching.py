@@ -52,6 +52,18 @@ class _Request:
         self.batch_sizes: list[int] = []
 
 
+def allowed_batch_sizes(max_batch_sentences: int) -> list[int]:
+    """Batch sizes an XLA-compiled translator is given: powers of two and 1.5× powers of two (1, 2,
+    3, 4, 6, 8, 12, ...) up to the maximum, so a batch is padded by at most a third, and a maximum of
+    32 compiles 10 shapes per length bucket."""
+    sizes = {max_batch_sentences}
+    power = 1
+    while power < max_batch_sentences:
+        sizes.update(size for size in (power, power * 3 // 2) if 0 < size < max_batch_sentences)
+        power *= 2
+    return sorted(sizes)
+
+
 def length_bucket(text: str) -> int:
     """Words rounded up to a power of two: 1, 2, 3-4, 5-8, ... share a bucket."""
     return len(text.split()).bit_length()
@@ -85,8 +97,8 @@ class BatchStats:
 class DynamicBatcher:
     """Queue of sentences from many requests, decoded in batches by `decode` on one worker thread.
 
-    `pad_batch_sizes`: round each batch up to a power of two with empty sentences, so an XLA-compiled
-    translator compiles a handful of shapes instead of one per batch size (TensorFlow Serving's
+    `pad_batch_sizes`: round each batch up to one of `allowed_batch_sizes` with empty sentences, so an
+    XLA-compiled translator compiles a few shapes instead of one per batch size (TensorFlow Serving's
     `allowed_batch_sizes`). Wasted work for a translator without XLA, so off there.
     """
 
@@ -188,8 +200,8 @@ class DynamicBatcher:
     async def _decode(self, batch: list[tuple[_Request, int, str]]) -> None:
         texts = [text for _, _, text in batch]
         if self.pad_batch_sizes:
-            size = 1 << (len(texts) - 1).bit_length()
-            texts += [""] * (min(size, max(self.max_batch_sentences, len(texts))) - len(texts))
+            size = next(size for size in allowed_batch_sizes(self.max_batch_sentences) if size >= len(texts))
+            texts += [""] * (size - len(texts))
         n_best = max(request.n_best for request, _, _ in batch)
         started = time.perf_counter()
         try:

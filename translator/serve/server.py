@@ -14,18 +14,20 @@ import ipaddress
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 
 import uvicorn
 
 from translator.errors import TranslatorError
-from translator.serve.batching import DynamicBatcher
+from translator.serve.batching import DynamicBatcher, allowed_batch_sizes
 from translator.serve.payloads import Limits
 from translator.serve.rest import ServedModel, build_app
 from translator.translation import BaseTranslator
 
 API_KEY_ENV = "TRANSLATOR_API_KEY"
 GRACE_SECONDS = 30.0
+WARMUP_SENTENCE = "one two three four five six seven eight"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +51,15 @@ def beam_size_of(translator: BaseTranslator) -> int:
     if isinstance(getattr(config, "beam_size", None), int):
         return max(config.beam_size, 1)
     return len(translator.translate_nbest(["."], n_best=64)[0])
+
+
+def warm_up(translator: BaseTranslator, max_batch_sentences: int) -> float:
+    """Decode one batch of each allowed size, so that XLA compiles before the first user waits (for
+    sentences of about `WARMUP_SENTENCE`'s length; other lengths compile on first use). Seconds taken."""
+    started = time.perf_counter()
+    for size in allowed_batch_sizes(max_batch_sentences):
+        translator.translate_nbest([WARMUP_SENTENCE] * size)
+    return time.perf_counter() - started
 
 
 def is_loopback(host: str) -> bool:
@@ -88,6 +99,11 @@ async def _serve(translator: BaseTranslator, options: ServeOptions, log: Callabl
         Limits(options.max_request_sentences, options.max_request_bytes, beam_size),
         options.api_key,
     )
+    if batcher.pad_batch_sizes:
+        sizes = ", ".join(map(str, allowed_batch_sizes(batcher.max_batch_sentences)))
+        log(f"compiling the search for batches of {sizes} sentences")
+        seconds = await asyncio.to_thread(warm_up, translator, batcher.max_batch_sentences)
+        log(f"compiled in {seconds:.0f} s")
     batcher.start()
     config = uvicorn.Config(
         build_app(model),
@@ -103,9 +119,13 @@ async def _serve(translator: BaseTranslator, options: ServeOptions, log: Callabl
     if options.grpc_port is not None:
         from translator.serve.grpc_service import grpc_server
 
-        grpc, grpc_port = grpc_server(model, f"{_bracketed(options.host)}:{options.grpc_port}")
+        try:
+            grpc, grpc_port = grpc_server(model, f"{_bracketed(options.host)}:{options.grpc_port}")
+        except RuntimeError:  # grpcio raises when it cannot bind (older versions returned port 0)
+            grpc_port = 0
         if not grpc_port:
-            raise TranslatorError(f"cannot listen for gRPC on {options.host}:{options.grpc_port}")
+            await batcher.close()
+            raise TranslatorError(f"cannot listen for gRPC on {options.host}:{options.grpc_port} (in use?)")
         await grpc.start()
     stopper = asyncio.create_task(_stop_grpc_on_exit(http, grpc))
     announcer = asyncio.create_task(_announce(http, options, beam_size, batcher, log))
