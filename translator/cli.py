@@ -104,6 +104,8 @@ def _parser() -> argparse.ArgumentParser:
     served.add_argument("--ct2-dir", type=Path, help="a CTranslate2 export")
     serve.add_argument("--checkpoint", default="auto", help="with --run-dir: auto, averaged, best or latest")
     _serve_flags(serve)
+    serve.add_argument("--beam-size", type=int, help="with --run-dir: 1 for greedy (default: decode.beam_size)")
+    serve.add_argument("--length-penalty", type=float, help="with --run-dir: GNMT alpha (default: the run's)")
     serve.add_argument("--grpc-port", type=int, default=8500, help="TensorFlow Serving's gRPC API (default: 8500)")
     serve.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
     serve.add_argument("--model-name", default="translator", help="the NAME in /v1/models/NAME (default: translator)")
@@ -175,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-sizes", default="32,1", help="--max-batch-sentences of each server compared (default: 32,1)"
     )
     serve_bench.add_argument("--batch-timeout-ms", type=float, default=5.0)
+    serve_bench.add_argument("--beam-size", type=int, help="with --run-dir: the served beam (default: the run's)")
     serve_bench.add_argument("--json", action="store_true", help="print one JSON object")
     for sub in (decode, train_bench, serve_bench):
         sub.add_argument("--debug", action="store_true", help="show tracebacks and TensorFlow logs")
@@ -201,7 +204,8 @@ def _decode_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _decode_overrides(args: argparse.Namespace) -> dict:
-    names = {"beam_size": args.beam_size, "length_penalty": args.length_penalty, "max_length": args.max_length}
+    names = {"beam_size": args.beam_size, "length_penalty": args.length_penalty}
+    names["max_length"] = getattr(args, "max_length", None)
     return {key: value for key, value in names.items() if value is not None}
 
 

@@ -173,7 +173,7 @@ def _describe_choice(run) -> str:
     return f"{choice.path} ({choice.kind}, step {choice.step})" + (f"; {choice.note}" if choice.note else "")
 
 
-def serve(args: argparse.Namespace, _decode: dict) -> int:
+def serve(args: argparse.Namespace, decode: dict) -> int:
     from translator.api import load
 
     try:
@@ -182,7 +182,9 @@ def serve(args: argparse.Namespace, _decode: dict) -> int:
     except ImportError as error:
         raise TranslatorError(f"serving needs the serve extra: pip install 'translator[serve]' ({error})") from None
     path = args.export_dir or args.ct2_dir or args.run_dir
-    translator = load(path, args.checkpoint) if args.run_dir else load(path)
+    if args.ct2_dir and decode:
+        raise TranslatorError("--beam-size, --length-penalty: give them with --run-dir")
+    translator = load(path) if args.ct2_dir else _translator(args, decode)
     options = ServeOptions(
         model_name=args.model_name,
         version=path.name if path.name.isdigit() else "1",
@@ -213,6 +215,8 @@ def bench_serve(args: argparse.Namespace) -> int:
         for flag, path in (("--run-dir", args.run_dir), ("--export-dir", args.export_dir), ("--ct2-dir", args.ct2_dir))
         if path is not None
     )
+    if args.beam_size is not None:
+        model_flag = (*model_flag, "--beam-size", args.beam_size)
     sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     report = run_benchmark(
