@@ -300,6 +300,15 @@ def test_batcher_decodes_concurrent_requests_together_in_input_order():
     assert stats.as_dict(0)["batch_sizes"] == {"4": 3} and stats.sentences == 12
 
 
+def test_sentences_queued_during_a_decode_wait_for_company_after_it():
+    """B queues while A decodes; C arrives 40 ms after that decode ends: B waited long enough by the
+    clock of its arrival, but it still gets `batch_timeout` from the decoder's freedom, and C joins."""
+    decode = RecordingTranslator(seconds=0.1)
+    requests = [(0, ["A"], 1), (0.12, ["B"], 1), (0.24, ["C"], 1)]
+    run_batcher(decode, requests, max_batch_sentences=8, batch_timeout=0.1)
+    assert decode.batches == [["A"], ["B", "C"]]
+
+
 def test_a_huge_request_does_not_starve_a_small_one():
     decode = RecordingTranslator(seconds=0.05)
     huge = [f"huge {i}" for i in range(40)]

@@ -1,10 +1,17 @@
 """Dynamic batching: sentences from concurrent requests are queued and decoded together.
 
-A model decodes a batch of 16 sentences in little more than the time of one, so a server that
-decodes each request alone wastes most of the machine. The batcher collects sentences until it holds
-`max_batch_sentences` or the oldest has waited `batch_timeout` (TensorFlow Serving's
-`max_batch_size` and `batch_timeout_micros`), then decodes them in one `translate_nbest` call on a
-worker thread, never on the event loop. While a batch decodes, the next one fills.
+Decoding 16 sentences together costs much less than decoding them one by one (the fixed cost of a
+call is shared, and matrix products get wider), so a server that decodes each request alone wastes
+the machine. The batcher collects sentences until it holds `max_batch_sentences` or `batch_timeout`
+has passed (TensorFlow Serving's `max_batch_size` and `batch_timeout_micros`), then decodes them in
+one `translate_nbest` call on a worker thread, never on the event loop. While a batch decodes, the
+next one fills.
+
+The timeout counts from the later of the oldest sentence's arrival and the end of the previous
+decode: sentences that queued during a decode still wait up to `batch_timeout` for company. Without
+that, clients who just got their answers would miss the next batch by a few milliseconds, and a
+steady load splits into two half-size batches that alternate (measured: batches of 4 and 12 for 16
+clients, instead of 16).
 
 Which sentences go into a batch, when more are waiting than fit:
 - fairness first: every waiting request gets one sentence in before any gets a second, so a request
@@ -120,6 +127,7 @@ class DynamicBatcher:
         self._arrivals = itertools.count()
         self._wakeup: asyncio.Event | None = None
         self._closing = False
+        self._decoder_free_since = 0.0
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
 
@@ -169,8 +177,10 @@ class DynamicBatcher:
                 await self._decode(batch)
 
     async def _fill(self) -> None:
-        """Wait until a batch is full or the oldest sentence has waited `batch_timeout`."""
-        deadline = min(request.arrival for request in self._waiting) + self.batch_timeout
+        """Wait until a batch is full or `batch_timeout` has passed since the oldest sentence arrived or
+        the decoder became free, whichever is later."""
+        oldest = min(request.arrival for request in self._waiting)
+        deadline = max(oldest, self._decoder_free_since) + self.batch_timeout
         while not self._closing and self.queued_sentences < self.max_batch_sentences:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -215,6 +225,7 @@ class DynamicBatcher:
             return
         finally:
             self.stats.decode_seconds += time.perf_counter() - started
+            self._decoder_free_since = time.monotonic()
         self.stats.batches += 1
         self.stats.sentences += len(batch)
         self.stats.sizes[len(batch)] += 1
