@@ -219,6 +219,15 @@ def test_grpc_with_tensorflow_servings_own_client(server, in_process):
     assert tf.make_ndarray(response.outputs["score"]).tolist() == pytest.approx([t.score for t in expected], abs=1e-5)
     assert tf.make_ndarray(response.outputs["truncated"]).tolist() == [False] * 3
     assert response.model_spec.signature_name == "serving_default"
+    request.model_spec.signature_name = "translate_nbest"
+    request.output_filter.append("translations")
+    nbest = stub.Predict(request, 60, metadata=key)
+    assert list(nbest.outputs) == ["translations"]
+    texts = tf.make_ndarray(nbest.outputs["translations"])
+    wanted = in_process.translate_nbest(SENTENCES, n_best=64)
+    assert texts.shape == (3, len(wanted[0])) and texts[2, 1].decode("utf-8") == wanted[2][1].text
+    request.model_spec.signature_name = "serving_default"
+    del request.output_filter[:]
 
     metadata_request = get_model_metadata_pb2.GetModelMetadataRequest()
     metadata_request.model_spec.name = "translator"
