@@ -359,6 +359,20 @@ def test_batches_padded_to_an_allowed_size_for_xla():
     assert stats.sentences == 5
 
 
+def test_padding_a_batch_for_xla_does_not_change_its_translations(trained_run):
+    """The batcher pads XLA batches with empty sentences: the real sentences' translations and scores
+    must not depend on them."""
+    import translator
+
+    model = translator.load(trained_run)
+    assert model.jit_compile  # the case where the server pads
+    texts = [*SENTENCES, "Hola.", "Y fué la tarde y la mañana el día primero."]
+    alone = model.translate_nbest(texts, 2)
+    padded = model.translate_nbest([*texts, ""], 2)[: len(texts)]
+    assert [[t.text for t in c] for c in padded] == [[t.text for t in c] for c in alone]
+    assert [t.score for c in padded for t in c] == pytest.approx([t.score for c in alone for t in c], abs=1e-4)
+
+
 class EchoTranslator:
     """The smallest translator face: upper-cases, two candidates."""
 
