@@ -335,6 +335,17 @@ def test_sentences_of_similar_length_share_a_batch():
     assert decode.batches == [[short] * 4, [long] * 4]
 
 
+def test_a_full_queue_refuses_at_once():
+    from translator.serve.batching import QueueFullError
+
+    decode = RecordingTranslator(seconds=0.1)
+    requests = [(0, ["a"] * 6, 1), (0.01, ["b"] * 4, 1), (0.02, ["c"] * 2, 1)]
+    results, stats = run_batcher(decode, requests, max_batch_sentences=16, batch_timeout=0.2, max_queued_sentences=8)
+    assert isinstance(results[1], QueueFullError) and "busy (6 sentences queued)" in str(results[1])
+    assert len(results[0].translations) == 6 and len(results[2].translations) == 2
+    assert stats.rejected_requests == 1
+
+
 def test_a_failing_batch_fails_only_its_requests():
     from translator.serve.batching import DecodeError
 

@@ -112,6 +112,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-request-sentences", type=int, default=256, help="sentences per request (default: 256)")
     serve.add_argument("--max-request-bytes", type=int, default=1 << 20, help="bytes per request (default: 1 MiB)")
     serve.add_argument(
+        "--max-queued-sentences", type=int, default=4096, help="beyond this many waiting, answer 503 (default: 4096)"
+    )
+    serve.add_argument(
         "--api-key",
         default=os.environ.get("TRANSLATOR_API_KEY"),
         help="require this key on every endpoint but /healthz (default: $TRANSLATOR_API_KEY)",

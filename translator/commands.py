@@ -195,6 +195,7 @@ def serve(args: argparse.Namespace, decode: dict) -> int:
         batch_timeout_ms=args.batch_timeout_ms,
         max_request_sentences=args.max_request_sentences,
         max_request_bytes=args.max_request_bytes,
+        max_queued_sentences=args.max_queued_sentences,
         api_key=args.api_key or None,
     )
     run_server(translator, options, log=lambda line: print(line, flush=True))

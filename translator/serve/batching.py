@@ -84,6 +84,7 @@ class BatchStats:
     sentences: int = 0
     batches: int = 0
     failed_batches: int = 0
+    rejected_requests: int = 0  # refused because the queue was full
     decode_seconds: float = 0.0
     sizes: Counter = dataclasses.field(default_factory=Counter)
 
@@ -93,6 +94,7 @@ class BatchStats:
             "sentences": self.sentences,
             "batches": self.batches,
             "failed_batches": self.failed_batches,
+            "rejected_requests": self.rejected_requests,
             "largest_batch": max(self.sizes, default=0),
             "mean_batch": round(self.sentences / self.batches, 3) if self.batches else 0.0,
             "batch_sizes": {str(size): count for size, count in sorted(self.sizes.items())},
@@ -115,6 +117,7 @@ class DynamicBatcher:
         max_batch_sentences: int = 32,
         batch_timeout: float = 0.005,
         pad_batch_sizes: bool = False,
+        max_queued_sentences: int = 4096,
     ):
         if max_batch_sentences < 1:
             raise ValueError(f"max_batch_sentences must be at least 1, got {max_batch_sentences}")
@@ -122,6 +125,7 @@ class DynamicBatcher:
         self.max_batch_sentences = max_batch_sentences
         self.batch_timeout = batch_timeout
         self.pad_batch_sizes = pad_batch_sizes
+        self.max_queued_sentences = max_queued_sentences
         self.stats = BatchStats()
         self._waiting: list[_Request] = []
         self._arrivals = itertools.count()
@@ -153,6 +157,10 @@ class DynamicBatcher:
         """Queue `sentences` and wait for their `n_best` translations."""
         if self._task is None or self._closing:
             raise RuntimeError("the batcher is not running")
+        queued = self.queued_sentences
+        if queued + len(sentences) > self.max_queued_sentences:
+            self.stats.rejected_requests += 1
+            raise QueueFullError(f"the server is busy ({queued} sentences queued); retry later")
         future = asyncio.get_running_loop().create_future()
         request = _Request(list(sentences), n_best, next(self._arrivals), future)
         self.stats.requests += 1
@@ -240,3 +248,8 @@ class DynamicBatcher:
 
 class DecodeError(RuntimeError):
     """The translator raised while decoding a batch; the requests in it get a 500, the server lives on."""
+
+
+class QueueFullError(RuntimeError):
+    """More sentences are waiting than `max_queued_sentences`: the request is refused at once (503),
+    rather than queued behind minutes of work (TensorFlow Serving's `max_enqueued_batches`)."""

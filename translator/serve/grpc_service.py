@@ -13,7 +13,7 @@ import grpc
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
-from translator.serve.batching import DecodeError
+from translator.serve.batching import DecodeError, QueueFullError
 from translator.serve.rest import ServedModel
 from translator.serve.signatures import INPUT, SERVING_DEFAULT, SIGNATURES, candidates_needed, signature_def_map
 from translator.serve.signatures import signature_outputs as outputs_for
@@ -35,6 +35,8 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             result = await self.model.batcher.translate(texts, candidates_needed(signature, self.model.beam_size))
         except DecodeError as error:
             await context.abort(grpc.StatusCode.INTERNAL, str(error))
+        except QueueFullError as error:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.model.name
         response.model_spec.version.value = int(self.model.version) if self.model.version.isdigit() else 0

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from translator.serve.batching import DecodeError, DynamicBatcher
+from translator.serve.batching import DecodeError, DynamicBatcher, QueueFullError
 from translator.serve.payloads import (
     Limits,
     RequestError,
@@ -114,6 +114,7 @@ def build_app(model: ServedModel) -> Starlette:
         RequestError: lambda _, error: JSONResponse({"error": error.message}, error.status),
         HTTPException: lambda _, error: JSONResponse({"error": error.detail}, error.status_code),
         DecodeError: lambda _, error: JSONResponse({"error": str(error)}, 500),
+        QueueFullError: lambda _, error: JSONResponse({"error": str(error)}, 503, headers={"Retry-After": "1"}),
         Exception: lambda _, error: JSONResponse({"error": f"internal error: {type(error).__name__}"}, 500),
     }
     app = Starlette(routes=routes, exception_handlers=handlers)

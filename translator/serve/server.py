@@ -41,6 +41,7 @@ class ServeOptions:
     batch_timeout_ms: float = 5.0
     max_request_sentences: int = 256
     max_request_bytes: int = 1 << 20
+    max_queued_sentences: int = 4096
     api_key: str | None = None
 
 
@@ -90,6 +91,7 @@ async def _serve(translator: BaseTranslator, options: ServeOptions, log: Callabl
         options.max_batch_sentences,
         options.batch_timeout_ms / 1000,
         pad_batch_sizes=bool(getattr(translator, "jit_compile", False)),
+        max_queued_sentences=options.max_queued_sentences,
     )
     model = ServedModel(
         options.model_name,
