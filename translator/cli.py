@@ -29,13 +29,19 @@ EXAMPLES = {
     "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4",
     "export": "translator export --run-dir runs/small\n"
     "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
+    "serve": "translator serve --run-dir runs/small\n"
+    "translator serve --export-dir runs/small/export --port 8501 --grpc-port 8500 --model-name translator\n"
+    "TRANSLATOR_API_KEY=secret translator serve --export-dir runs/small/export --host 0.0.0.0\n"
+    "curl -s localhost:8501/v1/models/translator:predict -d @docs/serving_request.json",
     "info": "translator info --run-dir runs/small",
     "average": "translator average --run-dir runs/small --last 5",
     "plot": "translator plot --run-dir runs/small --output small-curves.png",
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
     "translator bench decode --run-dir runs/small --limit 100 --no-xla\n"
     "translator bench train --config tutorial --steps 100 --json\n"
-    "translator bench train --config tiny --methods bucketed,bucketed+xla+bf16",
+    "translator bench train --config tiny --methods bucketed,bucketed+xla+bf16\n"
+    "translator bench serve --run-dir runs/tutorial --requests 40\n"
+    "translator bench serve --export-dir runs/small/export --clients 16 --json",
 }
 
 
@@ -91,6 +97,31 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", default="auto")
     _decode_flags(export)
 
+    serve = command(
+        "serve", "serve a model over HTTP and gRPC (TensorFlow Serving's APIs), with batching and a web page"
+    )
+    served = serve.add_mutually_exclusive_group(required=True)
+    served.add_argument("--export-dir", help="an exported SavedModel")
+    served.add_argument("--run-dir", help="a run directory (its --checkpoint; XLA-compiled)")
+    served.add_argument("--ct2-dir", help="a CTranslate2 export")
+    serve.add_argument("--checkpoint", default="auto", help="with --run-dir: auto, averaged, best or latest")
+    _serve_flags(serve)
+    serve.add_argument("--beam-size", type=int, help="with --run-dir: 1 for greedy (default: decode.beam_size)")
+    serve.add_argument("--length-penalty", type=float, help="with --run-dir: GNMT alpha (default: the run's)")
+    serve.add_argument("--grpc-port", type=int, default=8500, help="TensorFlow Serving's gRPC API (default: 8500)")
+    serve.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
+    serve.add_argument("--model-name", default="translator", help="the NAME in /v1/models/NAME (default: translator)")
+    serve.add_argument("--max-request-sentences", type=int, default=256, help="sentences per request (default: 256)")
+    serve.add_argument("--max-request-bytes", type=int, default=1 << 20, help="bytes per request (default: 1 MiB)")
+    serve.add_argument(
+        "--max-queued-sentences", type=int, default=4096, help="beyond this many waiting, answer 503 (default: 4096)"
+    )
+    serve.add_argument(
+        "--api-key",
+        default=os.environ.get("TRANSLATOR_API_KEY"),
+        help="require this key on every endpoint but /healthz (default: $TRANSLATOR_API_KEY)",
+    )
+
     info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
     info.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
 
@@ -142,9 +173,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     train_bench.add_argument("--work-dir", help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
     train_bench.add_argument("--json", action="store_true", help="print one JSON object")
-    for sub in (decode, train_bench):
+    serve_bench = benchmark("serve", "throughput and latency of `translator serve`, batching on and off")
+    served = serve_bench.add_mutually_exclusive_group(required=True)
+    served.add_argument("--run-dir", help="a run directory (e.g. the tutorial-size runs/tutorial)")
+    served.add_argument("--export-dir", help="an exported SavedModel")
+    served.add_argument("--ct2-dir", help="a CTranslate2 export")
+    serve_bench.add_argument("--clients", type=int, default=16, help="concurrent clients (default: 16)")
+    serve_bench.add_argument("--requests", type=int, default=40, help="requests per client (default: 40)")
+    serve_bench.add_argument(
+        "--sentence", default="Y dijo Dios: Sea la luz: y fué la luz.", help="the one test sentence"
+    )
+    serve_bench.add_argument(
+        "--batch-sizes", default="32,1", help="--max-batch-sentences of each server compared (default: 32,1)"
+    )
+    serve_bench.add_argument("--batch-timeout-ms", type=float, default=5.0)
+    serve_bench.add_argument("--beam-size", type=int, help="with --run-dir: the served beam (default: the run's)")
+    serve_bench.add_argument("--json", action="store_true", help="print one JSON object")
+    for sub in (decode, train_bench, serve_bench):
         _verbosity_flags(sub, argparse.SUPPRESS)
     return parser
+
+
+def _serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
+    )
+    parser.add_argument("--port", type=int, default=8501, help="HTTP port (default: 8501, as TensorFlow Serving)")
+    parser.add_argument(
+        "--max-batch-sentences", type=int, default=32, help="sentences decoded together at most (default: 32; 1: off)"
+    )
+    parser.add_argument(
+        "--batch-timeout-ms", type=float, default=5.0, help="how long the oldest sentence waits for others (default: 5)"
+    )
 
 
 def _verbosity_flags(parser: argparse.ArgumentParser, default) -> None:
@@ -161,7 +221,8 @@ def _decode_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _decode_overrides(args: argparse.Namespace) -> dict:
-    names = {"beam_size": args.beam_size, "length_penalty": args.length_penalty, "max_length": args.max_length}
+    names = {"beam_size": args.beam_size, "length_penalty": args.length_penalty}
+    names["max_length"] = getattr(args, "max_length", None)
     return {key: value for key, value in names.items() if value is not None}
 
 

@@ -183,8 +183,58 @@ def plot(args: argparse.Namespace, _decode: dict) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace, decode: dict) -> int:
+    from translator.api import load
+
+    try:
+        from translator.serve.server import ServeOptions
+        from translator.serve.server import serve as run_server
+    except ImportError as error:
+        raise TranslatorError(f"serving needs the serve extra: pip install 'translator[serve]' ({error})") from error
+    path = args.export_dir or args.ct2_dir or args.run_dir
+    if args.ct2_dir and decode:
+        raise TranslatorError("--beam-size, --length-penalty: give them with --run-dir")
+    translator = load(path) if args.ct2_dir else _translator(args, decode)
+    options = ServeOptions(
+        model_name=args.model_name,
+        version=posixpath.basename(path.rstrip("/")) if posixpath.basename(path.rstrip("/")).isdigit() else "1",
+        host=args.host,
+        port=args.port,
+        grpc_port=None if args.no_grpc else args.grpc_port,
+        max_batch_sentences=args.max_batch_sentences,
+        batch_timeout_ms=args.batch_timeout_ms,
+        max_request_sentences=args.max_request_sentences,
+        max_request_bytes=args.max_request_bytes,
+        max_queued_sentences=args.max_queued_sentences,
+        api_key=args.api_key or None,
+    )
+    run_server(translator, options, log=lambda line: print(line, flush=True))
+    return 0
+
+
 def bench(args: argparse.Namespace, _decode: dict) -> int:
-    return bench_train(args) if args.what == "train" else bench_decode(args)
+    benchmarks = {"train": bench_train, "decode": bench_decode, "serve": bench_serve}
+    return benchmarks[args.what](args)
+
+
+def bench_serve(args: argparse.Namespace) -> int:
+    from translator.bench.serve import bench_serve as run_benchmark
+    from translator.bench.serve import format_report
+
+    model_flag = next(
+        (flag, path)
+        for flag, path in (("--run-dir", args.run_dir), ("--export-dir", args.export_dir), ("--ct2-dir", args.ct2_dir))
+        if path is not None
+    )
+    if args.beam_size is not None:
+        model_flag = (*model_flag, "--beam-size", args.beam_size)
+    sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    report = run_benchmark(
+        list(map(str, model_flag)), sizes, args.clients, args.requests, args.sentence, args.batch_timeout_ms, log=log
+    )
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0 if all(row["errors"] == 0 for row in report["results"]) else 1
 
 
 def bench_decode(args: argparse.Namespace) -> int:

@@ -1,0 +1,144 @@
+"""`translator bench serve`: throughput and latency of the real server under concurrent clients,
+with dynamic batching on and off.
+
+Each configuration starts its own `translator serve` subprocess on a free localhost port, warms it
+up (the first batches of each size trace or compile the search), then `clients` threads each send
+`requests` one-sentence `/translate` requests back to back over a kept-alive connection. Reported:
+sentences per second over the whole measured burst, p50/p99 request latency, errors, and the batch
+sizes the server formed (from its `/stats`).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from translator.serve.process import ServerProcess
+
+WARMUP_ROUNDS = 3
+
+
+def bench_serve(
+    model_args: list[str],
+    batch_sizes: list[int],
+    clients: int = 16,
+    requests: int = 40,
+    sentence: str = "Y dijo Dios: Sea la luz: y fué la luz.",
+    batch_timeout_ms: float = 5.0,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """One result row per `--max-batch-sentences` value in `batch_sizes`."""
+    from translator.bench.machine import describe_machine
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as work:
+        for size in batch_sizes:
+            args = [*model_args, "--max-batch-sentences", str(size), "--batch-timeout-ms", str(batch_timeout_ms)]
+            log(f"starting translator serve {' '.join(args)}")
+            with ServerProcess(args, Path(work) / f"server-{size}.log") as server:
+                for _ in range(WARMUP_ROUNDS):
+                    _burst(server.port, clients, 1, sentence)
+                before = server.request("GET", "/stats")[1]
+                row = _burst(server.port, clients, requests, sentence)
+                after = server.request("GET", "/stats")[1]
+            row["max_batch_sentences"] = size
+            row["decoding_share"] = round((after["decode_seconds"] - before["decode_seconds"]) / row["seconds"], 2)
+            row["batch_sizes"] = _difference(after["batch_sizes"], before["batch_sizes"])
+            row["mean_batch"] = round(
+                (after["sentences"] - before["sentences"]) / max(after["batches"] - before["batches"], 1), 2
+            )
+            log(_format_row(row))
+            rows.append(row)
+    report = {
+        "machine": describe_machine(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "model": " ".join(model_args),
+        "clients": clients,
+        "requests_per_client": requests,
+        "sentence": sentence,
+        "batch_timeout_ms": batch_timeout_ms,
+        "results": rows,
+    }
+    if len(rows) >= 2 and rows[-1]["sentences_per_s"]:
+        report["speedup"] = round(rows[0]["sentences_per_s"] / rows[-1]["sentences_per_s"], 2)
+    return report
+
+
+def _burst(port: int, clients: int, requests: int, sentence: str) -> dict:
+    """`clients` threads × `requests` sequential requests; latencies in ms, errors counted."""
+    body = json.dumps({"text": [sentence]}).encode("utf-8")
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        mine, failures = [], []
+        for _ in range(requests):
+            started = time.perf_counter()
+            try:
+                connection.request("POST", "/translate", body=body, headers={"Content-Type": "application/json"})
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status != 200:
+                    failures.append(f"{response.status}: {answer[:200]!r}")
+                mine.append((time.perf_counter() - started) * 1000)
+            except OSError as error:
+                failures.append(repr(error))
+                connection.close()
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        connection.close()
+        with lock:
+            latencies.extend(mine)
+            errors.extend(failures)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seconds = time.perf_counter() - started
+    done = len(latencies) - len(errors)
+    return {
+        "requests": clients * requests,
+        "errors": len(errors),
+        "first_error": errors[0] if errors else None,
+        "seconds": round(seconds, 2),
+        "sentences_per_s": round(done / seconds, 2),
+        "p50_ms": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
+        "p99_ms": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
+    }
+
+
+def _difference(after: dict, before: dict) -> dict:
+    sizes = {size: count - before.get(size, 0) for size, count in after.items()}
+    return {size: count for size, count in sorted(sizes.items(), key=lambda item: int(item[0])) if count}
+
+
+def _format_row(row: dict) -> str:
+    return (
+        f"max batch {row['max_batch_sentences']:>3}: {row['sentences_per_s']:>8.2f} sentences/s, "
+        f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, {row['errors']} errors of {row['requests']}, "
+        f"mean batch {row['mean_batch']}"
+    )
+
+
+def format_report(report: dict) -> str:
+    lines = [
+        f"{report['machine']}, {report['date']}",
+        f"{report['model']}: {report['clients']} clients × {report['requests_per_client']} requests of one sentence",
+        *(_format_row(row) for row in report["results"]),
+    ]
+    if "speedup" in report:
+        lines.append(
+            f"batching: {report['speedup']}× the throughput of max batch {report['results'][-1]['max_batch_sentences']}"
+        )
+    return "\n".join(lines)
