@@ -8,7 +8,6 @@ dynamic batching and a web page.
     grpc_service.py  TensorFlow Serving's gRPC PredictionService
     server.py        one process running both, with graceful shutdown
     process.py       the command in a subprocess on a free port (for the benchmark and the tests)
-    bench.py         the load benchmark (`translator bench serve`)
 
 Needs the `serve` extra: `pip install 'translator[serve]'`.
 """
