@@ -509,7 +509,12 @@ def test_sigterm_drains_in_flight_requests_then_exits(server):
     threads = [threading.Thread(target=client) for _ in range(4)]
     for thread in threads:
         thread.start()
-    time.sleep(0.3)  # the requests are queued or decoding (64 sentences in batches of 8)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # until sentences are waiting: the requests are in flight
+        status, stats = server.request("GET", "/stats", headers=AUTH)
+        if status == 200 and stats["queued_sentences"] > 0:
+            break
+        time.sleep(0.01)
     signalled = time.monotonic()
     server.process.send_signal(signal.SIGTERM)
     for thread in threads:

@@ -195,7 +195,7 @@ class Trainer:
                     "from the new stream; the same replica count resumes exactly)"
                 )
         self.trained_replicas.assign(self.strategy.num_replicas_in_sync)
-        self.last_saved_step = int(self.step.numpy())
+        self.last_saved_step = int(self.step.numpy()) if latest else -1  # the step of the newest checkpoint
         log(f"strategy: {describe_strategy(self.strategy)}; model: {self.model.count_params():,} parameters")
         self.dev_translator: Translator | None = None
 
