@@ -193,20 +193,40 @@ def bench(args: argparse.Namespace, _decode: dict) -> int:
 def bench_decode(args: argparse.Namespace) -> int:
     from translator.bench.decode import bench_decode as run_benchmark
 
+    methods = tuple(method.strip() for method in args.methods.split(",") if method.strip())
     report = run_benchmark(
-        str(args.run_dir), args.split, args.limit, args.beam_size, not args.no_xla, args.uncached_limit
+        str(args.run_dir),
+        args.split,
+        args.limit,
+        args.beam_size,
+        not args.no_xla,
+        args.uncached_limit,
+        methods,
+        args.threads,
+        str(args.work_dir) if args.work_dir else None,
     )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    agreement = report["cached_uncached_agreement"]
     print(
-        f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}, "
-        f"cached/uncached greedy agreement {report['cached_uncached_agreement']:.3f}"
+        f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}"
+        + (f", cached/uncached greedy agreement {agreement:.3f}" if agreement is not None else "")
     )
     for row in report["results"]:
+        extra = "".join(
+            f"  {label} {row[key]}"
+            for key, label in (
+                ("bleu", "BLEU"),
+                ("agreement_with_beam", "agrees with beam"),
+                ("peak_rss_mb", "peak RSS MB"),
+                ("size_mb", "MB on disk"),
+            )
+            if key in row
+        )
         print(
             f"{row['method']:>16}  beam {row['beam_size']}  batch {row['batch_size']:>6}  "
-            f"{row['sentences_per_s']:>8.2f} sent/s  {row['tokens_per_s']:>9.1f} tok/s"
+            f"{row['sentences_per_s']:>8.2f} sent/s  {row['tokens_per_s']:>9.1f} tok/s{extra}"
         )
     return 0
 
