@@ -34,7 +34,7 @@ def _max_per_token_difference(ours, theirs) -> float:
 def run_and_export(trained_run, tmp_path_factory):
     """The tiny run's model in process (no XLA: compiling buys nothing at this size) and its float32 export."""
     ours = Translator.from_run_dir(trained_run, jit_compile=False)
-    directory = export_ctranslate2(ours, tmp_path_factory.mktemp("ct2") / "model")
+    directory = export_ctranslate2(ours, tmp_path_factory.mktemp("ct2") / "model", "none")
     return ours, CTranslate2Translator(directory), directory
 
 
@@ -93,7 +93,7 @@ def test_every_architecture_maps_exactly(tokenizer, tmp_path, pre_norm, share_em
         )
         model.build()
     ours = Translator(model, tokenizer, DecodeConfig(beam_size=1, max_length=24), 64, jit_compile=False)
-    theirs = CTranslate2Translator(export_ctranslate2(ours, tmp_path / "model"))
+    theirs = CTranslate2Translator(export_ctranslate2(ours, tmp_path / "model", "none"))
     assert _max_per_token_difference(ours.score(sources, targets), theirs.score(sources, targets)) < 1e-4
     assert theirs.translate(sources) == ours.translate(sources)
     assert sorted(p.name for p in (tmp_path / "model").glob("*.model")) == (
@@ -118,7 +118,7 @@ def test_readme_snippet_translates_without_this_package_or_tensorflow(trained_ru
     snippet = re.search(r"<!-- ct2-snippet -->\n```python\n(.*?)```\n<!-- /ct2-snippet -->", readme, re.S).group(1)
     # ctranslate2's default max_decoding_length (256) is our limit of 257 tokens with EOS.
     ours = Translator.from_run_dir(trained_run, jit_compile=False, beam_size=1, max_length=257, max_length_ratio=1e3)
-    directory = export_ctranslate2(ours, tmp_path / "model")
+    directory = export_ctranslate2(ours, tmp_path / "model", "none")
     script = "\n".join(
         [
             "import sys",
@@ -134,8 +134,12 @@ def test_readme_snippet_translates_without_this_package_or_tensorflow(trained_ru
 
 def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run_and_export, tmp_path, capsys):
     output = tmp_path / "ct2"
-    assert main(["export", "--run-dir", str(trained_run), "--format", "ctranslate2", "--output", str(output)]) == 0
+    export = ["export", "--run-dir", str(trained_run), "--format", "ctranslate2", "--output", str(output)]
+    assert main([*export, "--quantization", "none"]) == 0
     assert "as ctranslate2" in capsys.readouterr().out
+    assert main([*export[:-1], str(tmp_path / "int8")]) == 0  # int8 by default
+    assert "weights int8" in capsys.readouterr().out
+    assert json.loads((tmp_path / "int8" / "export.json").read_text(encoding="utf-8"))["quantization"] == "int8"
     source = tmp_path / "in.es"
     source.write_text("Y dijo Dios: Sea la luz: y fué la luz.\nEn el principio crió Dios los cielos y la tierra.\n")
     translations = {}

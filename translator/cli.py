@@ -98,9 +98,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--format", default="savedmodel", choices=["savedmodel", "ctranslate2"])
     export.add_argument(
         "--quantization",
-        default="none",
         choices=["none", "int8", "int8_float32", "int16", "float16"],
-        help="CTranslate2 weight type (default none: float32)",
+        help="CTranslate2 weights: none is float32 (default int8, the fastest on our CPUs)",
     )
     export.add_argument("--checkpoint", default="auto")
     _decode_flags(export)

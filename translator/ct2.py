@@ -11,10 +11,12 @@ Decoding follows our own search where CTranslate2 lets it:
   limit less one, a sentence that went past its own limit is decoded again alone with it, and a
   hypothesis stopped at the limit gets EOS appended and is rescored by `score_batch`. Greedy search is
   thus exactly ours;
-- CTranslate2's `length_penalty` with `normalize_scores=False` is the GNMT penalty ((5 + len) / 6)^α
-  with len counting EOS: ours, exactly. Its beam search differs in the details (it ranks the top `beam`
-  candidates, not 2·beam, and stops when `beam` hypotheses have finished), so beam outputs agree with
-  ours on most sentences, not all (see docs/benchmarks.md).
+- CTranslate2 4 divides a hypothesis' log-probability by len^α, ours by the GNMT ((5 + len) / 6)^α
+  (len counting EOS in both): no setting of its `length_penalty` is ours. The penalty only ranks
+  finished hypotheses there, so it decodes with none, returns all `beam` finished hypotheses (it then
+  searches until `beam` have finished, as ours does) and they are ranked here with ours, exactly.
+  The search itself differs in details (it extends the top `beam` candidates, ours 2·beam, and stops
+  on a different rule), so beam outputs agree with ours on most sentences, not all (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -125,34 +127,48 @@ class CTranslate2Translator(BaseTranslator):
         if not sentences:
             return []
         sources, truncated = self._source_pieces(sentences)
-        n = max(1, min(n_best, max(self.config.beam_size, 1)))
+        beam = max(self.config.beam_size, 1)
+        n = max(1, min(n_best, beam))
         limits = [decode_limit(len(pieces) + 1, self.config) for pieces in sources]
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         results: list = [None] * len(sources)
         for start in range(0, len(order), self.batch_size):
-            self._decode([order[start : start + self.batch_size]], sources, limits, n, results)
+            self._decode([order[start : start + self.batch_size]], sources, limits, results)
         # A sentence decoded past its own limit (its batch allowed more) is decoded again with its limit.
         again: dict[int, list[int]] = {}
         for i, candidates in enumerate(results):
             if any(len(pieces) > limits[i] - 1 for pieces, _, _ in candidates):
                 again.setdefault(limits[i], []).append(i)
-        self._decode(list(again.values()), sources, limits, n, results)
+        self._decode(list(again.values()), sources, limits, results)
         self._end_at_limits(sources, results)
+        best = [self._ranked(candidates)[:n] for candidates in results]
         return [
-            [Translation(self.detokenize(pieces), float(score), truncated[i]) for pieces, score, _ in candidates]
-            for i, candidates in enumerate(results)
+            [Translation(self.detokenize(pieces), score, truncated[i]) for pieces, score in candidates]
+            for i, candidates in enumerate(best)
         ]
 
-    def _decode(self, batches: list[list[int]], sources, limits, n: int, results: list) -> None:
+    def _ranked(self, candidates: list) -> list[tuple[list[str], float]]:
+        """(pieces, log-probability / GNMT length penalty), best first: our search's score and order."""
+        alpha = self.config.length_penalty if self.config.beam_size > 1 else 0.0
+        scored = []
+        for pieces, log_prob, _ in candidates:
+            tokens = len(pieces) + 1  # EOS included
+            scored.append((pieces, float(log_prob) / ((5.0 + tokens) / 6.0) ** alpha))
+        return sorted(scored, key=lambda candidate: -candidate[1])
+
+    def _decode(self, batches: list[list[int]], sources, limits, results: list) -> None:
         """Decode each batch of sentence indices up to its longest limit less one token: the place
-        where our search allows only EOS. results[i] = [(pieces, score, ended with EOS)], best first."""
+        where our search allows only EOS. results[i] = [(pieces, log-probability, ended with EOS)]: every
+        finished beam, unranked (`_ranked` ranks them with our length penalty)."""
+        beam = max(self.config.beam_size, 1)
         for indices in batches:
             outputs = self.model.translate_batch(
                 [sources[i] for i in indices],
-                beam_size=max(self.config.beam_size, 1),
-                num_hypotheses=n,
-                # Greedy search has no length penalty in ours; CTranslate2's would divide scores by length.
-                length_penalty=self.config.length_penalty if self.config.beam_size > 1 else 0.0,
+                beam_size=beam,
+                # All `beam` hypotheses: like ours, the search goes on until `beam` have finished.
+                num_hypotheses=beam,
+                # Raw log-probabilities: CTranslate2 4's penalty is length ** alpha, not GNMT's.
+                length_penalty=0.0,
                 max_decoding_length=max(1, max(limits[i] for i in indices) - 1),
                 min_decoding_length=0,
                 max_input_length=0,
@@ -166,8 +182,8 @@ class CTranslate2Translator(BaseTranslator):
                 ]
 
     def _end_at_limits(self, sources: list[list[str]], results: list) -> None:
-        """Hypotheses stopped at the length limit end there with EOS in our search: rescore them with
-        EOS (log-probability / length penalty) and re-rank each n-best list."""
+        """Hypotheses stopped at the length limit end there with EOS in our search: their
+        log-probability with EOS, by `score_batch`."""
         open_ended = [
             (i, k) for i, candidates in enumerate(results) for k, (_, _, ended) in enumerate(candidates) if not ended
         ]
@@ -177,12 +193,7 @@ class CTranslate2Translator(BaseTranslator):
             [sources[i] for i, _ in open_ended], [results[i][k][0] for i, k in open_ended], max_input_length=0
         )
         for (i, k), scoring in zip(open_ended, scored):
-            pieces = results[i][k][0]
-            length = len(pieces) + 1
-            penalty = ((5.0 + length) / 6.0) ** self.config.length_penalty if self.config.beam_size > 1 else 1.0
-            results[i][k] = (pieces, sum(scoring.log_probs) / penalty, True)
-        for i in {i for i, _ in open_ended}:
-            results[i].sort(key=lambda candidate: -candidate[1])
+            results[i][k] = (results[i][k][0], sum(scoring.log_probs), True)
 
     def detokenize(self, pieces: list[str]) -> str:
         """Target pieces → text, dropping specials (UNK too), as our detokenizer does."""
