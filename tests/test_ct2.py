@@ -137,9 +137,10 @@ def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run
     export = ["export", "--run-dir", str(trained_run), "--format", "ctranslate2", "--output", str(output)]
     assert main([*export, "--quantization", "none"]) == 0
     assert "as ctranslate2" in capsys.readouterr().out
-    assert main([*export[:-1], str(tmp_path / "int8")]) == 0  # int8 by default
+    assert main([*export[:-1], str(tmp_path / "int8"), "--quantization", "int8"]) == 0
     assert "weights int8" in capsys.readouterr().out
     assert json.loads((tmp_path / "int8" / "export.json").read_text(encoding="utf-8"))["quantization"] == "int8"
+    assert (tmp_path / "int8" / "model.bin").stat().st_size < (output / "model.bin").stat().st_size
     source = tmp_path / "in.es"
     source.write_text("Y dijo Dios: Sea la luz: y fué la luz.\nEn el principio crió Dios los cielos y la tierra.\n")
     translations = {}

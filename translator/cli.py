@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--quantization",
         choices=["none", "int8", "int8_float32", "int16", "float16"],
-        help="CTranslate2 weights: none is float32 (default int8, the fastest on our CPUs)",
+        help="CTranslate2 weights (default none: float32, the fastest on our CPU at the tutorial size)",
     )
     export.add_argument("--checkpoint", default="auto")
     _decode_flags(export)

@@ -139,7 +139,7 @@ def export(args: argparse.Namespace, decode: dict) -> int:
     run = RunDirectory(args.run_dir)
     output = args.output or (run.export_dir if args.format == "savedmodel" else run.path / "ctranslate2")
     translator.export(output, format=args.format, quantization=args.quantization)
-    weights = f", weights {args.quantization or 'int8'}" if args.format == "ctranslate2" else ""
+    weights = f", weights {args.quantization or 'none'}" if args.format == "ctranslate2" else ""
     print(
         f"exported {translator.checkpoint.path} to {output} as {args.format} (beam {translator.config.beam_size}, "
         f"length penalty {translator.config.length_penalty}{weights})"

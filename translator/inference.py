@@ -222,7 +222,7 @@ class Translator(tf.Module, BaseTranslator):
     def export(self, directory: str | Path, format: str = "savedmodel", quantization: str | None = None) -> Path:
         """Write this model, with this translator's decode settings, for serving: `savedmodel` (text
         in, translation out, for TensorFlow Serving) or `ctranslate2` (the fastest on CPU; weights
-        stored as `quantization`: none (float32), int8 (the default), int8_float32, int16 or float16)."""
+        stored as `quantization`: none (float32, the default), int8, int8_float32, int16 or float16)."""
         if format == "savedmodel":
             from translator.export import export_saved_model
 
