@@ -40,7 +40,7 @@ def load(path: str | Path, checkpoint: str = "auto", **decode: Any) -> BaseTrans
     if is_ctranslate2_export(path):
         return CTranslate2Translator(path, **decode)
     raise TranslatorError(
-        f"{path}: not a run directory (config.yaml), an exported SavedModel (saved_model.pb) "
+        f"{path} is not a run directory (config.yaml), an exported SavedModel (saved_model.pb) "
         "or a CTranslate2 export (model.bin, export.json)"
     )
 
