@@ -8,9 +8,9 @@ Decoding follows our own search where CTranslate2 lets it:
 - each sentence may generate `min(int(ratio × source length) + 10, max_length)` tokens, EOS included
   (`translator.inference.decode_length`), and at its last position only EOS. CTranslate2 takes one
   length limit per batch and ends a hypothesis there without EOS: batches decode to their longest
-  limit less one, a sentence that went past its own limit is decoded again alone with it, and a
-  hypothesis stopped at the limit gets EOS appended and is rescored by `score_batch`. Greedy search is
-  thus exactly ours;
+  limit less one, sentences that went past their own limit are decoded again with it (grouped by
+  limit), and a hypothesis stopped at the limit gets EOS appended and is rescored by `score_batch`.
+  Greedy search is thus exactly ours;
 - CTranslate2 4 divides a hypothesis' log-probability by len^α, ours by the GNMT ((5 + len) / 6)^α
   (len counting EOS in both): no setting of its `length_penalty` is ours. The penalty only ranks
   finished hypotheses there, so it decodes with none, returns all `beam` finished hypotheses (it then
@@ -24,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+
+import numpy as np
 
 from translator.config import DecodeConfig
 from translator.constants import EOS_ID
@@ -40,8 +42,6 @@ def is_ctranslate2_export(path: str | Path) -> bool:
 def decode_limit(source_length: int, config: DecodeConfig) -> int:
     """Tokens (EOS included) a source of `source_length` tokens (EOS included) may produce; the same
     float32 arithmetic as `translator.inference.decode_length`."""
-    import numpy as np
-
     return int(min(int(np.float32(source_length) * np.float32(config.max_length_ratio)) + 10, config.max_length))
 
 

@@ -27,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from translator.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
+from translator.ct2 import EXPORT_INFO
 from translator.errors import TranslatorError
 from translator.layers.embedding import sinusoidal_positions
 from translator.model import Seq2SeqTransformer
@@ -35,7 +36,6 @@ QUANTIZATIONS = ("none", "int8", "int8_float32", "int16", "float16")
 # float32 ("none") is the default: on our 2-core AMD EPYC, idle, it decodes the tutorial-size model 3.4x
 # faster than int8 (int8 wins only when other jobs crowd the cores); docs/benchmarks.md has the figures.
 DEFAULT_QUANTIZATION = "none"
-EXPORT_INFO = "export.json"
 BANNED_LOGIT_BIAS = -1.0e4  # far below any logit, and still finite in float16
 SPECIAL_PIECES = {PAD_ID: "<pad>", UNK_ID: "<unk>", BOS_ID: "<s>", EOS_ID: "</s>"}
 # Seq2SeqTransformer.get_config keys this converter maps; any other key is an architecture it does not know.
@@ -222,8 +222,3 @@ def _run_config(translator) -> dict | None:
     from translator.rundir import RunDirectory
 
     return RunDirectory(translator.run_dir).load_config().to_dict()
-
-
-def directory_size(path: str | Path) -> int:
-    """Bytes of every file under `path`."""
-    return sum(file.stat().st_size for file in Path(path).rglob("*") if file.is_file())
