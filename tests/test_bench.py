@@ -40,3 +40,21 @@ def test_bench_train_rejects_an_unknown_method(tmp_path, capsys):
     args = ["bench", "train", "--config", "tiny", "--methods", "bucketed+jit", "--work-dir", str(tmp_path)]
     assert main(args) == 2
     assert "unknown method 'bucketed+jit'" in capsys.readouterr().err
+
+
+def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_path, capsys):
+    pytest.importorskip("ctranslate2", reason="ctranslate2 is not installed (pip install '.[ctranslate2]')")
+    methods = "beam,savedmodel,ct2_beam,ct2_int8_beam"
+    args = ["bench", "decode", "--run-dir", str(trained_run), "--limit", "8", "--methods", methods, "--no-xla"]
+    assert main([*args, "--work-dir", str(tmp_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = {row["method"]: row for row in report["results"]}
+    assert list(rows) == methods.split(",") and report["cached_uncached_agreement"] is None
+    # The SavedModel runs our own search: the same translations as `beam`.
+    assert rows["savedmodel"]["agreement_with_beam"] == 1.0 and rows["savedmodel"]["bleu"] == rows["beam"]["bleu"]
+    for method in ("savedmodel", "ct2_beam", "ct2_int8_beam"):
+        assert rows[method]["beam_size"] == 4 and rows[method]["sentences"] == 8
+        assert 0 <= rows[method]["agreement_with_beam"] <= 1 and rows[method]["size_mb"] > 0
+    # A CTranslate2 worker never imports TensorFlow: its memory is a fraction of the SavedModel's.
+    assert rows["ct2_beam"]["peak_rss_mb"] < rows["savedmodel"]["peak_rss_mb"] / 2
+    assert rows["ct2_int8_beam"]["size_mb"] < rows["ct2_beam"]["size_mb"]

@@ -37,7 +37,14 @@ def load(path: str | Path, checkpoint: str = "auto", **decode: Any) -> BaseTrans
         if decode:
             raise TranslatorError(f"{path}: decode settings are fixed in a SavedModel ({', '.join(decode)} given)")
         return SavedModelTranslator(path)
-    raise TranslatorError(f"{path}: not a run directory (config.yaml) or an exported SavedModel (saved_model.pb)")
+    from translator.ct2 import CTranslate2Translator, is_ctranslate2_export
+
+    if is_ctranslate2_export(path):
+        return CTranslate2Translator(path, **decode)
+    raise TranslatorError(
+        f"{path} is not a run directory (config.yaml), an exported SavedModel (saved_model.pb) "
+        "or a CTranslate2 export (model.bin, export.json)"
+    )
 
 
 def config_with(

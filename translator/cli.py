@@ -24,10 +24,13 @@ EXAMPLES = {
     "translator train --config small --set data.train=tfds:ted_hrlr_translate/pt_to_en:train "
     "--set data.source_lang=pt --run-dir runs/pt-en",
     "evaluate": "translator evaluate --run-dir runs/small --split test\n"
-    "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en",
+    "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en\n"
+    "translator evaluate --ct2-dir runs/small/ctranslate2 --split test --threads 2",
     "translate": "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small\n"
-    "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4",
+    "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4\n"
+    "translator translate --ct2-dir runs/small/ctranslate2 --input in.es --output out.en --threads 2",
     "export": "translator export --run-dir runs/small\n"
+    "translator export --run-dir runs/small --format ctranslate2 --output runs/small/ctranslate2 --quantization int8\n"
     "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
     "serve": "translator serve --run-dir runs/small\n"
     "translator serve --export-dir runs/small/export --port 8501 --grpc-port 8500 --model-name translator\n"
@@ -38,6 +41,7 @@ EXAMPLES = {
     "plot": "translator plot --run-dir runs/small --output small-curves.png",
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
     "translator bench decode --run-dir runs/small --limit 100 --no-xla\n"
+    "translator bench decode --run-dir runs/tutorial --methods beam,savedmodel,ct2_beam,ct2_int8_beam --json\n"
     "translator bench train --config tutorial --steps 100 --json\n"
     "translator bench train --config tiny --methods bucketed,bucketed+xla+bf16\n"
     "translator bench serve --run-dir runs/tutorial --requests 40\n"
@@ -74,26 +78,37 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--cpu-devices", type=int, help="split the CPU into N logical devices (testing)")
 
     evaluate = command("evaluate", "translate a split or files and score with sacrebleu (BLEU, chrF, TER)")
-    evaluate.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
+    evaluated = evaluate.add_mutually_exclusive_group(required=True)
+    evaluated.add_argument("--run-dir", help=RUN_DIR_HELP)
+    evaluated.add_argument("--ct2-dir", help="a CTranslate2 export (reports go to CT2_DIR/eval)")
     evaluate.add_argument("--split", default="test", help="dev or test (from the run's config)")
     evaluate.add_argument("--src", type=Path, help="source file (one sentence per line) instead of a split")
     evaluate.add_argument("--ref", type=Path, action="append", default=[], help="reference file (repeatable)")
     evaluate.add_argument("--checkpoint", default="auto", help="auto, averaged, best or latest")
     _decode_flags(evaluate)
+    _ct2_flags(evaluate)
 
     translate = command("translate", "translate stdin to stdout, or --input to --output")
     source = translate.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", help=RUN_DIR_HELP)
     source.add_argument("--export-dir", help="an exported SavedModel instead of a run directory (local or gs://...)")
+    source.add_argument("--ct2-dir", help="a CTranslate2 export instead of a run directory")
     translate.add_argument("--input", type=Path)
     translate.add_argument("--output", type=Path)
     translate.add_argument("--n-best", type=int, default=1, help="print N 'score<TAB>translation' lines per input")
     translate.add_argument("--checkpoint", default="auto")
     _decode_flags(translate)
+    _ct2_flags(translate)
 
-    export = command("export", "write a SavedModel (text in, translation out) for TensorFlow Serving")
+    export = command("export", "write a SavedModel (for TensorFlow Serving) or a CTranslate2 model (fastest on CPU)")
     export.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
-    export.add_argument("--output", help="default: RUN_DIR/export (local or gs://...)")
+    export.add_argument("--output", help="default: RUN_DIR/export, or RUN_DIR/ctranslate2 (local or gs://...)")
+    export.add_argument("--format", default="savedmodel", choices=["savedmodel", "ctranslate2"])
+    export.add_argument(
+        "--quantization",
+        choices=["none", "int8", "int8_float32", "int16", "float16"],
+        help="CTranslate2 weights (default none: float32, the fastest on our CPU at the tutorial size)",
+    )
     export.add_argument("--checkpoint", default="auto")
     _decode_flags(export)
 
@@ -160,6 +175,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     decode.add_argument("--beam-size", type=int, default=4)
     decode.add_argument("--no-xla", action="store_true", help="run the searches without XLA")
+    decode.add_argument(
+        "--methods",
+        default="uncached_greedy,greedy,beam",
+        help="comma-separated, of uncached_greedy, greedy, beam, savedmodel, ct2_beam, ct2_int8_beam",
+    )
+    decode.add_argument("--threads", type=int, default=0, help="CTranslate2 threads (0: its default)")
+    decode.add_argument("--work-dir", type=Path, help="exports for savedmodel/ct2 methods (default: a temporary one)")
     decode.add_argument("--json", action="store_true", help="print one JSON object")
     train_bench = benchmark("train", "training throughput: padded vs bucketed batches, with/without XLA")
     train_bench.add_argument("--config", default="small", help="preset name or YAML file (the model size)")
@@ -218,6 +240,11 @@ def _decode_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-size", type=int, help="1 for greedy search (default: the run's decode.beam_size)")
     parser.add_argument("--length-penalty", type=float, help="GNMT alpha (default: decode.length_penalty)")
     parser.add_argument("--max-length", type=int, help="maximum target tokens (default: decode.max_length)")
+
+
+def _ct2_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=0, help="with --ct2-dir: CPU threads (0: CTranslate2's default)")
+    parser.add_argument("--batch-size", type=int, default=32, help="with --ct2-dir: sentences per batch")
 
 
 def _decode_overrides(args: argparse.Namespace) -> dict:

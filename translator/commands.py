@@ -27,10 +27,15 @@ def train(args: argparse.Namespace, _decode: dict) -> int:
 
 
 def _translator(args: argparse.Namespace, decode: dict):
-    """The translator a command names (--run-dir with its --checkpoint, or --export-dir), with the
-    decode flags applied; a note about the checkpoint choice goes to stderr."""
+    """The translator a command names (--run-dir with its --checkpoint, --export-dir or --ct2-dir),
+    with the decode flags applied; a note about the checkpoint choice goes to stderr."""
     from translator.api import load
 
+    ct2_dir = getattr(args, "ct2_dir", None)
+    if ct2_dir is not None:
+        from translator.ct2 import CTranslate2Translator
+
+        return CTranslate2Translator(ct2_dir, threads=args.threads, batch_size=args.batch_size, **decode)
     export_dir = getattr(args, "export_dir", None)
     if export_dir is not None:
         if decode:
@@ -38,12 +43,15 @@ def _translator(args: argparse.Namespace, decode: dict):
             raise TranslatorError(f"{flags}: fixed in the SavedModel at export; export again, or use --run-dir")
         return load(export_dir)
     translator = load(args.run_dir, args.checkpoint, **decode)
+    if getattr(args, "threads", 0) or getattr(args, "batch_size", 32) != 32:
+        raise TranslatorError("--threads and --batch-size apply to --ct2-dir only")
     if translator.checkpoint.note:
         print(f"note: {translator.checkpoint.note}", file=sys.stderr)
     return translator
 
 
 def evaluate(args: argparse.Namespace, decode: dict) -> int:
+    from translator import storage
     from translator.corpus import read_lines
     from translator.evaluation import evaluate_translator, write_report
     from translator.rundir import RunDirectory
@@ -60,15 +68,19 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
     translator = _translator(args, decode)
     result = evaluate_translator(translator, args.split, sources, references, progress=sys.stderr.isatty())
     name = args.src.stem if args.src else args.split
+    ct2_dir = getattr(args, "ct2_dir", None)
     extra = {
         "corpus": str(args.src) if args.src else result["corpus"],
-        "checkpoint": translator.checkpoint.path,
+        "checkpoint": translator.checkpoint_path if ct2_dir else translator.checkpoint.path,
         "sentences": result["sentences"],
         "beam_size": translator.config.beam_size,
         "length_penalty": translator.config.length_penalty,
     }
     scores = {metric: result[metric] for metric in ("bleu", "chrf", "ter")}
-    path = write_report(RunDirectory(args.run_dir).eval_dir, name, result["hypotheses"], scores, extra)
+    if ct2_dir:
+        extra["ctranslate2"] = str(ct2_dir)
+    eval_dir = storage.join(ct2_dir, "eval") if ct2_dir else RunDirectory(args.run_dir).eval_dir
+    path = write_report(eval_dir, name, result["hypotheses"], scores, extra)
     for metric in scores.values():
         print(f"{metric['text']}\n  signature: {metric['signature']}")
     print(f"wrote {path} and {path.removesuffix('.json')}.hyp")
@@ -123,14 +135,17 @@ def _write(output, results, n_best: int) -> None:
 
 
 def export(args: argparse.Namespace, decode: dict) -> int:
+    from translator import storage
     from translator.rundir import RunDirectory
 
     translator = _translator(args, decode)
-    output = args.output or RunDirectory(args.run_dir).export_dir
-    translator.export(output)
+    run = RunDirectory(args.run_dir)
+    output = args.output or (run.export_dir if args.format == "savedmodel" else storage.join(run.path, "ctranslate2"))
+    translator.export(output, format=args.format, quantization=args.quantization)
+    weights = f", weights {args.quantization or 'none'}" if args.format == "ctranslate2" else ""
     print(
-        f"exported {translator.checkpoint.path} to {output} (beam {translator.config.beam_size}, "
-        f"length penalty {translator.config.length_penalty})"
+        f"exported {translator.checkpoint.path} to {output} as {args.format} (beam {translator.config.beam_size}, "
+        f"length penalty {translator.config.length_penalty}{weights})"
     )
     return 0
 
@@ -240,20 +255,40 @@ def bench_serve(args: argparse.Namespace) -> int:
 def bench_decode(args: argparse.Namespace) -> int:
     from translator.bench.decode import bench_decode as run_benchmark
 
+    methods = tuple(method.strip() for method in args.methods.split(",") if method.strip())
     report = run_benchmark(
-        str(args.run_dir), args.split, args.limit, args.beam_size, not args.no_xla, args.uncached_limit
+        str(args.run_dir),
+        args.split,
+        args.limit,
+        args.beam_size,
+        not args.no_xla,
+        args.uncached_limit,
+        methods,
+        args.threads,
+        str(args.work_dir) if args.work_dir else None,
     )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
+    agreement = report["cached_uncached_agreement"]
     print(
-        f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}, "
-        f"cached/uncached greedy agreement {report['cached_uncached_agreement']:.3f}"
+        f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}"
+        + (f", cached/uncached greedy agreement {agreement:.3f}" if agreement is not None else "")
     )
     for row in report["results"]:
+        extra = "".join(
+            f"  {label} {row[key]}"
+            for key, label in (
+                ("bleu", "BLEU"),
+                ("agreement_with_beam", "agrees with beam"),
+                ("peak_rss_mb", "peak RSS MB"),
+                ("size_mb", "MB on disk"),
+            )
+            if key in row
+        )
         print(
             f"{row['method']:>16}  beam {row['beam_size']}  batch {row['batch_size']:>6}  "
-            f"{row['sentences_per_s']:>8.2f} sent/s  {row['tokens_per_s']:>9.1f} tok/s"
+            f"{row['sentences_per_s']:>8.2f} sent/s  {row['tokens_per_s']:>9.1f} tok/s{extra}"
         )
     return 0
 

@@ -64,10 +64,11 @@ def split_pairs(translator: BaseTranslator, split: str) -> tuple[str, list[str],
     from translator.corpus import read_pairs
     from translator.rundir import RunDirectory
 
+    config = getattr(translator, "experiment_config", None)  # recorded in a CTranslate2 export
     run_dir = getattr(translator, "run_dir", None)
-    if run_dir is None:
+    if config is None and run_dir is None:
         raise TranslatorError(f"split {split!r} needs a run directory: give sources and references instead")
-    data = RunDirectory(run_dir).load_config().data
+    data = (config or RunDirectory(run_dir).load_config()).data
     corpus = getattr(data, split, None) if split in ("train", "dev", "test") else None
     if not corpus:
         raise TranslatorError(f"--split {split!r}: the run's config has no data.{split} (choose dev or test)")

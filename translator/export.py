@@ -22,13 +22,46 @@ import numpy as np
 import tensorflow as tf
 
 from translator.errors import TranslatorError
-from translator.inference import Translator
+from translator.inference import Translator, decode_length
 from translator.translation import BaseTranslator, Translation
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
 
 
-def _serving_functions(translator: Translator):
+SUB_BATCH = 8  # sentences decoded together inside the graph, after sorting a request by length (8 > 16 > 32 measured)
+
+
+def search_sorted(translator: Translator, ragged: tf.RaggedTensor, sub_batch: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Beam search over a request as the in-process translator does it: sentences sorted by length
+    and decoded `sub_batch` at a time, so that a short sentence is neither padded to the request's
+    longest nor kept in the loop until the longest finishes. Outputs do not depend on the grouping
+    (each sentence stops at its own limit).
+
+    ragged [batch, (tokens)] (EOS-terminated) → (ids [batch, n, max_length], scores [batch, n]) in input order.
+    """
+    lengths = tf.cast(ragged.row_lengths(), tf.int32)
+    order = tf.argsort(lengths, stable=True)
+    ordered = tf.gather(ragged, order)
+    batch = tf.shape(lengths)[0]
+    max_length = decode_length(tf.reduce_max(tf.concat([lengths, [0]], 0)), translator.config)
+    chunks = tf.maximum((batch + sub_batch - 1) // sub_batch, 1)  # one (empty) chunk for an empty request
+
+    def decode_chunk(index, ids_array, scores_array):
+        chunk = ordered[index * sub_batch : (index + 1) * sub_batch].to_tensor()
+        ids, scores = translator.search_ids(chunk)  # [chunk, n, its own length ≤ max_length]
+        ids = tf.pad(ids, [[0, 0], [0, 0], [0, max_length - tf.shape(ids)[2]]])
+        return index + 1, ids_array.write(index, ids), scores_array.write(index, scores)
+
+    arrays = (
+        tf.TensorArray(tf.int32, size=chunks, infer_shape=False),
+        tf.TensorArray(tf.float32, size=chunks, infer_shape=False),
+    )
+    _, ids_array, scores_array = tf.while_loop(lambda index, *_: index < chunks, decode_chunk, (0, *arrays))
+    inverse = tf.math.invert_permutation(order)
+    return tf.gather(ids_array.concat(), inverse), tf.gather(scores_array.concat(), inverse)
+
+
+def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):
     """The two signature functions, closed over a non-compiled copy of the translator (stock
     TensorFlow Serving may lack XLA, and serving shapes vary anyway)."""
     translator = Translator(
@@ -39,7 +72,7 @@ def _serving_functions(translator: Translator):
         valid = tf.equal(tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"), text)
         usable = tf.logical_and(valid, tf.not_equal(tf.strings.strip(text), ""))
         ragged, truncated = translator.encode_text(tf.where(usable, text, ""))
-        ids, scores = translator.search_ids(ragged.to_tensor())  # [batch, n, length], [batch, n]
+        ids, scores = search_sorted(translator, ragged, sub_batch)  # [batch, n, length], [batch, n]
         batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
         # decode_target drops EOS, the padding after it and the other specials.
         texts = tf.reshape(translator.tokenizer.decode_target(tf.reshape(ids, [batch * n, -1])), [batch, n])
@@ -58,14 +91,14 @@ def _serving_functions(translator: Translator):
     return serve, nbest
 
 
-def export_saved_model(translator: Translator, directory: str | os.PathLike) -> str:
+def export_saved_model(translator: Translator, directory: str | os.PathLike, sub_batch: int = SUB_BATCH) -> str:
     """Write the SavedModel to `directory` (replaced if it exists).
 
     Keras' `ExportArchive` does the writing: it tracks the model's variables the way TF1-style
     loaders (TensorFlow Serving, `saved_model_cli run`) restore them; a plain `tf.saved_model.save`
     of a module holding a Keras 3 model leaves them unrestored there.
     """
-    serve, nbest = _serving_functions(translator)
+    serve, nbest = _serving_functions(translator, sub_batch)
     archive = keras.export.ExportArchive()
     archive.track(translator.model)
     for tokenizer in {id(t): t for t in (translator.tokenizer.source, translator.tokenizer.target)}.values():

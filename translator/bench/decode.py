@@ -4,20 +4,32 @@
 over the whole prefix each step: the TF tutorial's way), `greedy` (cached, batched) and `beam`
 (cached, batched, beam 4). Compiled functions are warmed up on the same data first, so the figures
 are steady-state speeds, not tracing or XLA compilation.
+
+On request it also times the exports of the same checkpoint, each in a fresh process of its own
+(`translator.bench.export_worker`): `savedmodel` (its `serving_default`, batches of 32 in file order,
+as TensorFlow Serving receives them), `ct2_beam` (CTranslate2, float32) and `ct2_int8_beam` (CTranslate2,
+int8 weights), at the same beam size as `beam`, with their BLEU, their agreement with `beam` (share of
+sentences with the identical best translation), peak memory and size on disk.
 """
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
+from translator.bench.export_worker import peak_rss_mb
 from translator.bench.machine import describe_machine
 from translator.bench.reference import uncached_greedy_search
 from translator.constants import EOS_ID
-from translator.evaluation import split_pairs
+from translator.evaluation import score, split_pairs
 from translator.inference import Translator, decode_length
 from translator.rundir import RunDirectory
 
@@ -35,6 +47,27 @@ def _timed_translate(translator: Translator, sources: list[np.ndarray]) -> tuple
     return time.perf_counter() - start, results
 
 
+IN_PROCESS_METHODS = ("uncached_greedy", "greedy", "beam")
+EXPORT_METHODS = ("savedmodel", "ct2_beam", "ct2_int8_beam")
+DEFAULT_METHODS = IN_PROCESS_METHODS
+EXPORT_BATCH_SIZE = 32
+
+
+def _size_mb(paths) -> float:
+    files = [file for path in paths for file in ([path] if path.is_file() else path.rglob("*")) if file.is_file()]
+    return round(sum(file.stat().st_size for file in files) / 2**20, 2)
+
+
+def _run_export(kind: str, model: Path, sentences: list[str], threads: int) -> dict:
+    """Time an export in a fresh process (see `translator.bench.export_worker`)."""
+    request = json.dumps({"sentences": sentences, "batch_size": EXPORT_BATCH_SIZE, "threads": threads})
+    command = [sys.executable, "-m", "translator.bench.export_worker", kind, str(model)]
+    done = subprocess.run(command, input=request, capture_output=True, text=True, timeout=3600)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} worker failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
 def bench_decode(
     run_dir: str,
     split: str = "test",
@@ -42,53 +75,52 @@ def bench_decode(
     beam_size: int = 4,
     jit_compile: bool = True,
     uncached_limit: int = 0,
+    methods: tuple[str, ...] = DEFAULT_METHODS,
+    threads: int = 0,
+    work_dir: str | None = None,
 ) -> dict:
+    unknown = [method for method in methods if method not in IN_PROCESS_METHODS + EXPORT_METHODS]
+    if unknown:
+        from translator.errors import TranslatorError
+
+        known = ", ".join(IN_PROCESS_METHODS + EXPORT_METHODS)
+        raise TranslatorError(f"unknown method(s) {', '.join(unknown)}: choose from {known}")
     base = Translator.from_run_dir(run_dir, jit_compile=jit_compile, beam_size=1)
     model, config, checkpoint = base.model, RunDirectory(run_dir).load_config(), base.checkpoint.path
-    _, sentences, _ = split_pairs(base, split)
+    _, sentences, references = split_pairs(base, split)
     sentences = sentences[:limit] if limit else sentences
+    references = references[: len(sentences)]
     ragged, _ = base.encode_text(tf.constant(sentences))
     sources = [row for row in ragged.numpy()]
     results = []
+    best: dict[str, list[str]] = {}  # method → best translation of each sentence
 
-    def record(method, beam, seconds, n_sentences, tokens, batches):
-        results.append(
-            {
-                "method": method,
-                "beam_size": beam,
-                "batch_size": round(n_sentences / batches, 1),
-                "sentences": n_sentences,
-                "seconds": round(seconds, 2),
-                "sentences_per_s": round(n_sentences / seconds, 2),
-                "tokens_per_s": round(tokens / seconds, 1),
-            }
-        )
+    def record(method, beam, seconds, n_sentences, tokens, batches, hypotheses=None, rss=None, size=None):
+        row = {
+            "method": method,
+            "beam_size": beam,
+            "batch_size": round(n_sentences / batches, 1),
+            "sentences": n_sentences,
+            "seconds": round(seconds, 2),
+            "sentences_per_s": round(n_sentences / seconds, 2),
+            "tokens_per_s": round(tokens / seconds, 1),
+        }
+        if hypotheses is not None:
+            best[method] = hypotheses
+            row["bleu"] = score(hypotheses, [references])["bleu"]["score"]
+            if method in EXPORT_METHODS and "beam" in best:
+                row["agreement_with_beam"] = round(
+                    float(np.mean([a == b for a, b in zip(hypotheses, best["beam"])])), 4
+                )
+        if rss is not None:
+            row["peak_rss_mb"] = rss
+        if size is not None:
+            row["size_mb"] = size
+        results.append(row)
 
-    # One sentence at a time, no cache: the prefix is re-encoded and re-decoded at every step.
-    forward = tf.function(model.call, reduce_retracing=True)
-    uncached_sources = sources[:uncached_limit] if uncached_limit else sources
-    uncached = []
-    uncached_greedy_search(model, tf.constant(uncached_sources[0][None]), 4, forward)  # trace once
-    start = time.perf_counter()
-    for ids in uncached_sources:
-        max_length = int(decode_length(len(ids), config.decode))
-        limits = tf.constant([max_length])
-        uncached.append(uncached_greedy_search(model, tf.constant(ids[None]), max_length, forward, limits)[0].numpy())
-    seconds = time.perf_counter() - start
-    record("uncached_greedy", 1, seconds, len(uncached), sum(map(_count_tokens, uncached)), len(uncached))
-
-    batches = len(list(base._batches([len(s) for s in sources])))
-    seconds, greedy = _timed_translate(base, sources)
-    record("greedy", 1, seconds, len(sources), sum(_count_tokens(ids[0]) for ids, _ in greedy), batches)
-
-    # Cached greedy must produce exactly the uncached tokens (compared up to EOS; the cached search
-    # pads its output to the bucket's decode length).
-    agree = [np.array_equal(greedy[i][0][0][: _count_tokens(u)], u[: _count_tokens(u)]) for i, u in enumerate(uncached)]
-
-    beam = base.with_config(beam_size=beam_size)
-    batches = len(list(beam._batches([len(s) for s in sources])))
-    seconds, beamed = _timed_translate(beam, sources)
-    record("beam", beam_size, seconds, len(sources), sum(_count_tokens(ids[0]) for ids, _ in beamed), batches)
+    agreement = _in_process(base, model, config, sources, uncached_limit, methods, beam_size, record)
+    if any(method in EXPORT_METHODS for method in methods):
+        _exports(base.with_config(beam_size=beam_size), sentences, methods, threads, work_dir, record)
     return {
         "benchmark": "decode",
         "run_dir": str(run_dir),
@@ -103,9 +135,92 @@ def bench_decode(
             "parameters": model.count_params(),
         },
         "xla": jit_compile,
-        "cached_uncached_agreement": round(float(np.mean(agree)), 4),
+        "threads": threads,
+        "cached_uncached_agreement": agreement,
         "results": results,
         "machine": describe_machine(),
         "date": date.today().isoformat(),
         "tensorflow": tf.__version__,
     }
+
+
+def _in_process(base, model, config, sources, uncached_limit, methods, beam_size, record) -> float | None:
+    """The in-process methods; returns the cached/uncached greedy agreement (None unless both ran)."""
+    uncached, greedy = [], None
+    if "uncached_greedy" in methods:
+        uncached = _uncached(model, config, sources, uncached_limit, record)
+    if "greedy" in methods:
+        batches = len(list(base._batches([len(s) for s in sources])))
+        seconds, greedy = _timed_translate(base, sources)
+        texts = base.detokenize([ids[0] for ids, _ in greedy])
+        tokens = sum(_count_tokens(ids[0]) for ids, _ in greedy)
+        record("greedy", 1, seconds, len(sources), tokens, batches, texts, peak_rss_mb())
+    if "beam" in methods:
+        beam = base.with_config(beam_size=beam_size)
+        batches = len(list(beam._batches([len(s) for s in sources])))
+        seconds, beamed = _timed_translate(beam, sources)
+        texts = beam.detokenize([ids[0] for ids, _ in beamed])
+        tokens = sum(_count_tokens(ids[0]) for ids, _ in beamed)
+        checkpoint_files = list(Path(base.checkpoint.path).parent.glob(Path(base.checkpoint.path).name + ".*"))
+        record(
+            "beam", beam_size, seconds, len(sources), tokens, batches, texts, peak_rss_mb(), _size_mb(checkpoint_files)
+        )
+    if not uncached or greedy is None:
+        return None
+    # Cached greedy must produce exactly the uncached tokens (compared up to EOS; the cached search
+    # pads its output to the bucket's decode length).
+    agree = [np.array_equal(greedy[i][0][0][: _count_tokens(u)], u[: _count_tokens(u)]) for i, u in enumerate(uncached)]
+    return round(float(np.mean(agree)), 4)
+
+
+def _uncached(model, config, sources, uncached_limit, record) -> list[np.ndarray]:
+    # One sentence at a time, no cache: the prefix is re-encoded and re-decoded at every step.
+    forward = tf.function(model.call, reduce_retracing=True)
+    uncached_sources = sources[:uncached_limit] if uncached_limit else sources
+    uncached = []
+    uncached_greedy_search(model, tf.constant(uncached_sources[0][None]), 4, forward)  # trace once
+    start = time.perf_counter()
+    for ids in uncached_sources:
+        max_length = int(decode_length(len(ids), config.decode))
+        limits = tf.constant([max_length])
+        uncached.append(uncached_greedy_search(model, tf.constant(ids[None]), max_length, forward, limits)[0].numpy())
+    seconds = time.perf_counter() - start
+    record("uncached_greedy", 1, seconds, len(uncached), sum(map(_count_tokens, uncached)), len(uncached))
+    return uncached
+
+
+def _exports(beam: Translator, sentences: list[str], methods, threads: int, work_dir, record) -> None:
+    """Export the checkpoint in the formats asked for, and time each in its own process."""
+    scratch = None if work_dir else tempfile.TemporaryDirectory(prefix="bench-decode-")
+    root = Path(work_dir or scratch.name)
+    formats = {
+        "savedmodel": ("savedmodel", "savedmodel", "none"),
+        "ct2_beam": ("ctranslate2", "ct2-float32", "none"),
+        "ct2_int8_beam": ("ctranslate2", "ct2-int8", "int8"),
+    }
+    try:
+        for method in (m for m in EXPORT_METHODS if m in methods):
+            kind, name, quantization = formats[method]
+            directory = beam.export(root / name, format=kind, quantization=quantization)
+            run = _run_export(kind, directory, sentences, threads)
+            hypotheses = run["hypotheses"]
+            # Generated tokens, EOS included, counted by re-tokenizing the output text.
+            ids = beam.tokenizer.encode_target(tf.constant(hypotheses)) if hypotheses else None
+            tokens = int(ids.row_lengths().numpy().sum()) + len(hypotheses) if hypotheses else 0
+            batch = EXPORT_BATCH_SIZE
+            batches = max(1, -(-len(sentences) // batch))
+            size = _size_mb([directory])
+            record(
+                method,
+                beam.config.beam_size,
+                run["seconds"],
+                len(sentences),
+                tokens,
+                batches,
+                hypotheses,
+                run["peak_rss_mb"],
+                size,
+            )
+    finally:
+        if scratch is not None:
+            scratch.cleanup()
