@@ -422,7 +422,7 @@ def test_cli_help_and_one_line_errors(capsys):
         assert f"translator {' '.join(command)} " in examples
     assert main(["serve", "--export-dir", "/nonexistent/model"]) == 2
     error = capsys.readouterr().err
-    assert error.startswith("translator serve: error: /nonexistent/model: not a run directory")
+    assert error.startswith("translator serve: error: /nonexistent/model is not a run directory")
     assert error.count("\n") == 1
 
 

@@ -48,6 +48,7 @@ _MAPPED_KEYS = {
     "ffn_dim",
     "dropout",
     "attention_dropout",
+    "seed",  # initialisation and dropout only: no effect on a trained model's computation
     "pre_norm",
     "share_embeddings",
 }

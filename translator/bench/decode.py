@@ -54,6 +54,7 @@ EXPORT_BATCH_SIZE = 32
 
 
 def _size_mb(paths) -> float:
+    paths = [Path(path) for path in paths]
     files = [file for path in paths for file in ([path] if path.is_file() else path.rglob("*")) if file.is_file()]
     return round(sum(file.stat().st_size for file in files) / 2**20, 2)
 
