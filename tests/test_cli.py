@@ -179,3 +179,22 @@ def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run):
     quiet = run_cli("info", "--run-dir", str(trained_run))
     assert quiet.returncode == 0 and "parameters:" in quiet.stdout
     assert "cuda" not in quiet.stderr.lower() and "oneDNN" not in quiet.stderr, quiet.stderr
+
+
+def test_score_writes_one_line_per_pair_equal_to_the_api(trained_run, tmp_path):
+    import translator
+
+    sources = ["Y dijo Dios.", "En el principio.", "Y fué la luz."]
+    targets = ["And God said.", "In the beginning.", "xyz xyz xyz"]
+    (tmp_path / "s.es").write_text("".join(line + "\n" for line in sources), encoding="utf-8")
+    (tmp_path / "t.en").write_text("".join(line + "\n" for line in targets), encoding="utf-8")
+    args = ["score", "--run-dir", str(trained_run), "--src", str(tmp_path / "s.es"), "--tgt", str(tmp_path / "t.en")]
+    assert main([*args, "--output", str(tmp_path / "scores.tsv")]) == 0
+    rows = [line.split("\t") for line in (tmp_path / "scores.tsv").read_text(encoding="utf-8").splitlines()]
+    expected = translator.load(trained_run).score(sources, targets)
+    assert len(rows) == 3
+    for (total, per_token, tokens), score in zip(rows, expected):
+        assert float(total) == pytest.approx(score.log_prob, abs=1e-4) and int(tokens) == score.tokens
+        assert float(per_token) == pytest.approx(score.log_prob / score.tokens, abs=1e-4)
+    (tmp_path / "t.en").write_text("one line\n", encoding="utf-8")
+    assert main(args) == 2  # line counts differ: one line naming both files

@@ -36,6 +36,8 @@ EXAMPLES = {
     "translator serve --export-dir runs/small/export --port 8501 --grpc-port 8500 --model-name translator\n"
     "TRANSLATOR_API_KEY=secret translator serve --export-dir runs/small/export --host 0.0.0.0\n"
     "curl -s localhost:8501/v1/models/translator:predict -d @docs/serving_request.json",
+    "score": "translator score --run-dir runs/small --src corpus.es --tgt corpus.en --output scores.tsv\n"
+    "translator score --ct2-dir runs/small/ctranslate2 --src hyp.es --tgt hyp.en",
     "info": "translator info --run-dir runs/small",
     "average": "translator average --run-dir runs/small --last 5",
     "plot": "translator plot --run-dir runs/small --output small-curves.png",
@@ -136,6 +138,21 @@ def _parser() -> argparse.ArgumentParser:
         default=os.environ.get("TRANSLATOR_API_KEY"),
         help="require this key on every endpoint but /healthz (default: $TRANSLATOR_API_KEY)",
     )
+
+    score = command(
+        "score",
+        "score sentence pairs by the model: one TSV line per pair, total log-probability, per token, tokens "
+        "(to filter a noisy corpus or rank hypotheses)",
+    )
+    scorer = score.add_mutually_exclusive_group(required=True)
+    scorer.add_argument("--run-dir", help=RUN_DIR_HELP)
+    scorer.add_argument("--ct2-dir", help="a CTranslate2 export instead of a run directory")
+    score.add_argument("--src", required=True, type=Path, help="source sentences, one per line")
+    score.add_argument("--tgt", required=True, type=Path, help="target sentences, line-aligned with --src")
+    score.add_argument("--output", type=Path, help="default: standard output")
+    score.add_argument("--checkpoint", default="auto", help="with --run-dir: auto, averaged, best or latest")
+    score.add_argument("--threads", type=int, default=0, help="with --ct2-dir: CPU threads (0: all)")
+    score.add_argument("--batch-size", type=int, default=32, help="with --ct2-dir: sentences per batch")
 
     info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
     info.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)

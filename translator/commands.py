@@ -124,6 +124,26 @@ class _AtomicOutput:
         os.replace(self.temporary, self.path)
 
 
+def score(args: argparse.Namespace, _decode: dict) -> int:
+    """One line per pair: total log-probability (target tokens and EOS), per-token average, tokens."""
+    from translator.corpus import read_lines
+
+    translator = _translator(args, {})
+    sources, targets = list(read_lines(args.src)), list(read_lines(args.tgt))
+    if len(sources) != len(targets):
+        raise TranslatorError(f"{args.src} has {len(sources)} lines but {args.tgt} has {len(targets)}")
+    output = _AtomicOutput(args.output) if args.output else None
+    stream = output.file if output else sys.stdout
+    for start in range(0, len(sources), 1000):  # bounded memory; each chunk is batched by length
+        for result in translator.score(sources[start : start + 1000], targets[start : start + 1000]):
+            stream.write(f"{result.log_prob:.4f}\t{result.per_token:.4f}\t{result.tokens}\n")
+    if output:
+        output.commit()
+    else:
+        stream.flush()
+    return 0
+
+
 def _write(output, results, n_best: int) -> None:
     for candidates in results:
         if n_best > 1:
