@@ -61,6 +61,18 @@ def test_signatures_and_odd_inputs(exported):
     assert out["score"].numpy()[:3].tolist() == [0.0, 0.0, 0.0]
     assert translations[3] == translator.translate(SENTENCES[0])
     assert out["truncated"].numpy().tolist() == [False, False, False, False, True]
+    # The declared output shapes are the contract TensorFlow Serving clients read from the metadata.
+    assert {k: v.shape.as_list() for k, v in serve.structured_outputs.items()} == {
+        "translation": [None],
+        "score": [None],
+        "truncated": [None],
+    }
+    declared = loaded.signatures["translate_nbest"].structured_outputs
+    assert {k: v.shape.as_list() for k, v in declared.items()} == {
+        "translations": [None, None],
+        "scores": [None, None],
+        "truncated": [None],
+    }
     nbest = loaded.signatures["translate_nbest"](text=tf.constant(SENTENCES))
     beam = translator.config.beam_size
     assert nbest["translations"].shape == (3, beam) and nbest["scores"].shape == (3, beam)

@@ -58,7 +58,9 @@ def search_sorted(translator: Translator, ragged: tf.RaggedTensor, sub_batch: in
     )
     _, ids_array, scores_array = tf.while_loop(lambda index, *_: index < chunks, decode_chunk, (0, *arrays))
     inverse = tf.math.invert_permutation(order)
-    return tf.gather(ids_array.concat(), inverse), tf.gather(scores_array.concat(), inverse)
+    # TensorArray.concat forgets the ranks; the signatures promise them (score [batch], scores [batch, n]).
+    ids = tf.ensure_shape(tf.gather(ids_array.concat(), inverse), [None, None, None])
+    return ids, tf.ensure_shape(tf.gather(scores_array.concat(), inverse), [None, None])
 
 
 def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):
