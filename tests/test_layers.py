@@ -78,7 +78,7 @@ def test_cache_has_fixed_shapes_and_memory_is_untouched():
         assert before.shape == after.shape
     for before, after in zip(tf.nest.flatten(cache["memory"]), tf.nest.flatten(updated["memory"])):
         assert before is after
-    assert cache["decoder"][0]["key"].shape == (2, 6, 4, 8)  # [batch, max_length, heads, key_dim]
+    assert cache["decoder"][0]["key"].shape == (2, 4, 6, 8)  # [batch, heads, max_length, key_dim]
 
 
 def test_layer_configs_round_trip():

@@ -162,3 +162,19 @@ def test_beam_search_never_reorders_the_memory():
         assert all(a is b for a, b in zip(tf.nest.flatten(memory), tf.nest.flatten(seen[0])))
     for a, b in zip(tf.nest.flatten(seen[0]), tf.nest.flatten(tiled)):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_two_stage_top_k_equals_one_top_k_over_every_beam():
+    """Beam search's candidates: the k best of each beam, then the k best of those, must be the k
+    best over beam·vocab in the same order, ties included (lower beam, then lower token first)."""
+    from translator.search import _top_candidates
+
+    rng = np.random.default_rng(0)
+    batch, beams, vocab, k = 3, 4, 50, 8
+    scores = rng.integers(-6, 0, size=[batch, beams, vocab]).astype("float32")  # many ties
+    scores[1, 1:] = -INF  # the first step: only the first beam is alive
+    top_scores, origin, tokens = _top_candidates(tf.constant(scores), k)
+    expected_scores, expected = tf.math.top_k(tf.reshape(scores, [batch, beams * vocab]), k=k)
+    np.testing.assert_array_equal(top_scores, expected_scores)
+    np.testing.assert_array_equal(origin, expected // vocab)
+    np.testing.assert_array_equal(tokens, expected % vocab)

@@ -96,6 +96,19 @@ def _flat_gather(x: tf.Tensor, flat_indices: tf.Tensor) -> tf.Tensor:
     return tf.gather(x, flat_indices, axis=0)
 
 
+def _top_candidates(scores: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """The k best of scores [batch, beam, vocab] over all beams → (scores, beam, token), each [batch, k].
+
+    Two small top-k's instead of one over beam·vocab: the k best overall are among the k best of each
+    beam, and ties keep the one-pass order (lower beam, then lower token), so the result is the same.
+    """
+    beam_scores, beam_tokens = tf.math.top_k(scores, k=k)  # [batch, beam, k]
+    batch, beams = tf.shape(scores)[0], tf.shape(scores)[1]
+    top_scores, top_positions = tf.math.top_k(tf.reshape(beam_scores, [batch, beams * k]), k=k)  # [batch, k]
+    tokens = tf.gather(tf.reshape(beam_tokens, [batch, beams * k]), top_positions, batch_dims=1)
+    return top_scores, top_positions // k, tokens
+
+
 def beam_search(
     step_fn: StepFn,
     start_ids: tf.Tensor,
@@ -135,10 +148,7 @@ def beam_search(
         logits, cache = step_fn(flat(last_tokens), index, cache)
         vocab = tf.shape(logits)[-1]
         log_probs = end_at_limit(tf.reshape(tf.nn.log_softmax(logits), [batch, beams, vocab]), index, limits, eos_id)
-        candidates = tf.reshape(alive_scores[:, :, tf.newaxis] + log_probs, [batch, beams * vocab])
-        top_scores, top_indices = tf.math.top_k(candidates, k=2 * beams)  # [batch, 2·beam]
-        origin = top_indices // vocab  # the beam each candidate extends
-        tokens = top_indices % vocab
+        top_scores, origin, tokens = _top_candidates(alive_scores[:, :, tf.newaxis] + log_probs, 2 * beams)
         ids = _write(tf.gather(alive_ids, origin, batch_dims=1), index, tokens)  # [batch, 2·beam, max_length]
         ended = tf.equal(tokens, eos_id)
         # EOS candidates finish only from the top `beam` ranks (as in fairseq): with beam 1 this is greedy.

@@ -63,9 +63,14 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         return self._split_heads(query), self._split_heads(key), self._split_heads(value)
 
     def project_memory(self, memory: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Cross-attention keys and values, [batch, source, heads, key_dim] each, computed once."""
+        """Cross-attention keys and values, [batch, source, heads, key_dim] each."""
         key, value = tf.split(self.key_value(memory), 2, axis=-1)
         return {"key": self._split_heads(key), "value": self._split_heads(value)}
+
+    def memory_cache(self, memory: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Cross-attention keys and values for decoding, computed once and stored heads first,
+        [batch, heads, source, key_dim], so that no step transposes them again."""
+        return {name: _heads_first(x) for name, x in self.project_memory(memory).items()}
 
     def call(self, query, memory=None, bias=None, training=None, return_weights=False):
         """Full-sequence attention. query [batch, T, dim]; memory [batch, S, dim] (cross only);
@@ -81,32 +86,36 @@ class CachedMultiHeadAttention(keras.layers.Layer):
     def cached_call(self, query, cache, index=None, bias=None):
         """One decoding step. query [batch, 1, dim].
 
-        Self-attention: writes this step's key/value into `cache` ([batch, max_length, heads, key_dim])
-        at `index` and attends to slots ≤ index. Cross-attention: attends to the projected memory in
-        `cache` with `bias`, leaving it untouched. Returns (output [batch, 1, dim], cache).
+        Every cache tensor is stored heads first, [batch, heads, length, key_dim], the layout the step's
+        two products read, so no step transposes the cache. Self-attention: writes this step's key/value
+        into `cache` (length max_length) at `index` and attends to slots ≤ index. Cross-attention: attends
+        to the projected memory in `cache` (`memory_cache`) with `bias`, leaving it untouched.
+        Returns (output [batch, 1, dim], cache).
         """
         if self.self_attention:
             q, k, v = self._project_self(query)
-            max_length = tf.shape(cache["key"])[1]
-            slot = tf.one_hot(index, max_length, dtype=k.dtype)[tf.newaxis, :, tf.newaxis, tf.newaxis]
+            max_length = tf.shape(cache["key"])[2]
+            slot = tf.one_hot(index, max_length, dtype=k.dtype)[tf.newaxis, tf.newaxis, :, tf.newaxis]
             cache = {
-                "key": cache["key"] * (1 - slot) + k * slot,
-                "value": cache["value"] * (1 - slot) + v * slot,
+                "key": cache["key"] * (1 - slot) + _heads_first(k) * slot,
+                "value": cache["value"] * (1 - slot) + _heads_first(v) * slot,
             }
             bias = step_bias(index, max_length)
         else:
             q = self._split_heads(self.query_projection(query))
-        return self._attend(q, cache["key"], cache["value"], bias, False, False), cache
+        return self._attend(q, cache["key"], cache["value"], bias, False, False, memory_layout="bhsd"), cache
 
-    def _attend(self, query, key, value, bias, training, return_weights):
+    def _attend(self, query, key, value, bias, training, return_weights, memory_layout="bshd"):
+        """query [batch, T, heads, key_dim]; key and value in `memory_layout`: [batch, S, heads, key_dim]
+        ("bshd") or [batch, heads, S, key_dim] ("bhsd", the decoding cache)."""
         query = query * tf.cast(self.key_dim**-0.5, query.dtype)
-        scores = tf.einsum("bthd,bshd->bhts", query, key)  # [batch, heads, T, S]
+        scores = tf.einsum(f"bthd,{memory_layout}->bhts", query, key)  # [batch, heads, T, S]
         scores = tf.cast(scores, tf.float32)
         if bias is not None:
             scores += tf.cast(bias, tf.float32)  # Keras autocasts float inputs to the compute dtype
         weights = tf.nn.softmax(scores, axis=-1)  # float32 softmax, also under mixed precision
         dropped = self.attention_dropout(tf.cast(weights, self.compute_dtype), training=training)
-        context = tf.einsum("bhts,bshd->bthd", dropped, value)
+        context = tf.einsum(f"bhts,{memory_layout}->bthd", dropped, value)
         batch, length = tf.shape(context)[0], tf.shape(context)[1]
         output = self.output_projection(tf.reshape(context, [batch, length, self.num_heads * self.key_dim]))
         return (output, weights) if return_weights else output
@@ -122,3 +131,8 @@ class CachedMultiHeadAttention(keras.layers.Layer):
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             "seed": self.seed,
         }
+
+
+def _heads_first(x: tf.Tensor) -> tf.Tensor:
+    # [batch, length, heads, key_dim] → [batch, heads, length, key_dim]
+    return tf.transpose(x, [0, 2, 1, 3])

@@ -80,12 +80,12 @@ class TransformerDecoder(TransformerBlock):
         return (x, weights[0]) if return_attention else x
 
     def init_cache(self, memory, max_length: int):
-        """The step cache: self-attention slots of zeros, [batch, max_length, heads, key_dim], and the
-        cross-attention keys/values projected from `memory` once."""
+        """The step cache, heads first: self-attention slots of zeros, [batch, heads, max_length, key_dim],
+        and the cross-attention keys/values projected from `memory` once, [batch, heads, source, key_dim]."""
         batch = tf.shape(memory)[0]
         key_dim = memory.shape[-1] // self.num_heads
-        zeros = tf.zeros([batch, max_length, self.num_heads, key_dim], self.compute_dtype)
-        return {"self": {"key": zeros, "value": zeros}, "cross": self.cross_attention.project_memory(memory)}
+        zeros = tf.zeros([batch, self.num_heads, max_length, key_dim], self.compute_dtype)
+        return {"self": {"key": zeros, "value": zeros}, "cross": self.cross_attention.memory_cache(memory)}
 
     def decode_step(self, inputs, index, cache, memory_padding_mask=None):
         """inputs [batch, 1, dim] at position `index` → ([batch, 1, dim], updated cache)."""
