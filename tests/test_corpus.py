@@ -93,3 +93,21 @@ def test_tfds_download_without_network_fails_fast(tmp_path, monkeypatch):
 def test_tfds_language_must_exist(tmp_path):
     with pytest.raises(TranslatorError, match="data.target_lang='de' is not one of its languages"):
         load_pairs("bible_es_en:dev", "es", "de", str(tmp_path))
+
+
+def test_shipped_corpus_prepared_by_several_processes_at_once(tmp_path):
+    """Two trainings started together used to race: the slower one's TFDS rename failed."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from translator.corpus import read_pairs; "
+        "print(len(read_pairs('bible_es_en:dev', 'es', 'en', sys.argv[1])[0]))"
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    outputs = [worker.communicate(timeout=300)[0].splitlines()[-1] for worker in workers]  # after TFDS's notes
+    assert [worker.returncode for worker in workers] == [0, 0, 0]
+    assert outputs == ["379"] * 3

@@ -70,10 +70,31 @@ def load_pairs(spec: str, source_lang: str, target_lang: str, tfds_data_dir: str
         config = parsed.name.split("/", 1)[1]
         if config not in ("kjv", "web"):
             raise TranslatorError(f"corpus {spec!r}: bible_es_en has the configs kjv and web, not {config!r}")
-        builder = BibleEsEn(config=config, data_dir=tfds_data_dir or None)
-        builder.download_and_prepare()
+        builder = _prepared_once(lambda: BibleEsEn(config=config, data_dir=tfds_data_dir or None))
         return _select_languages(builder, parsed, source_lang, target_lang)
     return _select_languages(_prepared_tfds_builder(parsed, tfds_data_dir), parsed, source_lang, target_lang)
+
+
+def _prepared_once(make_builder):
+    """A TFDS builder prepared once even when several processes start at the same moment (two
+    trainings, test workers): TFDS moves its finished `incomplete.*` directory into place and fails
+    when another process got there first. Local data directories are prepared under an exclusive
+    file lock, and the builder is made again afterwards so that it reads what was prepared."""
+    builder = make_builder()
+    if builder.is_prepared():
+        return builder
+    root = os.path.dirname(os.path.dirname(os.path.dirname(str(builder.data_dir))))  # NAME/CONFIG/VERSION
+    if "://" in root:  # remote storage: no file locks there
+        builder.download_and_prepare()
+        return builder
+    import fcntl
+
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, f".{builder.name}.prepare.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        builder = make_builder()
+        builder.download_and_prepare()  # a no-op when another process prepared it meanwhile
+    return make_builder()
 
 
 def read_pairs(spec: str, source_lang: str, target_lang: str, tfds_data_dir: str = "") -> tuple[list[str], list[str]]:
