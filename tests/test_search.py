@@ -268,7 +268,9 @@ def test_prefixes_are_forced_and_counted_in_every_search():
         "beam": lambda p: (lambda r: (r[0][:, 0], r[1][:, 0]))(
             beam_search(model.decode_step, start, cache, 3, 12, EOS, alpha=0.0, prefix_ids=p)
         ),
-        "sampling": lambda p: sampling_search(model.decode_step, start, cache, 12, EOS, tf.constant([1, 1]), 0, prefix_ids=p),
+        "sampling": lambda p: sampling_search(
+            model.decode_step, start, cache, 12, EOS, tf.constant([1, 1]), 0, prefix_ids=p
+        ),
     }
     for name, search in searches.items():
         ids, scores = search(prefix)

@@ -62,7 +62,9 @@ def _translator(args: argparse.Namespace, decode: dict):
         if sampling:
             raise TranslatorError(f"{_flags(sampling)}: sampling needs --run-dir (not --export-dir)")
         if decode:
-            raise TranslatorError(f"{_flags(decode)}: fixed in the SavedModel at export; export again, or use --run-dir")
+            raise TranslatorError(
+                f"{_flags(decode)}: fixed in the SavedModel at export; export again, or use --run-dir"
+            )
         return load(export_dirs[0])
     translator = load(run_dirs if len(run_dirs) > 1 else run_dirs[0], args.checkpoint, **decode)
     if getattr(args, "threads", 0) or getattr(args, "batch_size", 32) != 32:

@@ -182,4 +182,6 @@ class SavedModelTranslator(BaseTranslator):
             return []
         result = self._with_prefix(text=tf.constant(sentences, tf.string), prefix=tf.constant(prefixes, tf.string))
         texts, scores, truncated = (result[key].numpy() for key in ("translation", "score", "truncated"))
-        return [[Translation(texts[i].decode("utf-8"), float(scores[i]), bool(truncated[i]))] for i in range(len(texts))]
+        return [
+            [Translation(texts[i].decode("utf-8"), float(scores[i]), bool(truncated[i]))] for i in range(len(texts))
+        ]

@@ -140,7 +140,8 @@ class Translator(tf.Module, BaseTranslator):
         return self.model.init_cache(memory, mask, max_length)
 
     def step_log_probs(self, token_ids: tf.Tensor, index: tf.Tensor, cache: dict) -> tuple[tf.Tensor, dict]:
-        """The search's step: token_ids [batch] → (log-probabilities [batch, vocab], cache), padding and BOS ruled out."""
+        """The search's step: token_ids [batch] → (log-probabilities [batch, vocab], cache); padding
+        and BOS are ruled out."""
         logits, cache = self.model.decode_step(token_ids, index, cache)
         return tf.nn.log_softmax(never_generate(logits)), cache
 
@@ -148,9 +149,7 @@ class Translator(tf.Module, BaseTranslator):
         """Teacher-forced log-probabilities [batch, target, vocab], with the search's output restrictions."""
         return tf.nn.log_softmax(never_generate(self._forward(features)))
 
-    def _search_ids(
-        self, source_ids: tf.Tensor, prefix_ids: tf.Tensor, seed: tf.Tensor
-    ) -> tuple[tf.Tensor, tf.Tensor]:
+    def _search_ids(self, source_ids: tf.Tensor, prefix_ids: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """source_ids [batch, source] (EOS-terminated, 0-padded), prefix_ids [batch, prefix] (target
         tokens to force first, 0-padded; [batch, 0] for none), seed [2] (sampling only) →
         (ids [batch, n, max_len], scores [batch, n]); n is the beam size (1 for greedy and sampling)."""
@@ -158,23 +157,43 @@ class Translator(tf.Module, BaseTranslator):
         # limit, so its translation does not depend on the batch it is decoded in.
         max_length = prefixed_length(tf.shape(source_ids)[1], tf.shape(prefix_ids)[1], self.config)
         source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
-        limits = prefixed_length(source_lengths, tf.reduce_sum(tf.cast(prefix_ids != PAD_ID, tf.int32), axis=1), self.config)
+        limits = prefixed_length(
+            source_lengths, tf.reduce_sum(tf.cast(prefix_ids != PAD_ID, tf.int32), axis=1), self.config
+        )
         cache = self.start_cache(source_ids, max_length)
         start = tf.fill([tf.shape(source_ids)[0]], BOS_ID)
         step, config = self.step_log_probs, self.config
         if config.sampling:
             ids, scores = sampling_search(
-                step, start, cache, max_length, EOS_ID, seed, config.sampling_topk, config.sampling_topp,
-                config.sampling_temperature, limits, prefix_ids, normalize=False,
-            )  # fmt: skip
+                step,
+                start,
+                cache,
+                max_length,
+                EOS_ID,
+                seed,
+                config.sampling_topk,
+                config.sampling_topp,
+                config.sampling_temperature,
+                limits,
+                prefix_ids,
+                normalize=False,
+            )
             return ids[:, tf.newaxis], scores[:, tf.newaxis]
         if config.beam_size <= 1:
             ids, scores = greedy_search(step, start, cache, max_length, EOS_ID, limits, prefix_ids, normalize=False)
             return ids[:, tf.newaxis], scores[:, tf.newaxis]
         return beam_search(
-            step, start, cache, config.beam_size, max_length, EOS_ID, config.length_penalty, limits, prefix_ids,
+            step,
+            start,
+            cache,
+            config.beam_size,
+            max_length,
+            EOS_ID,
+            config.length_penalty,
+            limits,
+            prefix_ids,
             normalize=False,
-        )  # fmt: skip
+        )
 
     def encode_prefix(self, text: tf.Tensor) -> tf.RaggedTensor:
         """[batch] target prefixes → ragged ids (no EOS), cut to `max_length - 1` tokens so that a
@@ -202,7 +221,11 @@ class Translator(tf.Module, BaseTranslator):
         results: list = [None] * len(sources)
         for number, indices in enumerate(self._batches([len(s) for s in sources])):
             batch = _pad([sources[i] for i in indices])
-            prefix = _pad([prefixes[i] for i in indices], allow_empty=True) if prefixes else np.zeros([len(indices), 0], np.int32)
+            prefix = (
+                _pad([prefixes[i] for i in indices], allow_empty=True)
+                if prefixes
+                else np.zeros([len(indices), 0], np.int32)
+            )
             seed = tf.constant([self.config.seed, number], tf.int32)
             ids, scores = self.search_ids(tf.constant(batch), tf.constant(prefix), seed)
             for row, index in enumerate(indices):

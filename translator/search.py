@@ -62,7 +62,12 @@ def force_prefix(log_probs: tf.Tensor, index: tf.Tensor, prefix_ids: tf.Tensor |
 
 
 def _constrained_log_probs(
-    output: tf.Tensor, index: tf.Tensor, limits: tf.Tensor | None, prefix_ids: tf.Tensor | None, eos_id: int, normalize: bool
+    output: tf.Tensor,
+    index: tf.Tensor,
+    limits: tf.Tensor | None,
+    prefix_ids: tf.Tensor | None,
+    eos_id: int,
+    normalize: bool,
 ) -> tf.Tensor:
     """The step's output [batch, ..., vocab] → log-probabilities with the length limit and the prefix applied."""
     log_probs = tf.nn.log_softmax(output) if normalize else output
