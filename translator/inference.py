@@ -45,6 +45,11 @@ def decode_length(source_length: tf.Tensor, config: DecodeConfig) -> tf.Tensor:
     return tf.minimum(tf.cast(ratio, tf.int32) + 10, config.max_length)
 
 
+def greedy_config(config: DecodeConfig) -> DecodeConfig:
+    """`config` with greedy search and no sampling (training's quick dev BLEU)."""
+    return dataclasses.replace(config, beam_size=1, sampling_topk=1, sampling_topp=1.0, sampling_temperature=1.0)
+
+
 def prefixed_length(source_length: tf.Tensor, prefix_length: tf.Tensor, config: DecodeConfig) -> tf.Tensor:
     """`decode_length`, raised where needed to leave room for a forced prefix and one more token
     (prefixes are cut to `max_length - 1` tokens, so the cap still holds)."""
