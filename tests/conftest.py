@@ -77,3 +77,20 @@ def checkpoint_weights(path: str) -> dict[str, np.ndarray]:
     reader = tf.train.load_checkpoint(path)
     names = [name for name, _ in tf.train.list_variables(path) if name.endswith("VARIABLE_VALUE")]
     return {name: reader.get_tensor(name) for name in names if not name.startswith(("seconds/", "save_counter/"))}
+
+
+@pytest.fixture(scope="session")
+def second_trained_run(trained_run, tmp_path_factory) -> Path:
+    """Another tiny run for ensembles: `trained_run`'s tokenizer (and tokenized corpus), its own seed,
+    20 steps."""
+    import shutil
+
+    from translator.config import load_config
+    from translator.training import train
+
+    run_dir = tmp_path_factory.mktemp("runs") / "tiny-b"
+    for shared in ("tokenizer", "cache"):
+        shutil.copytree(trained_run / shared, run_dir / shared)
+    config = load_config("tiny", ["train.steps=20", "train.checkpoint_every=20", "train.seed=7"])
+    train(config, run_dir, log=lambda line: None)
+    return run_dir

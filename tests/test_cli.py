@@ -35,6 +35,12 @@ def test_help_has_examples(capsys):
         (["evaluate", "--run-dir", "RUN"], "not a run directory (config.yaml)"),
         (["translate", "--run-dir", "RUN"], "not a run directory (config.yaml)"),
         (["translate", "--export-dir", "RUN", "--beam-size", "3"], "--beam-size: fixed in the SavedModel"),
+        (["translate", "--export-dir", "RUN", "--sampling-topk", "5"], "--sampling-topk: sampling needs --run-dir"),
+        (["translate", "--ct2-dir", "RUN", "--seed", "5"], "--seed: sampling needs --run-dir (not --ct2-dir)"),
+        (["translate", "--ct2-dir", "RUN", "--ct2-dir", "RUN"], "--ct2-dir given 2 times: an ensemble is made of run"),
+        (["evaluate", "--ct2-dir", "RUN", "--ct2-dir", "RUN"], "--ct2-dir given 2 times"),
+        (["translate", "--export-dir", "RUN", "--export-dir", "RUN"], "--export-dir given 2 times"),
+        (["translate", "--run-dir", "RUN", "--run-dir", "RUN"], "not a run directory (config.yaml): an ensemble"),
         (
             ["train", "--config", "tiny", "--set", "tokenizer.shared=false", "--run-dir", "RUN"],
             "model.share_embeddings=true ties the source and target embeddings",
@@ -166,6 +172,8 @@ def test_mistakes_on_a_real_run_are_one_line_and_leave_the_output_alone(trained_
     for args, message in [
         (["translate", "--length-penalty", "-1", "--output", str(output)], "decode.length_penalty must be at least 0"),
         (["translate", "--beam-size", "0", "--output", str(output)], "decode.beam_size must be at least 1"),
+        (["translate", "--sampling-topp", "0.9", "--output", str(output)], "decode.sampling_topp=0.9 needs sampling"),
+        (["translate", "--sampling-topk", "0", "--sampling-temperature", "0"], "sampling_temperature must be positive"),
         (["translate", "--checkpoint", "newest", "--output", str(output)], "unknown checkpoint 'newest'"),
         (["bench", "decode", "--split", "nope"], "--split 'nope'"),
     ]:
@@ -198,3 +206,36 @@ def test_score_writes_one_line_per_pair_equal_to_the_api(trained_run, tmp_path):
         assert float(per_token) == pytest.approx(score.log_prob / score.tokens, abs=1e-4)
     (tmp_path / "t.en").write_text("one line\n", encoding="utf-8")
     assert main(args) == 2  # line counts differ: one line naming both files
+
+
+def test_ensembles_prefixes_and_sampling_from_the_command_line(trained_run, second_trained_run, tmp_path, capsys):
+    import translator
+
+    lines = ["Y dijo Dios: Sea la luz.", "En el principio crió Dios los cielos y la tierra.", "Y fué la luz."]
+    prefixes = ["And God", "", "And"]
+    (tmp_path / "in.es").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    (tmp_path / "starts.en").write_text("".join(line + "\n" for line in prefixes), encoding="utf-8")
+    output = tmp_path / "out.en"
+    runs = ["--run-dir", str(trained_run), "--run-dir", str(second_trained_run)]
+    io = ["--input", str(tmp_path / "in.es"), "--output", str(output)]
+    assert main(["translate", *runs, *io, "--prefix-file", str(tmp_path / "starts.en")]) == 0
+    expected = translator.load([trained_run, second_trained_run]).translate(lines, prefixes=prefixes)
+    assert output.read_text(encoding="utf-8").splitlines() == expected
+    assert all(text.startswith(prefix) for text, prefix in zip(expected, prefixes))
+
+    samples = []
+    for seed in ("1", "2"):
+        assert main(["translate", "--run-dir", str(trained_run), *io, "--sampling-topk", "0", "--seed", seed]) == 0
+        samples.append(output.read_text(encoding="utf-8").splitlines())
+    assert samples[0] != samples[1]  # and the same seed repeats, in another load:
+    assert samples[0] == translator.load(trained_run, sampling_topk=0, seed=1).translate(lines)
+
+    (tmp_path / "starts.en").write_text("one line\n", encoding="utf-8")
+    assert main(["translate", "--run-dir", str(trained_run), *io, "--prefix-file", str(tmp_path / "starts.en")]) == 2
+    err = capsys.readouterr().err
+    assert "in.es has 3 lines but " in err and "starts.en has 1" in err and len(err.strip().splitlines()) == 1
+
+    (tmp_path / "ref.en").write_text("And God said.\nIn the beginning.\nAnd there was light.\n", encoding="utf-8")
+    assert main(["evaluate", *runs, "--src", str(tmp_path / "in.es"), "--ref", str(tmp_path / "ref.en")]) == 0
+    report = json.loads((trained_run / "eval" / "ensemble-in.json").read_text(encoding="utf-8"))
+    assert report["ensemble"] == [str(trained_run), str(second_trained_run)] and len(report["checkpoint"]) == 2

@@ -171,3 +171,30 @@ def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run,
         assert result.returncode == 0, result.stderr[-2000:]
         outputs.append([line.split("\t")[1] for line in result.stdout.splitlines()])
     assert len(outputs[0]) == 6 and outputs[0] == outputs[1]
+
+
+def test_translate_with_prefix_agrees_with_in_process(exported):
+    import translator as package
+
+    translator, directory = exported
+    loaded = tf.saved_model.load(str(directory))
+    prefixes = ["And God", "", "Hear"]
+    signature = loaded.signatures["translate_with_prefix"]
+    out = signature(text=tf.constant(SENTENCES), prefix=tf.constant(prefixes))
+    expected = [candidates[0] for candidates in translator.translate_nbest(SENTENCES, 1, prefixes)]
+    texts = [text.decode("utf-8") for text in out["translation"].numpy()]
+    assert texts == [candidate.text for candidate in expected]
+    assert all(text.startswith(prefix) for text, prefix in zip(texts, prefixes))
+    assert abs(out["score"].numpy() - [candidate.score for candidate in expected]).max() < 1e-4
+    assert texts[1] == translator.translate(SENTENCES[1])  # no prefix: serving_default's translation
+    assert {k: v.shape.as_list() for k, v in signature.structured_outputs.items()} == {
+        "translation": [None],
+        "score": [None],
+        "truncated": [None],
+    }
+    assert sorted(signature.structured_input_signature[1]) == ["prefix", "text"]
+    assert sorted(loaded.signatures["serving_default"].structured_input_signature[1]) == ["text"]
+    saved = package.load(directory)
+    assert saved.translate(SENTENCES, prefixes=prefixes) == texts
+    with pytest.raises(package.TranslatorError, match="best translation only"):
+        saved.translate(SENTENCES, prefixes=prefixes, n_best=2)

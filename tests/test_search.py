@@ -8,7 +8,7 @@ from tests.conftest import tiny_model
 from translator.bench.reference import uncached_greedy_search
 from translator.config import DecodeConfig
 from translator.inference import Translator, decode_length, never_generate
-from translator.search import INF, beam_search, greedy_search, length_penalty
+from translator.search import INF, beam_search, greedy_search, length_penalty, sampling_logits, sampling_search
 
 SOURCE = tf.constant([[5, 6, 7, 8, 3, 0], [9, 10, 11, 12, 13, 3], [20, 21, 3, 0, 0, 0]])
 EOS = 3
@@ -178,3 +178,124 @@ def test_two_stage_top_k_equals_one_top_k_over_every_beam():
     np.testing.assert_array_equal(top_scores, expected_scores)
     np.testing.assert_array_equal(origin, expected // vocab)
     np.testing.assert_array_equal(tokens, expected % vocab)
+
+
+# Sampling
+
+
+def test_sampling_with_top_k_one_is_greedy_exactly():
+    model = biased_model(0)
+    start, cache = start_and_cache(model, 12)
+    seed = tf.constant([7, 0])
+    greedy_ids, greedy_scores = greedy_search(model.decode_step, start, cache, 12, EOS)
+    for temperature in (1.0, 0.5, 3.0):  # the temperature cannot change the single candidate
+        ids, scores = sampling_search(model.decode_step, start, cache, 12, EOS, seed, topk=1, temperature=temperature)
+        np.testing.assert_array_equal(ids.numpy(), greedy_ids.numpy())
+        np.testing.assert_array_equal(scores.numpy(), greedy_scores.numpy())
+
+
+def test_seeded_sampling_repeats_and_seeds_differ():
+    model = tiny_model(seed=4)  # a flat random model: samples vary from draw to draw
+    start, cache = start_and_cache(model, 12)
+    sample = lambda seed: sampling_search(model.decode_step, start, cache, 12, EOS, tf.constant(seed), topk=0)  # noqa: E731
+    first_ids, first_scores = sample([5, 0])
+    again_ids, again_scores = sample([5, 0])
+    np.testing.assert_array_equal(first_ids.numpy(), again_ids.numpy())
+    np.testing.assert_array_equal(first_scores.numpy(), again_scores.numpy())
+    assert not np.array_equal(sample([6, 0])[0].numpy(), first_ids.numpy())
+    assert not np.array_equal(sample([5, 1])[0].numpy(), first_ids.numpy())
+    # The score is the model's own log-probability of the sample, as for greedy and beam search.
+    np.testing.assert_allclose(first_scores.numpy(), sequence_log_prob(model, first_ids), atol=1e-3)
+    # tf.function draws the same numbers as eager; XLA draws its own, repeatably.
+    function_ids, _ = tf.function(sample)([5, 0])
+    np.testing.assert_array_equal(function_ids.numpy(), first_ids.numpy())
+    compiled = tf.function(sample, jit_compile=True)
+    np.testing.assert_array_equal(compiled([5, 0])[0].numpy(), compiled([5, 0])[0].numpy())
+
+
+FIXED = np.log(np.array([[0.5, 0.3, 0.15, 0.05]], np.float32))
+
+
+def kept(logits):
+    return (logits.numpy()[0] > -INF / 2).tolist()
+
+
+def test_top_p_keeps_only_the_nucleus():
+    assert kept(sampling_logits(tf.constant(FIXED), topp=0.45)) == [True, False, False, False]
+    assert kept(sampling_logits(tf.constant(FIXED), topp=0.75)) == [True, True, False, False]
+    assert kept(sampling_logits(tf.constant(FIXED), topp=0.9)) == [True, True, True, False]
+    assert kept(sampling_logits(tf.constant(FIXED), topp=1.0)) == [True] * 4
+    assert kept(sampling_logits(tf.constant(FIXED), topk=2)) == [True, True, False, False]
+    # Within the nucleus, the model's proportions stay: 0.5 : 0.3 renormalized.
+    probs = tf.nn.softmax(sampling_logits(tf.constant(FIXED), topp=0.75)).numpy()[0]
+    np.testing.assert_allclose(probs, [0.625, 0.375, 0, 0], atol=1e-6)
+
+
+def test_temperature_sharpens_or_flattens_a_fixed_distribution():
+    for temperature in (0.5, 2.0):
+        probs = tf.nn.softmax(sampling_logits(tf.constant(FIXED), temperature=temperature)).numpy()[0]
+        expected = np.exp(FIXED[0] / temperature) / np.exp(FIXED[0] / temperature).sum()
+        np.testing.assert_allclose(probs, expected, atol=1e-6)
+    # Draws follow the tempered distribution: one step from a constant model, 20,000 sentences.
+    batch = 20_000
+    step = lambda tokens, index, cache: (tf.tile(tf.constant(FIXED), [tf.shape(tokens)[0], 1]), cache)  # noqa: E731
+    start = tf.fill([batch], 2)
+    for temperature in (0.5, 2.0):
+        ids, _ = sampling_search(step, start, {}, 1, EOS, tf.constant([1, 2]), topk=0, temperature=temperature)
+        frequencies = np.bincount(ids.numpy()[:, 0], minlength=4) / batch
+        expected = np.exp(FIXED[0] / temperature) / np.exp(FIXED[0] / temperature).sum()
+        np.testing.assert_allclose(frequencies, expected, atol=0.015)
+
+
+def test_sampling_options_are_checked():
+    from translator.errors import TranslatorError
+
+    with pytest.raises(TranslatorError, match="decode.sampling_topp=0.9 needs sampling"):
+        DecodeConfig(sampling_topp=0.9)
+    with pytest.raises(TranslatorError, match="decode.sampling_temperature must be positive"):
+        DecodeConfig(sampling_topk=0, sampling_temperature=0.0)
+    with pytest.raises(TranslatorError, match=r"decode.sampling_topp must be in \(0, 1\]"):
+        DecodeConfig(sampling_topk=10, sampling_topp=1.5)
+    with pytest.raises(TranslatorError, match="decode.sampling_topk must be at least 0"):
+        DecodeConfig(sampling_topk=-1)
+    assert DecodeConfig(sampling_topk=0, sampling_topp=0.9).sampling and not DecodeConfig().sampling
+
+
+def test_translator_samples_repeatably_and_by_seed(tokenizer):
+    model = tiny_model(vocab_size=tokenizer.source_vocab_size, seed=5)
+    config = DecodeConfig(beam_size=4, max_length=16, sampling_topk=0, seed=3)
+    translator = Translator(model, tokenizer, config, jit_compile=False)
+    sentences = ["Y dijo Dios: Sea la luz.", "Y fué la luz.", "En el principio."]
+    first = translator.translate(sentences, n_best=4)
+    assert all(len(candidates) == 1 for candidates in first)  # one sample per sentence, whatever the beam
+    assert translator.translate(sentences, n_best=4) == first
+    assert translator.translate(sentences, seed=4) != [candidates[0].text for candidates in first]
+
+
+# Target prefixes
+
+
+def test_prefixes_are_forced_and_counted_in_every_search():
+    model = biased_model(3)
+    start, cache = start_and_cache(model, 12)
+    prefix = tf.constant([[40, 41, 0], [0, 0, 0], [42, 0, 0]])
+    searches = {
+        "greedy": lambda p: greedy_search(model.decode_step, start, cache, 12, EOS, prefix_ids=p),
+        "beam": lambda p: (lambda r: (r[0][:, 0], r[1][:, 0]))(
+            beam_search(model.decode_step, start, cache, 3, 12, EOS, alpha=0.0, prefix_ids=p)
+        ),
+        "sampling": lambda p: sampling_search(
+            model.decode_step, start, cache, 12, EOS, tf.constant([1, 1]), 0, prefix_ids=p
+        ),
+    }
+    for name, search in searches.items():
+        ids, scores = search(prefix)
+        ids = ids.numpy()
+        assert ids[0, :2].tolist() == [40, 41] and ids[2, 0] == 42, name
+        np.testing.assert_allclose(scores.numpy(), sequence_log_prob(model, tf.constant(ids)), atol=1e-3)
+        # An empty prefix changes nothing.
+        free_ids, free_scores = search(None)
+        empty_ids, empty_scores = search(tf.zeros([3, 0], tf.int32))
+        np.testing.assert_array_equal(empty_ids.numpy(), free_ids.numpy())
+        np.testing.assert_array_equal(empty_scores.numpy(), free_scores.numpy())
+        np.testing.assert_array_equal(ids[1], free_ids.numpy()[1])  # the row without a prefix is untouched

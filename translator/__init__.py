@@ -25,6 +25,7 @@ _EXPORTS = {
     "Translation": "translator.translation",
     "Score": "translator.translation",
     "Translator": "translator.inference",
+    "EnsembleTranslator": "translator.ensemble",
     "TransformerDecoder": "translator.layers",
     "TransformerEncoder": "translator.layers",
     "Seq2SeqTransformer": "translator.model",

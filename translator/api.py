@@ -13,7 +13,7 @@ does the work (`translator.training`, `translator.inference`, `translator.evalua
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,21 @@ from translator.errors import TranslatorError
 from translator.translation import BaseTranslator
 
 
-def load(path: str | Path, checkpoint: str = "auto", **decode: Any) -> BaseTranslator:
+def load(path: str | Path | Sequence[str | Path], checkpoint: str = "auto", **decode: Any) -> BaseTranslator:
     """A ready translator from a run directory (its averaged, best or latest checkpoint), an exported
-    SavedModel, or a CTranslate2 export. `decode` sets a run's beam_size, length_penalty, ..."""
+    SavedModel, or a CTranslate2 export; from a list of run directories, their ensemble (one search
+    over the mean of the models' log-probabilities). `decode` sets a run's beam_size, length_penalty,
+    sampling_topk, ... (`translator.config.DecodeConfig`)."""
+    if not isinstance(path, (str, os.PathLike)):
+        paths = [os.fspath(one) for one in path]
+        if len(paths) == 1:
+            return load(paths[0], checkpoint, **decode)
+        from translator.ensemble import EnsembleTranslator
+
+        for one in paths:
+            if not storage.exists(storage.join(one, "config.yaml")):
+                raise TranslatorError(f"{one} is not a run directory (config.yaml): an ensemble is made of runs")
+        return EnsembleTranslator.from_run_dirs(paths, checkpoint, **decode)
     path = os.fspath(path)
     if storage.exists(storage.join(path, "config.yaml")):
         from translator.inference import Translator

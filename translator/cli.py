@@ -17,6 +17,7 @@ from translator.errors import TranslatorError
 
 # Run directories are strings, not Paths: pathlib would fold gs://bucket into gs:/bucket.
 RUN_DIR_HELP = "the run directory: a local path or any TensorFlow file system (gs://bucket/runs/NAME, ...)"
+ENSEMBLE_HELP = "; repeat it for an ensemble of runs sharing one tokenizer (their mean log-probabilities)"
 
 EXAMPLES = {
     "train": "translator train --config small --run-dir runs/small\n"
@@ -25,9 +26,15 @@ EXAMPLES = {
     "--set data.source_lang=pt --run-dir runs/pt-en",
     "evaluate": "translator evaluate --run-dir runs/small --split test\n"
     "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en\n"
+    "translator evaluate --run-dir runs/small-a --run-dir runs/small-b --split test   # an ensemble\n"
     "translator evaluate --ct2-dir runs/small/ctranslate2 --split test --threads 2",
     "translate": "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small\n"
     "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4\n"
+    "translator translate --run-dir runs/small-a --run-dir runs/small-b --input in.es   # an ensemble\n"
+    "translator translate --run-dir runs/small --input mono.en --sampling-topk 0 --seed 1   # back-translation\n"
+    "translator translate --run-dir runs/small --input in.es --sampling-topk 0 --sampling-topp 0.9 "
+    "--sampling-temperature 0.8\n"
+    "translator translate --run-dir runs/small --input in.es --prefix-file starts.en   # force each start\n"
     "translator translate --ct2-dir runs/small/ctranslate2 --input in.es --output out.en --threads 2",
     "export": "translator export --run-dir runs/small\n"
     "translator export --run-dir runs/small --format ctranslate2 --output runs/small/ctranslate2 --quantization int8\n"
@@ -81,8 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = command("evaluate", "translate a split or files and score with sacrebleu (BLEU, chrF, TER)")
     evaluated = evaluate.add_mutually_exclusive_group(required=True)
-    evaluated.add_argument("--run-dir", help=RUN_DIR_HELP)
-    evaluated.add_argument("--ct2-dir", help="a CTranslate2 export (reports go to CT2_DIR/eval)")
+    evaluated.add_argument("--run-dir", action="append", help=RUN_DIR_HELP + ENSEMBLE_HELP)
+    evaluated.add_argument("--ct2-dir", action="append", help="a CTranslate2 export (reports go to CT2_DIR/eval)")
     evaluate.add_argument("--split", default="test", help="dev or test (from the run's config)")
     evaluate.add_argument("--src", type=Path, help="source file (one sentence per line) instead of a split")
     evaluate.add_argument("--ref", type=Path, action="append", default=[], help="reference file (repeatable)")
@@ -92,14 +99,22 @@ def _parser() -> argparse.ArgumentParser:
 
     translate = command("translate", "translate stdin to stdout, or --input to --output")
     source = translate.add_mutually_exclusive_group(required=True)
-    source.add_argument("--run-dir", help=RUN_DIR_HELP)
-    source.add_argument("--export-dir", help="an exported SavedModel instead of a run directory (local or gs://...)")
-    source.add_argument("--ct2-dir", help="a CTranslate2 export instead of a run directory")
+    source.add_argument("--run-dir", action="append", help=RUN_DIR_HELP + ENSEMBLE_HELP)
+    source.add_argument(
+        "--export-dir", action="append", help="an exported SavedModel instead of a run directory (local or gs://...)"
+    )
+    source.add_argument("--ct2-dir", action="append", help="a CTranslate2 export instead of a run directory")
     translate.add_argument("--input", type=Path)
     translate.add_argument("--output", type=Path)
     translate.add_argument("--n-best", type=int, default=1, help="print N 'score<TAB>translation' lines per input")
+    translate.add_argument(
+        "--prefix-file",
+        type=Path,
+        help="target prefixes, one per input line (an empty line: none): each translation starts with its prefix",
+    )
     translate.add_argument("--checkpoint", default="auto")
     _decode_flags(translate)
+    _sampling_flags(translate)
     _ct2_flags(translate)
 
     export = command("export", "write a SavedModel (for TensorFlow Serving) or a CTranslate2 model (fastest on CPU)")
@@ -259,6 +274,23 @@ def _decode_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, help="maximum target tokens (default: decode.max_length)")
 
 
+def _sampling_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sampling-topk",
+        type=int,
+        metavar="K",
+        help="sample each token instead of searching (one translation per input, for back-translation): "
+        "from the K most likely, 0 for the whole vocabulary (default: decode.sampling_topk, 1 = no sampling)",
+    )
+    parser.add_argument(
+        "--sampling-topp", type=float, metavar="P", help="with sampling: only from the most likely tokens reaching P"
+    )
+    parser.add_argument(
+        "--sampling-temperature", type=float, metavar="T", help="with sampling: logits divided by T (default 1)"
+    )
+    parser.add_argument("--seed", type=int, help="with sampling: the random stream (default: decode.seed, 0)")
+
+
 def _ct2_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="with --ct2-dir: CPU threads (0: CTranslate2's default)")
     parser.add_argument("--batch-size", type=int, default=32, help="with --ct2-dir: sentences per batch")
@@ -266,7 +298,8 @@ def _ct2_flags(parser: argparse.ArgumentParser) -> None:
 
 def _decode_overrides(args: argparse.Namespace) -> dict:
     names = {"beam_size": args.beam_size, "length_penalty": args.length_penalty}
-    names["max_length"] = getattr(args, "max_length", None)
+    for key in ("max_length", "sampling_topk", "sampling_topp", "sampling_temperature", "seed"):
+        names[key] = getattr(args, key, None)
     return {key: value for key, value in names.items() if value is not None}
 
 

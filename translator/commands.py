@@ -26,27 +26,52 @@ def train(args: argparse.Namespace, _decode: dict) -> int:
     return 0
 
 
+SAMPLING_KEYS = ("sampling_topk", "sampling_topp", "sampling_temperature", "seed")
+
+
+def _flags(keys) -> str:
+    return ", ".join("--" + key.replace("_", "-") for key in keys)
+
+
+def _paths(args: argparse.Namespace, name: str) -> list[str]:
+    """The values of a model flag (repeatable for --run-dir in translate and evaluate)."""
+    value = getattr(args, name, None)
+    return [] if value is None else list(value) if isinstance(value, list) else [value]
+
+
 def _translator(args: argparse.Namespace, decode: dict):
-    """The translator a command names (--run-dir with its --checkpoint, --export-dir or --ct2-dir),
-    with the decode flags applied; a note about the checkpoint choice goes to stderr."""
+    """The translator a command names (--run-dir with its --checkpoint, several for an ensemble,
+    --export-dir or --ct2-dir), with the decode flags applied; notes about the checkpoint choice go to
+    stderr."""
     from translator.api import load
 
-    ct2_dir = getattr(args, "ct2_dir", None)
-    if ct2_dir is not None:
+    run_dirs, export_dirs, ct2_dirs = (_paths(args, name) for name in ("run_dir", "export_dir", "ct2_dir"))
+    for flag, paths in (("--export-dir", export_dirs), ("--ct2-dir", ct2_dirs)):
+        if len(paths) > 1:
+            raise TranslatorError(
+                f"{flag} given {len(paths)} times: an ensemble is made of run directories (--run-dir A --run-dir B)"
+            )
+    sampling = [key for key in SAMPLING_KEYS if key in decode]
+    if ct2_dirs:
         from translator.ct2 import CTranslate2Translator
 
-        return CTranslate2Translator(ct2_dir, threads=args.threads, batch_size=args.batch_size, **decode)
-    export_dir = getattr(args, "export_dir", None)
-    if export_dir is not None:
+        if sampling:
+            raise TranslatorError(f"{_flags(sampling)}: sampling needs --run-dir (not --ct2-dir)")
+        return CTranslate2Translator(ct2_dirs[0], threads=args.threads, batch_size=args.batch_size, **decode)
+    if export_dirs:
+        if sampling:
+            raise TranslatorError(f"{_flags(sampling)}: sampling needs --run-dir (not --export-dir)")
         if decode:
-            flags = ", ".join("--" + key.replace("_", "-") for key in decode)
-            raise TranslatorError(f"{flags}: fixed in the SavedModel at export; export again, or use --run-dir")
-        return load(export_dir)
-    translator = load(args.run_dir, args.checkpoint, **decode)
+            raise TranslatorError(
+                f"{_flags(decode)}: fixed in the SavedModel at export; export again, or use --run-dir"
+            )
+        return load(export_dirs[0])
+    translator = load(run_dirs if len(run_dirs) > 1 else run_dirs[0], args.checkpoint, **decode)
     if getattr(args, "threads", 0) or getattr(args, "batch_size", 32) != 32:
         raise TranslatorError("--threads and --batch-size apply to --ct2-dir only")
-    if translator.checkpoint.note:
-        print(f"note: {translator.checkpoint.note}", file=sys.stderr)
+    for member in getattr(translator, "members", [translator]):
+        if member.checkpoint.note:
+            print(f"note: {member.checkpoint.note}", file=sys.stderr)
     return translator
 
 
@@ -68,7 +93,8 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
     translator = _translator(args, decode)
     result = evaluate_translator(translator, args.split, sources, references, progress=sys.stderr.isatty())
     name = args.src.stem if args.src else args.split
-    ct2_dir = getattr(args, "ct2_dir", None)
+    ct2_dir = args.ct2_dir[0] if args.ct2_dir else None
+    members = getattr(translator, "members", None)
     extra = {
         "corpus": str(args.src) if args.src else result["corpus"],
         "checkpoint": translator.checkpoint_path if ct2_dir else translator.checkpoint.path,
@@ -79,7 +105,11 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
     scores = {metric: result[metric] for metric in ("bleu", "chrf", "ter")}
     if ct2_dir:
         extra["ctranslate2"] = str(ct2_dir)
-    eval_dir = storage.join(ct2_dir, "eval") if ct2_dir else RunDirectory(args.run_dir).eval_dir
+    if members:  # reported beside the first run's own evaluations, never over them
+        name = f"ensemble-{name}"
+        extra["checkpoint"] = [member.checkpoint.path for member in members]
+        extra["ensemble"] = [member.run_dir for member in members]
+    eval_dir = storage.join(ct2_dir, "eval") if ct2_dir else RunDirectory(args.run_dir[0]).eval_dir
     path = write_report(eval_dir, name, result["hypotheses"], scores, extra)
     for metric in scores.values():
         print(f"{metric['text']}\n  signature: {metric['signature']}")
@@ -92,6 +122,13 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
 
     translator = _translator(args, decode)  # before the output is touched: a failed load destroys nothing
     lines = read_lines(args.input) if args.input else (line.rstrip("\n") for line in sys.stdin)
+    prefixes = None
+    if args.prefix_file:  # line-aligned with the input, so both are read before anything is written
+        prefixes, lines = list(read_lines(args.prefix_file)), list(lines)
+        if len(prefixes) != len(lines):
+            raise TranslatorError(
+                f"{args.input or 'standard input'} has {len(lines)} lines but {args.prefix_file} has {len(prefixes)}"
+            )
     if args.input:  # a progress bar for files, on a terminal only
         from tqdm import tqdm
 
@@ -99,16 +136,22 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
     output = _AtomicOutput(args.output) if args.output else None
     stream = output.file if output else sys.stdout
     batch: list[str] = []
+    done = 0
     for line in lines:
         batch.append(line)
         if len(batch) == 1000:
-            _write(stream, translator.translate_nbest(batch, args.n_best), args.n_best)
+            _write(stream, translator.translate_nbest(batch, args.n_best, _slice(prefixes, done, batch)), args.n_best)
+            done += len(batch)
             batch = []
     if batch:
-        _write(stream, translator.translate_nbest(batch, args.n_best), args.n_best)
+        _write(stream, translator.translate_nbest(batch, args.n_best, _slice(prefixes, done, batch)), args.n_best)
     if output:
         output.commit()
     return 0
+
+
+def _slice(prefixes: list[str] | None, start: int, batch: list[str]) -> list[str] | None:
+    return None if prefixes is None else prefixes[start : start + len(batch)]
 
 
 class _AtomicOutput:

@@ -117,12 +117,37 @@ class DecodeConfig:
     max_length: int = 256  # hard cap on generated tokens
     max_length_ratio: float = 1.5  # per sentence: at most ratio * source length + 10 tokens (EOS included)
     batch_tokens: int = 4096  # source tokens per decoding batch (padding included)
+    # Sampling (back-translation) replaces greedy and beam search unless sampling_topk is 1. The
+    # convention is CTranslate2's and OpenNMT's: 1 takes the most likely token (no sampling), 0 samples
+    # from the whole vocabulary, K from the K most likely.
+    sampling_topk: int = 1
+    sampling_topp: float = 1.0  # then keep the smallest set of most likely tokens reaching this probability
+    sampling_temperature: float = 1.0  # logits divided by this before sampling (< 1: sharper, > 1: flatter)
+    seed: int = 0  # the sampling stream: the same seed and input give the same translations
 
     def __post_init__(self):
         _at_least(self, "decode", 1, "beam_size", "max_length", "batch_tokens")
         _at_least(self, "decode", 0.0, "length_penalty")  # beam search's early stop relies on it
+        _at_least(self, "decode", 0, "sampling_topk", "seed")
         if self.max_length_ratio <= 0:
             raise TranslatorError(f"decode.max_length_ratio must be positive, got {self.max_length_ratio}")
+        if not 0 < self.sampling_topp <= 1:
+            raise TranslatorError(f"decode.sampling_topp must be in (0, 1], got {self.sampling_topp}")
+        if self.sampling_temperature <= 0:
+            raise TranslatorError(f"decode.sampling_temperature must be positive, got {self.sampling_temperature}")
+        if self.seed >= 2**31:
+            raise TranslatorError(f"decode.seed must be below 2**31, got {self.seed}")
+        for key, neutral in (("sampling_topp", 1.0), ("sampling_temperature", 1.0)):
+            if not self.sampling and getattr(self, key) != neutral:
+                raise TranslatorError(
+                    f"decode.{key}={getattr(self, key)} needs sampling: set decode.sampling_topk "
+                    "(--sampling-topk) to 0 for the whole vocabulary, or to K > 1"
+                )
+
+    @property
+    def sampling(self) -> bool:
+        """Whether translations are sampled (one per sentence) rather than searched."""
+        return self.sampling_topk != 1
 
 
 def _at_least(section, name: str, minimum, *keys: str) -> None:

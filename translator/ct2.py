@@ -30,9 +30,16 @@ import numpy as np
 from translator.config import DecodeConfig
 from translator.constants import EOS_ID
 from translator.errors import TranslatorError
-from translator.translation import BaseTranslator, Score, Translation
+from translator.translation import BaseTranslator, Score, Translation, decode_changes
 
 EXPORT_INFO = "export.json"
+
+
+def _searched(config: DecodeConfig, directory: Path) -> DecodeConfig:
+    """`config`, refused if it asks for sampling: CTranslate2's own sampler does not follow decode.seed."""
+    if config.sampling:
+        raise TranslatorError(f"{directory}: sampling (--sampling-topk) needs --run-dir")
+    return config
 
 
 def is_ctranslate2_export(path: str | Path) -> bool:
@@ -73,7 +80,7 @@ class CTranslate2Translator(BaseTranslator):
         if not is_ctranslate2_export(self.directory):
             raise TranslatorError(f"{self.directory}: not a CTranslate2 export (model.bin and {EXPORT_INFO})")
         self.info = json.loads((self.directory / EXPORT_INFO).read_text(encoding="utf-8"))
-        self.config = dataclasses.replace(DecodeConfig(**self.info["decode"]), **decode)
+        self.config = _searched(dataclasses.replace(DecodeConfig(**self.info["decode"]), **decode), self.directory)
         self.max_source_length = int(self.info["max_source_length"])
         self.batch_size = batch_size
         self.threads = threads
@@ -100,19 +107,15 @@ class CTranslate2Translator(BaseTranslator):
     def checkpoint_path(self) -> str | None:
         return self.info["checkpoint"]["path"]
 
-    def configured(self, beam_size: int | None = None, length_penalty: float | None = None) -> CTranslate2Translator:
-        changes = {
-            key: value
-            for key, value in (("beam_size", beam_size), ("length_penalty", length_penalty))
-            if value is not None and value != getattr(self.config, key)
-        }
+    def configured(self, **decode) -> CTranslate2Translator:
+        changes = decode_changes(self.config, decode)
         return self.with_config(**changes) if changes else self
 
     def with_config(self, **changes) -> CTranslate2Translator:
         """The same loaded model with other decode settings (nothing is reloaded)."""
         other = object.__new__(CTranslate2Translator)
         other.__dict__.update(self.__dict__)
-        other.config = dataclasses.replace(self.config, **changes)
+        other.config = _searched(dataclasses.replace(self.config, **changes), self.directory)
         return other
 
     def _source_pieces(self, sentences: list[str]) -> tuple[list[list[str]], list[bool]]:
@@ -121,8 +124,12 @@ class CTranslate2Translator(BaseTranslator):
         encoded = self.source.encode(sentences, out_type=str)
         return [pieces[:limit] for pieces in encoded], [len(pieces) > limit for pieces in encoded]
 
-    def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list[Translation]]:
+    def translate_nbest(
+        self, sentences: list[str], n_best: int = 1, prefixes: list[str] | None = None
+    ) -> list[list[Translation]]:
         """The `n_best` best translations of each sentence (at most the beam size), in input order."""
+        if prefixes is not None:
+            raise TranslatorError(f"{self.directory}: target prefixes need --run-dir or --export-dir")
         sentences = list(sentences)
         if not sentences:
             return []

@@ -8,6 +8,8 @@ and serves it. Signatures:
                       truncated [batch] bool (input longer than the model's maximum source length)
     translate_nbest:  text [batch] string → translations [batch, n] string, scores [batch, n] float32,
                       truncated [batch] bool
+    translate_with_prefix: text [batch], prefix [batch] string → translation, score, truncated as
+                      serving_default, each translation starting with its prefix ("" for none)
 
 Beam size and length penalty are fixed at export time. Empty inputs and invalid UTF-8 give an empty
 translation with score 0, never an error.
@@ -22,33 +24,42 @@ import numpy as np
 import tensorflow as tf
 
 from translator.errors import TranslatorError
-from translator.inference import Translator, decode_length
+from translator.inference import Translator, prefixed_length
 from translator.translation import BaseTranslator, Translation
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
+_PREFIX = tf.TensorSpec([None], tf.string, name="prefix")
 
 
 SUB_BATCH = 8  # sentences decoded together inside the graph, after sorting a request by length (8 > 16 > 32 measured)
 
 
-def search_sorted(translator: Translator, ragged: tf.RaggedTensor, sub_batch: int) -> tuple[tf.Tensor, tf.Tensor]:
+def search_sorted(
+    translator: Translator, ragged: tf.RaggedTensor, sub_batch: int, prefixes: tf.RaggedTensor | None = None
+) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search over a request as the in-process translator does it: sentences sorted by length
     and decoded `sub_batch` at a time, so that a short sentence is neither padded to the request's
     longest nor kept in the loop until the longest finishes. Outputs do not depend on the grouping
     (each sentence stops at its own limit).
 
-    ragged [batch, (tokens)] (EOS-terminated) → (ids [batch, n, max_length], scores [batch, n]) in input order.
+    ragged [batch, (tokens)] (EOS-terminated), prefixes [batch, (tokens)] or None → (ids [batch, n,
+    max_length], scores [batch, n]) in input order.
     """
     lengths = tf.cast(ragged.row_lengths(), tf.int32)
+    if prefixes is None:
+        prefixes = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32), tf.zeros_like(lengths, tf.int64))
     order = tf.argsort(lengths, stable=True)
-    ordered = tf.gather(ragged, order)
+    ordered, ordered_prefixes = tf.gather(ragged, order), tf.gather(prefixes, order)
     batch = tf.shape(lengths)[0]
-    max_length = decode_length(tf.reduce_max(tf.concat([lengths, [0]], 0)), translator.config)
+    longest_prefix = tf.reduce_max(tf.concat([tf.cast(prefixes.row_lengths(), tf.int32), [0]], 0))
+    max_length = prefixed_length(tf.reduce_max(tf.concat([lengths, [0]], 0)), longest_prefix, translator.config)
     chunks = tf.maximum((batch + sub_batch - 1) // sub_batch, 1)  # one (empty) chunk for an empty request
+    no_seed = tf.zeros([2], tf.int32)  # exports never sample
 
     def decode_chunk(index, ids_array, scores_array):
         chunk = ordered[index * sub_batch : (index + 1) * sub_batch].to_tensor()
-        ids, scores = translator.search_ids(chunk)  # [chunk, n, its own length ≤ max_length]
+        prefix = ordered_prefixes[index * sub_batch : (index + 1) * sub_batch].to_tensor()
+        ids, scores = translator.search_ids(chunk, prefix, no_seed)  # [chunk, n, its own length ≤ max_length]
         ids = tf.pad(ids, [[0, 0], [0, 0], [0, max_length - tf.shape(ids)[2]]])
         return index + 1, ids_array.write(index, ids), scores_array.write(index, scores)
 
@@ -70,11 +81,15 @@ def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):
         translator.model, translator.tokenizer, translator.config, translator.max_source_length, jit_compile=False
     )
 
-    def search(text):
-        valid = tf.equal(tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"), text)
-        usable = tf.logical_and(valid, tf.not_equal(tf.strings.strip(text), ""))
+    def utf8(text):
+        return tf.equal(tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace"), text)
+
+    def search(text, prefix=None):
+        usable = tf.logical_and(utf8(text), tf.not_equal(tf.strings.strip(text), ""))
         ragged, truncated = translator.encode_text(tf.where(usable, text, ""))
-        ids, scores = search_sorted(translator, ragged, sub_batch)  # [batch, n, length], [batch, n]
+        if prefix is not None:  # an invalid prefix is no prefix; an unusable text gets none either
+            prefix = translator.encode_prefix(tf.where(tf.logical_and(usable, utf8(prefix)), prefix, ""))
+        ids, scores = search_sorted(translator, ragged, sub_batch, prefix)  # [batch, n, length], [batch, n]
         batch, n = tf.shape(ids)[0], tf.shape(ids)[1]
         # decode_target drops EOS, the padding after it and the other specials.
         texts = tf.reshape(translator.tokenizer.decode_target(tf.reshape(ids, [batch * n, -1])), [batch, n])
@@ -90,7 +105,12 @@ def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):
         texts, scores, truncated = search(text)
         return {"translations": texts, "scores": scores, "truncated": truncated}
 
-    return serve, nbest
+    def with_prefix(text, prefix):
+        tf.debugging.assert_equal(tf.shape(text), tf.shape(prefix), message="one prefix per text")
+        texts, scores, truncated = search(text, prefix)
+        return {"translation": texts[:, 0], "score": scores[:, 0], "truncated": truncated}
+
+    return serve, nbest, with_prefix
 
 
 def export_saved_model(translator: Translator, directory: str | os.PathLike, sub_batch: int = SUB_BATCH) -> str:
@@ -100,13 +120,14 @@ def export_saved_model(translator: Translator, directory: str | os.PathLike, sub
     loaders (TensorFlow Serving, `saved_model_cli run`) restore them; a plain `tf.saved_model.save`
     of a module holding a Keras 3 model leaves them unrestored there.
     """
-    serve, nbest = _serving_functions(translator, sub_batch)
+    serve, nbest, with_prefix = _serving_functions(translator, sub_batch)
     archive = keras.export.ExportArchive()
     archive.track(translator.model)
     for tokenizer in {id(t): t for t in (translator.tokenizer.source, translator.tokenizer.target)}.values():
         archive.track(tokenizer)
     archive.add_endpoint("serving_default", serve, input_signature=[_TEXT])
     archive.add_endpoint("translate_nbest", nbest, input_signature=[_TEXT])
+    archive.add_endpoint("translate_with_prefix", with_prefix, input_signature=[_TEXT, _PREFIX])
     directory = os.fspath(directory)
     archive.write_out(directory, verbose=False)
     return directory
@@ -123,16 +144,22 @@ class SavedModelTranslator(BaseTranslator):
         loaded = tf.saved_model.load(str(directory))
         self._loaded = loaded  # keeps the signatures' variables alive
         self._nbest = loaded.signatures["translate_nbest"]
+        self._with_prefix = loaded.signatures.get("translate_with_prefix")  # exports since target prefixes
 
-    def configured(self, beam_size: int | None = None, length_penalty: float | None = None) -> SavedModelTranslator:
-        if beam_size is not None or length_penalty is not None:
+    def configured(self, **decode) -> SavedModelTranslator:
+        given = sorted(key for key, value in decode.items() if value is not None)
+        if given:
             raise TranslatorError(
-                f"{self.directory}: a SavedModel's beam size and length penalty are fixed at export; "
+                f"{self.directory}: a SavedModel's decode settings ({', '.join(given)}) are fixed at export; "
                 "export again with --beam-size / --length-penalty, or translate from the run directory"
             )
         return self
 
-    def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list[Translation]]:
+    def translate_nbest(
+        self, sentences: list[str], n_best: int = 1, prefixes: list[str] | None = None
+    ) -> list[list[Translation]]:
+        if prefixes is not None:
+            return self._translate_with_prefix(list(sentences), list(prefixes), n_best)
         if not sentences:
             return []
         result = self._nbest(text=tf.constant(sentences, tf.string))
@@ -142,4 +169,19 @@ class SavedModelTranslator(BaseTranslator):
         return [
             [Translation(texts[i, k].decode("utf-8"), float(scores[i, k]), bool(truncated[i])) for k in range(keep)]
             for i in range(len(sentences))
+        ]
+
+    def _translate_with_prefix(self, sentences: list[str], prefixes: list[str], n_best: int) -> list[list[Translation]]:
+        if self._with_prefix is None:
+            raise TranslatorError(f"{self.directory}: exported before target prefixes; export it again")
+        if n_best > 1:
+            raise TranslatorError("the SavedModel translates with a prefix to the best translation only (n-best 1)")
+        if len(prefixes) != len(sentences):
+            raise TranslatorError(f"{len(sentences)} sentences but {len(prefixes)} prefixes")
+        if not sentences:
+            return []
+        result = self._with_prefix(text=tf.constant(sentences, tf.string), prefix=tf.constant(prefixes, tf.string))
+        texts, scores, truncated = (result[key].numpy() for key in ("translation", "score", "truncated"))
+        return [
+            [Translation(texts[i].decode("utf-8"), float(scores[i]), bool(truncated[i]))] for i in range(len(texts))
         ]

@@ -5,7 +5,8 @@ exposes them at two levels: `search_ids` (a `tf.function` over padded id batches
 compiled and exported) and `translate_nbest` / `translate` (Python lists of sentences: sorted by
 length, batched under a token budget, padded to a bounded set of bucket lengths so compiled functions
 are reused, returned in input order). `Translator.from_run_dir` is the one place that builds it from
-a run directory.
+a run directory. The model enters the search through three methods only (`start_cache`,
+`step_log_probs`, `forward_log_probs`), which `translator.ensemble` overrides to average several models.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from translator.constants import BOS_ID, EOS_ID, PAD_ID
 from translator.errors import TranslatorError
 from translator.model import Seq2SeqTransformer, build_model
 from translator.rundir import RunDirectory
-from translator.search import INF, beam_search, greedy_search
+from translator.search import INF, beam_search, greedy_search, sampling_search
 from translator.tokenizer import Tokenizer
-from translator.translation import BaseTranslator, Score, Translation
+from translator.translation import BaseTranslator, Score, Translation, decode_changes
 
 BUCKET_MULTIPLE = 8  # source batches are padded to a multiple of this many tokens
 
@@ -42,6 +43,17 @@ def decode_length(source_length: tf.Tensor, config: DecodeConfig) -> tf.Tensor:
     """How many target tokens (EOS included) to allow for a source of `source_length` tokens."""
     ratio = tf.cast(source_length, tf.float32) * config.max_length_ratio
     return tf.minimum(tf.cast(ratio, tf.int32) + 10, config.max_length)
+
+
+def greedy_config(config: DecodeConfig) -> DecodeConfig:
+    """`config` with greedy search and no sampling (training's quick dev BLEU)."""
+    return dataclasses.replace(config, beam_size=1, sampling_topk=1, sampling_topp=1.0, sampling_temperature=1.0)
+
+
+def prefixed_length(source_length: tf.Tensor, prefix_length: tf.Tensor, config: DecodeConfig) -> tf.Tensor:
+    """`decode_length`, raised where needed to leave room for a forced prefix and one more token
+    (prefixes are cut to `max_length - 1` tokens, so the cap still holds)."""
+    return tf.minimum(tf.maximum(decode_length(source_length, config), prefix_length + 1), config.max_length)
 
 
 class Translator(tf.Module, BaseTranslator):
@@ -66,7 +78,11 @@ class Translator(tf.Module, BaseTranslator):
         self._variants: dict[tuple, Translator] = {}
         self.search_ids = tf.function(
             self._search_ids,
-            input_signature=[tf.TensorSpec([None, None], tf.int32)],
+            input_signature=[
+                tf.TensorSpec([None, None], tf.int32, name="source_ids"),
+                tf.TensorSpec([None, None], tf.int32, name="prefix_ids"),
+                tf.TensorSpec([2], tf.int32, name="seed"),
+            ],
             jit_compile=jit_compile,
             reduce_retracing=True,
         )
@@ -107,12 +123,10 @@ class Translator(tf.Module, BaseTranslator):
             self.checkpoint,
         )
 
-    def configured(self, beam_size: int | None = None, length_penalty: float | None = None) -> Translator:
-        changes = {
-            key: value
-            for key, value in (("beam_size", beam_size), ("length_penalty", length_penalty))
-            if value is not None and value != getattr(self.config, key)
-        }
+    def configured(self, **decode) -> Translator:
+        """This translator with other decode settings (beam_size=, length_penalty=, sampling_topk=, ...;
+        None keeps the current one)."""
+        changes = decode_changes(self.config, decode)
         if not changes:
             return self
         key = tuple(sorted(changes.items()))
@@ -120,27 +134,76 @@ class Translator(tf.Module, BaseTranslator):
             self._variants[key] = self.with_config(**changes)
         return self._variants[key]
 
-    def _search_ids(self, source_ids: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """source_ids [batch, source] (EOS-terminated, 0-padded) → (ids [batch, n, max_len], scores [batch, n]);
-        n is the beam size (1 for greedy)."""
+    @property
+    def hypotheses(self) -> int:
+        """Hypotheses decoded per sentence: the beam size, or 1 (greedy search, sampling)."""
+        return 1 if self.config.sampling else max(self.config.beam_size, 1)
+
+    def start_cache(self, source_ids: tf.Tensor, max_length: tf.Tensor) -> dict:
+        """Encode source_ids [batch, source] → the decoding cache for `max_length` positions."""
         memory, mask = self.model.encode(source_ids)
-        # Buffers are sized by the padded width (one shape per bucket); each sentence stops at its own
+        return self.model.init_cache(memory, mask, max_length)
+
+    def step_log_probs(self, token_ids: tf.Tensor, index: tf.Tensor, cache: dict) -> tuple[tf.Tensor, dict]:
+        """The search's step: token_ids [batch] → (log-probabilities [batch, vocab], cache); padding
+        and BOS are ruled out."""
+        logits, cache = self.model.decode_step(token_ids, index, cache)
+        return tf.nn.log_softmax(never_generate(logits)), cache
+
+    def forward_log_probs(self, features: dict) -> tf.Tensor:
+        """Teacher-forced log-probabilities [batch, target, vocab], with the search's output restrictions."""
+        return tf.nn.log_softmax(never_generate(self._forward(features)))
+
+    def _search_ids(self, source_ids: tf.Tensor, prefix_ids: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """source_ids [batch, source] (EOS-terminated, 0-padded), prefix_ids [batch, prefix] (target
+        tokens to force first, 0-padded; [batch, 0] for none), seed [2] (sampling only) →
+        (ids [batch, n, max_len], scores [batch, n]); n is the beam size (1 for greedy and sampling)."""
+        # Buffers are sized by the padded widths (one shape per bucket); each sentence stops at its own
         # limit, so its translation does not depend on the batch it is decoded in.
-        max_length = decode_length(tf.shape(source_ids)[1], self.config)
-        limits = decode_length(tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1), self.config)
-        cache = self.model.init_cache(memory, mask, max_length)
+        max_length = prefixed_length(tf.shape(source_ids)[1], tf.shape(prefix_ids)[1], self.config)
+        source_lengths = tf.reduce_sum(tf.cast(source_ids != PAD_ID, tf.int32), axis=1)
+        limits = prefixed_length(
+            source_lengths, tf.reduce_sum(tf.cast(prefix_ids != PAD_ID, tf.int32), axis=1), self.config
+        )
+        cache = self.start_cache(source_ids, max_length)
         start = tf.fill([tf.shape(source_ids)[0]], BOS_ID)
-
-        def step(token_ids, index, cache):
-            logits, cache = self.model.decode_step(token_ids, index, cache)
-            return never_generate(logits), cache
-
-        if self.config.beam_size <= 1:
-            ids, scores = greedy_search(step, start, cache, max_length, EOS_ID, limits)
+        step, config = self.step_log_probs, self.config
+        if config.sampling:
+            ids, scores = sampling_search(
+                step,
+                start,
+                cache,
+                max_length,
+                EOS_ID,
+                seed,
+                config.sampling_topk,
+                config.sampling_topp,
+                config.sampling_temperature,
+                limits,
+                prefix_ids,
+                normalize=False,
+            )
+            return ids[:, tf.newaxis], scores[:, tf.newaxis]
+        if config.beam_size <= 1:
+            ids, scores = greedy_search(step, start, cache, max_length, EOS_ID, limits, prefix_ids, normalize=False)
             return ids[:, tf.newaxis], scores[:, tf.newaxis]
         return beam_search(
-            step, start, cache, self.config.beam_size, max_length, EOS_ID, self.config.length_penalty, limits
+            step,
+            start,
+            cache,
+            config.beam_size,
+            max_length,
+            EOS_ID,
+            config.length_penalty,
+            limits,
+            prefix_ids,
+            normalize=False,
         )
+
+    def encode_prefix(self, text: tf.Tensor) -> tf.RaggedTensor:
+        """[batch] target prefixes → ragged ids (no EOS), cut to `max_length - 1` tokens so that a
+        prefixed translation still fits, and ends."""
+        return self.tokenizer.encode_target(text)[:, : self.config.max_length - 1]
 
     def encode_text(self, text: tf.Tensor) -> tuple[tf.RaggedTensor, tf.Tensor]:
         """[batch] strings → (ragged ids with EOS, at most max_source_length; truncated [batch] bool)."""
@@ -151,15 +214,25 @@ class Translator(tf.Module, BaseTranslator):
         eos = tf.fill([ids.nrows(), 1], EOS_ID)
         return tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1), truncated
 
-    def translate_ids_batched(self, sources: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Decode id sequences (EOS-terminated) in length-sorted, bucket-padded batches.
+    def translate_ids_batched(
+        self, sources: list[np.ndarray], prefixes: list[np.ndarray] | None = None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Decode id sequences (EOS-terminated) in length-sorted, bucket-padded batches, each starting
+        with its prefix (target ids without EOS; empty for none) when `prefixes` is given.
 
-        Returns, in input order, (ids [n, max_len], scores [n]) per sentence.
+        Returns, in input order, (ids [n, max_len], scores [n]) per sentence. Sampling draws batch k
+        from the stream (decode.seed, k): the same input and settings give the same samples.
         """
         results: list = [None] * len(sources)
-        for indices in self._batches([len(s) for s in sources]):
+        for number, indices in enumerate(self._batches([len(s) for s in sources])):
             batch = _pad([sources[i] for i in indices])
-            ids, scores = self.search_ids(tf.constant(batch))
+            prefix = (
+                _pad([prefixes[i] for i in indices], allow_empty=True)
+                if prefixes
+                else np.zeros([len(indices), 0], np.int32)
+            )
+            seed = tf.constant([self.config.seed, number], tf.int32)
+            ids, scores = self.search_ids(tf.constant(batch), tf.constant(prefix), seed)
             for row, index in enumerate(indices):
                 results[index] = (ids[row].numpy(), scores[row].numpy())
         return results
@@ -167,7 +240,7 @@ class Translator(tf.Module, BaseTranslator):
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
         """Indices grouped into batches of similar length under the source token budget (with beams)."""
         order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        budget = max(self.config.batch_tokens // max(self.config.beam_size, 1), 1)
+        budget = max(self.config.batch_tokens // self.hypotheses, 1)
         batch: list[int] = []
         for index in order:
             padded = _bucket_length(lengths[index])
@@ -178,14 +251,20 @@ class Translator(tf.Module, BaseTranslator):
         if batch:
             yield batch
 
-    def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list[Translation]]:
-        """The `n_best` best translations of each sentence (at most the beam size), in input order."""
+    def translate_nbest(
+        self, sentences: list[str], n_best: int = 1, prefixes: list[str] | None = None
+    ) -> list[list[Translation]]:
+        """The `n_best` best translations of each sentence (at most the beam size), in input order;
+        each starts with its line of `prefixes` when given ("" for none)."""
         sentences = list(sentences)
+        if prefixes is not None and len(prefixes) != len(sentences):
+            raise TranslatorError(f"{len(sentences)} sentences but {len(prefixes)} prefixes")
         if not sentences:
             return []
         ragged, truncated = self.encode_text(tf.constant(sentences, tf.string))
         truncated = truncated.numpy()
-        decoded = self.translate_ids_batched(list(ragged.numpy()))
+        prefix_ids = list(self.encode_prefix(tf.constant(prefixes, tf.string)).numpy()) if prefixes else None
+        decoded = self.translate_ids_batched(list(ragged.numpy()), prefix_ids)
         n = max(1, min(n_best, decoded[0][0].shape[0]))
         texts = self.detokenize([ids[k] for ids, _ in decoded for k in range(n)])
         return [
@@ -213,7 +292,7 @@ class Translator(tf.Module, BaseTranslator):
             inputs = np.concatenate([np.full([len(indices), 1], BOS_ID, np.int32), labels[:, :-1]], axis=1)
             inputs[inputs == EOS_ID] = PAD_ID
             features = {"source_ids": tf.constant(_pad([source_rows[i] for i in indices])), "target_input_ids": inputs}
-            log_probs = tf.nn.log_softmax(never_generate(self._forward(features)))  # [batch, T, vocab]
+            log_probs = self.forward_log_probs(features)  # [batch, T, vocab]
             picked = tf.gather(log_probs, labels, batch_dims=2).numpy() * (labels != PAD_ID)
             for row, index in enumerate(indices):
                 results[index] = Score(float(picked[row].sum()), int((labels[row] != PAD_ID).sum()))
@@ -226,11 +305,22 @@ class Translator(tf.Module, BaseTranslator):
         if format == "savedmodel":
             from translator.export import export_saved_model
 
+            if self.config.sampling:
+                raise TranslatorError(
+                    f"decode.sampling_topk={self.config.sampling_topk}: sampling is not exported (the SavedModel "
+                    "decodes with greedy or beam search); translate with --run-dir to sample"
+                )
             if quantization not in (None, "none"):
                 raise TranslatorError("--quantization applies to the ctranslate2 format only")
             return export_saved_model(self, directory)
         if format == "ctranslate2":
             from translator.ct2_export import DEFAULT_QUANTIZATION, export_ctranslate2
+
+            if self.config.sampling:
+                raise TranslatorError(
+                    f"decode.sampling_topk={self.config.sampling_topk}: sampling is not exported; "
+                    "translate with --run-dir to sample"
+                )
 
             return str(export_ctranslate2(self, directory, quantization or DEFAULT_QUANTIZATION))
         raise TranslatorError(f"unknown export format {format!r}: choose savedmodel or ctranslate2")
@@ -248,9 +338,10 @@ class Translator(tf.Module, BaseTranslator):
         return [text.decode("utf-8") for text in self.tokenizer.decode_target(tf.constant(padded)).numpy()]
 
 
-def _pad(rows: list[np.ndarray]) -> np.ndarray:
-    """Id rows → [len(rows), bucket length] int32, zero-padded."""
-    batch = np.zeros([len(rows), _bucket_length(max(len(r) for r in rows))], np.int32)
+def _pad(rows: list[np.ndarray], allow_empty: bool = False) -> np.ndarray:
+    """Id rows → [len(rows), bucket length] int32, zero-padded; [len(rows), 0] for empty rows if `allow_empty`."""
+    longest = max(len(r) for r in rows)
+    batch = np.zeros([len(rows), 0 if allow_empty and not longest else _bucket_length(longest)], np.int32)
     for row, ids in enumerate(rows):
         batch[row, : len(ids)] = ids
     return batch

@@ -1,15 +1,20 @@
-"""Greedy and beam search over any step function. This module knows nothing of the model.
+"""Greedy search, beam search and sampling over any step function. This module knows nothing of the model.
 
 The contract:
     step_fn(token_ids [batch], index: int32 scalar, cache) -> (logits [batch, vocab] float32, cache)
+With `normalize=False` the step returns log-probabilities instead, used as they are: an ensemble's
+mean of its models' log-probabilities, which is deliberately not renormalized.
 `cache` is a dict of tensors (any nesting) with batch on axis 0 and shapes that never change. Its
 entry `"memory"` (cross-attention keys/values, source mask) is constant across steps and the same for
 every beam of a sentence: beam search tiles it once and never reorders it. Everything else in the
 cache follows the beams and is gathered at each step.
 
-Both searches are pure TensorFlow functions with fixed shapes, so they run eagerly, inside
+All searches are pure TensorFlow functions with fixed shapes, so they run eagerly, inside
 `tf.function` and with `jit_compile=True`. Scores use a finite "infinity" so that masked candidates
-never produce NaN.
+never produce NaN. Each takes two optional per-sentence constraints: `limits` [batch] (tokens allowed,
+EOS included) and `prefix_ids` [batch, prefix] (target tokens forced at the first positions, 0-padded;
+their log-probabilities count in the score). Sampling draws from stateless random ops keyed by a seed
+and the step index, so a run repeats exactly.
 """
 
 from __future__ import annotations
@@ -40,6 +45,35 @@ def end_at_limit(log_probs: tf.Tensor, index: tf.Tensor, limits: tf.Tensor | Non
     return tf.where(tf.logical_and(at_limit, not_eos), tf.constant(-INF, log_probs.dtype), log_probs)
 
 
+def force_prefix(log_probs: tf.Tensor, index: tf.Tensor, prefix_ids: tf.Tensor | None) -> tf.Tensor:
+    """Where a sentence's prefix has a token at position `index`, leave only that token possible,
+    keeping its true log-probability (so a forced prefix counts in the score).
+
+    log_probs [batch, ..., vocab]; prefix_ids [batch, prefix] (0 after each sentence's prefix) or None.
+    The caller keeps `limits` above each prefix's length: at a forced position EOS is not possible.
+    """
+    if prefix_ids is None:
+        return log_probs
+    padded = tf.pad(prefix_ids, [[0, 0], [0, 1]])  # a 0 column: nothing forced past the prefix
+    forced = tf.gather(padded, tf.minimum(index, tf.shape(prefix_ids)[1]), axis=1)  # [batch]
+    forced = tf.reshape(forced, [-1] + [1] * (log_probs.shape.rank - 1))
+    keep = tf.logical_or(tf.equal(forced, 0), tf.equal(tf.range(tf.shape(log_probs)[-1]), forced))
+    return tf.where(keep, log_probs, tf.constant(-INF, log_probs.dtype))
+
+
+def _constrained_log_probs(
+    output: tf.Tensor,
+    index: tf.Tensor,
+    limits: tf.Tensor | None,
+    prefix_ids: tf.Tensor | None,
+    eos_id: int,
+    normalize: bool,
+) -> tf.Tensor:
+    """The step's output [batch, ..., vocab] → log-probabilities with the length limit and the prefix applied."""
+    log_probs = tf.nn.log_softmax(output) if normalize else output
+    return force_prefix(end_at_limit(log_probs, index, limits, eos_id), index, prefix_ids)
+
+
 def _write(sequences: tf.Tensor, index: tf.Tensor, tokens: tf.Tensor) -> tf.Tensor:
     """Put tokens [...] at position `index` of sequences [..., max_length] (fixed shapes)."""
     slot = tf.one_hot(index, tf.shape(sequences)[-1], dtype=sequences.dtype)
@@ -53,22 +87,96 @@ def greedy_search(
     max_length: int,
     eos_id: int,
     limits: tf.Tensor | None = None,
+    prefix_ids: tf.Tensor | None = None,
+    normalize: bool = True,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Pick the most likely token at each step.
 
     start_ids [batch] (BOS) → (ids [batch, max_length] ending in EOS then 0s, scores [batch]: the sum
     of the chosen tokens' log-probabilities). `limits` [batch] caps each sentence's length (EOS included)
-    below `max_length`, the size of the buffers.
+    below `max_length`, the size of the buffers; `prefix_ids` [batch, prefix] forces the first tokens.
     """
+    return _token_by_token(step_fn, start_ids, cache, max_length, eos_id, limits, prefix_ids, normalize, _most_likely)
+
+
+def _most_likely(log_probs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    return tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+
+
+def sampling_logits(log_probs: tf.Tensor, topk: int = 0, topp: float = 1.0, temperature: float = 1.0) -> tf.Tensor:
+    """The logits to sample the next token from: log_probs [batch, vocab] divided by `temperature`,
+    then cut (-INF) to the `topk` most likely tokens (0: no cut), then to the nucleus, the smallest
+    set of the most likely tokens whose probability (after the previous steps) reaches `topp`
+    (Holtzman et al., 2020), in that order, as Hugging Face's samplers do. → [batch, vocab]."""
+    logits = log_probs / temperature
+    vocab = logits.shape[-1]
+    if topk and (vocab is None or topk < vocab):
+        kth = tf.math.top_k(logits, k=topk).values[:, -1:]  # [batch, 1]
+        logits = tf.where(logits < kth, tf.constant(-INF, logits.dtype), logits)
+    if topp < 1.0:
+        ranked = tf.sort(logits, axis=-1, direction="DESCENDING")  # [batch, vocab]
+        probs = tf.nn.softmax(ranked)
+        before = tf.cumsum(probs, axis=-1, exclusive=True)  # probability of the tokens ranked above
+        cutoff = tf.reduce_min(tf.where(before < topp, ranked, INF), axis=-1, keepdims=True)  # [batch, 1]
+        logits = tf.where(logits < cutoff, tf.constant(-INF, logits.dtype), logits)
+    return logits
+
+
+def sampling_search(
+    step_fn: StepFn,
+    start_ids: tf.Tensor,
+    cache: dict,
+    max_length: int,
+    eos_id: int,
+    seed: tf.Tensor,
+    topk: int = 0,
+    topp: float = 1.0,
+    temperature: float = 1.0,
+    limits: tf.Tensor | None = None,
+    prefix_ids: tf.Tensor | None = None,
+    normalize: bool = True,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """Draw each token from the model's distribution, shaped by `sampling_logits` (for back-translation).
+
+    The same contract as `greedy_search`: start_ids [batch] → (ids [batch, max_length], scores [batch]),
+    scores being the model's log-probabilities of the drawn tokens (untempered, uncut: what `score`
+    gives for them). `seed` [2] int32 keys the random stream: step `index` draws Gumbel noise
+    [batch, vocab] from stateless Philox keyed by (seed, index), so the same seed and batch give the
+    same ids, every time. Eager and `tf.function` runs draw the same numbers; XLA's Philox draws other
+    ones (equally repeatable). With `topk=1` it is greedy search, exactly.
+    """
+    seed = tf.cast(seed, tf.int32)
+
+    def draw(log_probs: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        logits = sampling_logits(log_probs, topk, topp, temperature)
+        step_seed = tf.random.experimental.stateless_fold_in(seed, index)
+        uniform = tf.random.stateless_uniform(tf.shape(logits), step_seed, minval=1e-7, maxval=1.0, alg="philox")
+        return tf.argmax(logits - tf.math.log(-tf.math.log(uniform)), axis=-1, output_type=tf.int32)  # Gumbel-max
+
+    return _token_by_token(step_fn, start_ids, cache, max_length, eos_id, limits, prefix_ids, normalize, draw)
+
+
+def _token_by_token(
+    step_fn: StepFn,
+    start_ids: tf.Tensor,
+    cache: dict,
+    max_length: int,
+    eos_id: int,
+    limits: tf.Tensor | None,
+    prefix_ids: tf.Tensor | None,
+    normalize: bool,
+    choose: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """One hypothesis per sentence, extended by `choose(log_probs [batch, vocab], index) → [batch]`."""
     batch = tf.shape(start_ids)[0]
 
     def not_done(index, tokens, ids, scores, finished, cache):
         return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(finished)))
 
     def step(index, tokens, ids, scores, finished, cache):
-        logits, cache = step_fn(tokens, index, cache)
-        log_probs = end_at_limit(tf.nn.log_softmax(logits), index, limits, eos_id)  # [batch, vocab]
-        next_tokens = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+        output, cache = step_fn(tokens, index, cache)
+        log_probs = _constrained_log_probs(output, index, limits, prefix_ids, eos_id, normalize)  # [batch, vocab]
+        next_tokens = choose(log_probs, index)
         next_scores = tf.gather(log_probs, next_tokens, batch_dims=1)
         next_tokens = tf.where(finished, 0, next_tokens)
         scores += tf.where(finished, 0.0, next_scores)
@@ -118,6 +226,8 @@ def beam_search(
     eos_id: int,
     alpha: float = 0.6,
     limits: tf.Tensor | None = None,
+    prefix_ids: tf.Tensor | None = None,
+    normalize: bool = True,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search keeping finished hypotheses, with the GNMT length penalty and early stopping.
 
@@ -129,7 +239,8 @@ def beam_search(
     start_ids [batch] → (ids [batch, beam, max_length], scores [batch, beam]) sorted best first: an
     n-best list per sentence. Sentences with fewer than `beam` finished hypotheses are completed with
     live ones (scored as if they ended at `max_length`). `limits` [batch] caps each sentence's length
-    (EOS included) below `max_length`, the size of the buffers.
+    (EOS included) below `max_length`, the size of the buffers; `prefix_ids` [batch, prefix] forces
+    every beam's first tokens.
     """
     if alpha < 0:
         raise ValueError("length_penalty must be >= 0: early stopping relies on it")
@@ -145,9 +256,10 @@ def beam_search(
         return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(best_alive < worst_finished)))
 
     def step(index, last_tokens, alive_ids, alive_scores, finished_ids, finished_scores, finished_flags, cache):
-        logits, cache = step_fn(flat(last_tokens), index, cache)
-        vocab = tf.shape(logits)[-1]
-        log_probs = end_at_limit(tf.reshape(tf.nn.log_softmax(logits), [batch, beams, vocab]), index, limits, eos_id)
+        output, cache = step_fn(flat(last_tokens), index, cache)
+        vocab = tf.shape(output)[-1]
+        output = tf.reshape(output, [batch, beams, vocab])
+        log_probs = _constrained_log_probs(output, index, limits, prefix_ids, eos_id, normalize)  # [batch, beam, vocab]
         top_scores, origin, tokens = _top_candidates(alive_scores[:, :, tf.newaxis] + log_probs, 2 * beams)
         ids = _write(tf.gather(alive_ids, origin, batch_dims=1), index, tokens)  # [batch, 2·beam, max_length]
         ended = tf.equal(tokens, eos_id)

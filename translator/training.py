@@ -28,7 +28,7 @@ from translator.config import ExperimentConfig
 from translator.corpus import read_pairs
 from translator.data import TokenizedCorpus, training_dataset
 from translator.evaluation import evaluate_translator
-from translator.inference import Translator
+from translator.inference import Translator, greedy_config
 from translator.losses import smoothed_cross_entropy_sum
 from translator.model import build_model
 from translator.optimizers import transformer_adam
@@ -268,7 +268,7 @@ class Trainer:
             self.dev_translator = Translator(
                 self.model,
                 self.tokenizer,
-                dataclasses.replace(self.config.decode, beam_size=1),
+                greedy_config(self.config.decode),
                 self.config.data.max_source_length,
             )
         sources, references = self.dev_pairs

@@ -33,15 +33,29 @@ class Score:
         return self.log_prob / max(self.tokens, 1)
 
 
+def decode_changes(config, decode: dict) -> dict:
+    """The decode settings (`translator.config.DecodeConfig` fields) that differ from `config`; None
+    means "keep". An unknown name is a `TranslatorError` naming the known ones."""
+    known = {field.name for field in dataclasses.fields(config)}
+    unknown = sorted(set(decode) - known)
+    if unknown:
+        raise TranslatorError(f"unknown decode setting {unknown[0]!r}; known: {', '.join(sorted(known))}")
+    return {key: value for key, value in decode.items() if value is not None and value != getattr(config, key)}
+
+
 class BaseTranslator:
     """The face: `translate`, `score`, `export`. Subclasses implement `translate_nbest` and `configured`."""
 
-    def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list[Translation]]:
-        """The `n_best` best translations of each sentence, best first, in input order."""
+    def translate_nbest(
+        self, sentences: list[str], n_best: int = 1, prefixes: list[str] | None = None
+    ) -> list[list[Translation]]:
+        """The `n_best` best translations of each sentence, best first, in input order; with
+        `prefixes` (one per sentence, "" for none) each translation starts with its prefix."""
         raise NotImplementedError
 
-    def configured(self, beam_size: int | None = None, length_penalty: float | None = None) -> BaseTranslator:
-        """This translator with other decode settings (itself when nothing changes)."""
+    def configured(self, **decode) -> BaseTranslator:
+        """This translator with other decode settings (beam_size=, length_penalty=, sampling_topk=, ...;
+        None keeps the current one); itself when nothing changes."""
         raise NotImplementedError
 
     def translate(
@@ -50,8 +64,12 @@ class BaseTranslator:
         beam_size: int | None = None,
         n_best: int = 1,
         length_penalty: float | None = None,
+        prefixes: str | Iterable[str] | None = None,
+        **decode,
     ):
-        """Translate one string or a list of strings.
+        """Translate one string or a list of strings; `prefixes` (a string, or one per input, "" for
+        none) forces the start of each translation. `decode` takes the other decode settings:
+        sampling_topk=, sampling_topp=, sampling_temperature=, seed=, max_length=.
 
         Returns strings when `n_best` is 1 (one string for one input string), else a list of
         `Translation` (text, score, truncated) per input, best first.
@@ -62,7 +80,10 @@ class BaseTranslator:
         sentences = [texts] if single else list(texts)
         if not all(isinstance(text, str) for text in sentences):
             raise TranslatorError("translate takes a string or a list of strings")
-        results = self.configured(beam_size, length_penalty).translate_nbest(sentences, n_best)
+        if prefixes is not None:
+            prefixes = [prefixes] if isinstance(prefixes, str) else list(prefixes)
+        translator = self.configured(beam_size=beam_size, length_penalty=length_penalty, **decode)
+        results = translator.translate_nbest(sentences, n_best, prefixes)
         answers = [candidates[0].text for candidates in results] if n_best == 1 else results
         return answers[0] if single else answers
 
