@@ -40,6 +40,10 @@ def test_help_has_examples(capsys):
             "model.share_embeddings=true ties the source and target embeddings",
         ),
         (["train", "--config", "tiny", "--set", "model.dropout=1.5", "--run-dir", "RUN"], "model.dropout must be in"),
+        (
+            ["train", "--config", "tiny", "--init-from", "RUN", "--run-dir", "RUN"],
+            "the parent must be another run than --run-dir",
+        ),
         (["--debug", "info", "--run-dir", "RUN"], None),
     ],
 )

@@ -22,7 +22,9 @@ EXAMPLES = {
     "train": "translator train --config small --run-dir runs/small\n"
     "translator train --config tiny --set train.steps=200 --run-dir runs/tiny\n"
     "translator train --config small --set data.train=tfds:ted_hrlr_translate/pt_to_en:train "
-    "--set data.source_lang=pt --run-dir runs/pt-en",
+    "--set data.source_lang=pt --run-dir runs/pt-en\n"
+    "translator train --config small --init-from runs/small:best --run-dir runs/small-psalms "
+    "--set data.train=tsv:psalms/train.tsv --set train.steps=500 --set train.warmup_steps=100",
     "evaluate": "translator evaluate --run-dir runs/small --split test\n"
     "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en\n"
     "translator evaluate --ct2-dir runs/small/ctranslate2 --split test --threads 2",
@@ -78,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"])
     train.add_argument("--cpu-devices", type=int, help="split the CPU into N logical devices (testing)")
+    train.add_argument(
+        "--init-from",
+        metavar="PARENT_RUN[:CHECKPOINT]",
+        help="fine-tune: start a new run from this run's weights (auto, averaged, best or latest checkpoint) "
+        "and tokenizer, with a fresh optimizer and schedule; ignored once --run-dir has checkpoints",
+    )
 
     evaluate = command("evaluate", "translate a split or files and score with sacrebleu (BLEU, chrF, TER)")
     evaluated = evaluate.add_mutually_exclusive_group(required=True)

@@ -22,6 +22,10 @@ def train(args: argparse.Namespace, _decode: dict) -> int:
     if args.cpu_devices:
         overrides.append(f"train.cpu_devices={args.cpu_devices}")
     config = load_config(args.config, overrides)
+    if args.init_from:
+        import dataclasses
+
+        config = config.replace(train=dataclasses.replace(config.train, init_from=args.init_from))
     run_training(config, args.run_dir, log=lambda line: print(line, flush=True))
     return 0
 
@@ -183,6 +187,8 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
     latest = tf.train.latest_checkpoint(str(run.checkpoint_dir))
     step = int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE")) if latest else 0
     print(f"checkpoint: {latest or 'none'} (step {step})")
+    if config.train.init_from:
+        print(f"fine-tuned from: {config.train.init_from} ({config.train.init_checkpoint or 'not initialized yet'})")
     if latest:
         from translator.inference import Translator
 
