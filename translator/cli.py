@@ -30,7 +30,9 @@ EXAMPLES = {
     "translator evaluate --ct2-dir runs/small/ctranslate2 --split test --threads 2",
     "translate": "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small\n"
     "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4\n"
-    "translator translate --ct2-dir runs/small/ctranslate2 --input in.es --output out.en --threads 2",
+    "translator translate --ct2-dir runs/small/ctranslate2 --input in.es --output out.en --threads 2\n"
+    "translator translate --run-dir runs/small --split-sentences --input paragraphs.es --output paragraphs.en\n"
+    "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small --alignments",
     "export": "translator export --run-dir runs/small\n"
     "translator export --run-dir runs/small --format ctranslate2 --output runs/small/ctranslate2 --quantization int8\n"
     "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
@@ -106,6 +108,21 @@ def _parser() -> argparse.ArgumentParser:
     translate.add_argument("--input", type=Path)
     translate.add_argument("--output", type=Path)
     translate.add_argument("--n-best", type=int, default=1, help="print N 'score<TAB>translation' lines per input")
+    translate.add_argument(
+        "--split-sentences",
+        action="store_true",
+        help="split each input line into sentences (sentencex), translate them in one batch and join them with a "
+        "space: a paragraph longer than the model's maximum source length is translated whole",
+    )
+    translate.add_argument(
+        "--source-lang", help="with --split-sentences: the splitting rules' language (default: the run's)"
+    )
+    translate.add_argument(
+        "--alignments",
+        action="store_true",
+        help="print 'translation<TAB>alignment' per line: source-target word pairs in Pharaoh format (0-0 1-2 ...) "
+        "from the last decoder layer's cross-attention (--run-dir only)",
+    )
     translate.add_argument("--checkpoint", default="auto")
     _decode_flags(translate)
     _ct2_flags(translate)

@@ -80,6 +80,7 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
         "beam_size": translator.config.beam_size,
         "length_penalty": translator.config.length_penalty,
     }
+    extra["truncated"] = result["truncated"]  # sources longer than the model's maximum, cut before translation
     scores = {metric: result[metric] for metric in ("bleu", "chrf", "ter")}
     if ct2_dir:
         extra["ctranslate2"] = str(ct2_dir)
@@ -88,6 +89,11 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
     for metric in scores.values():
         print(f"{metric['text']}\n  signature: {metric['signature']}")
     print(f"wrote {path} and {path.removesuffix('.json')}.hyp")
+    from translator.evaluation import truncation_note
+
+    note = truncation_note(result["truncated"], result["sentences"], getattr(translator, "max_source_length", None))
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -100,19 +106,70 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
         from tqdm import tqdm
 
         lines = tqdm(lines, unit=" lines", desc="translating", disable=not sys.stderr.isatty(), leave=False)
+    if args.n_best > 1 and (args.split_sentences or args.alignments):
+        raise TranslatorError("--n-best: not with --split-sentences or --alignments (they print the best translation)")
+    if args.split_sentences and args.alignments:
+        raise TranslatorError("--alignments: not with --split-sentences (align the split sentences instead)")
+    if args.alignments and not hasattr(translator, "translate_aligned"):
+        raise TranslatorError("--alignments needs --run-dir: the model's attention is not in an export")
+    language = _source_lang(args, translator) if args.split_sentences else None
     output = _AtomicOutput(args.output) if args.output else None
     stream = output.file if output else sys.stdout
+    counts = {"sources": 0, "truncated": 0}
     batch: list[str] = []
     for line in lines:
         batch.append(line)
         if len(batch) == 1000:
-            _write(stream, translator.translate_nbest(batch, args.n_best), args.n_best)
+            _translate_batch(translator, batch, args, language, stream, counts)
             batch = []
     if batch:
-        _write(stream, translator.translate_nbest(batch, args.n_best), args.n_best)
+        _translate_batch(translator, batch, args, language, stream, counts)
     if output:
         output.commit()
+    from translator.evaluation import truncation_note
+
+    note = truncation_note(counts["truncated"], counts["sources"], getattr(translator, "max_source_length", None))
+    if note:
+        print(note, file=sys.stderr)
     return 0
+
+
+def _translate_batch(translator, lines: list[str], args, language: str | None, stream, counts: dict) -> None:
+    """Translate and write one batch of input lines as the flags ask; count the sources and the
+    truncated ones (sentences, with --split-sentences)."""
+    if language is not None:
+        from translator.documents import translate_paragraphs
+
+        documents = translate_paragraphs(translator, lines, language)
+        counts["sources"] += sum(len(document.sentences) for document in documents)
+        counts["truncated"] += sum(document.truncated for document in documents)
+        stream.write("".join(document.text + "\n" for document in documents))
+    elif args.alignments:
+        aligned = translator.translate_aligned(lines)
+        counts["sources"] += len(aligned)
+        counts["truncated"] += sum(translation.truncated for translation, _ in aligned)
+        stream.write("".join(f"{translation.text}\t{alignment.pharaoh}\n" for translation, alignment in aligned))
+    else:
+        results = translator.translate_nbest(lines, args.n_best)
+        counts["sources"] += len(results)
+        counts["truncated"] += sum(candidates[0].truncated for candidates in results)
+        _write(stream, results, args.n_best)
+    stream.flush()
+
+
+def _source_lang(args: argparse.Namespace, translator) -> str:
+    """--source-lang, else the run's (or CTranslate2 export's) data.source_lang."""
+    if args.source_lang:
+        return args.source_lang
+    from translator.rundir import RunDirectory
+
+    config = getattr(translator, "experiment_config", None)
+    run_dir = getattr(translator, "run_dir", None)
+    if config is None and run_dir is not None:
+        config = RunDirectory(run_dir).load_config()
+    if config is None:
+        raise TranslatorError("--split-sentences: give --source-lang (a SavedModel does not record its language)")
+    return config.data.source_lang
 
 
 class _AtomicOutput:
