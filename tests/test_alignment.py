@@ -76,5 +76,11 @@ def test_translate_alignments_prints_translation_tab_pharaoh(trained_run, tmp_pa
     expected = translator.load(trained_run).translate_aligned(sentences)
     assert lines == [f"{translation.text}\t{alignment.pharaoh}" for translation, alignment in expected]
     assert all(PHARAOH.match(line.split("\t")[1]) for line in lines)
+    picture = tmp_path / "alignment.png"
+    assert (
+        main(["plot-alignment", "--run-dir", str(trained_run), "--sentence", sentences[0], "--output", str(picture)])
+        == 0
+    )
+    assert capsys.readouterr().out.splitlines()[0] == lines[0] and picture.read_bytes()[:4] == b"\x89PNG"
     assert main([*args, "--alignments", "--n-best", "2"]) == 2
     assert "--n-best: not with --split-sentences or --alignments" in capsys.readouterr().err

@@ -40,6 +40,8 @@ class Alignment:
     target_pieces: list[str]  # the target's pieces, then </s> (unless it was cut at the length limit)
     matrix: np.ndarray
     pairs: list[tuple[int, int]]
+    source_words: list[str]  # the words the indices of `pairs` count (▁ removed)
+    target_words: list[str]
 
     @property
     def pharaoh(self) -> str:
@@ -100,12 +102,19 @@ def make_alignment(matrix: np.ndarray, source_ids: np.ndarray, target_ids: np.nd
     matrix = np.asarray(matrix)[: len(target_ids), : len(source_ids)]
     source = _pieces(tokenizer.source, source_ids)
     target = _pieces(tokenizer.target, target_ids)
-    pairs = word_alignment(
-        matrix,
-        piece_words([None if i in _SPECIALS else p for i, p in zip(source_ids, source)]),
-        piece_words([None if i in _SPECIALS else p for i, p in zip(target_ids, target)]),
-    )
-    return Alignment(source, target, matrix, pairs)
+    source_words = piece_words([None if i in _SPECIALS else p for i, p in zip(source_ids, source)])
+    target_words = piece_words([None if i in _SPECIALS else p for i, p in zip(target_ids, target)])
+    pairs = word_alignment(matrix, source_words, target_words)
+    return Alignment(source, target, matrix, pairs, _words(source, source_words), _words(target, target_words))
+
+
+def _words(pieces: list[str], words: list[int]) -> list[str]:
+    """The text of each word: its pieces joined, without the ▁ marks."""
+    texts = [""] * (max(words, default=-1) + 1)
+    for piece, word in zip(pieces, words):
+        if word >= 0:
+            texts[word] += piece
+    return [text.replace(WORD_START, " ").strip() for text in texts]
 
 
 def _pieces(model, ids: np.ndarray) -> list[str]:

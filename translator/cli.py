@@ -45,6 +45,8 @@ EXAMPLES = {
     "info": "translator info --run-dir runs/small",
     "average": "translator average --run-dir runs/small --last 5",
     "plot": "translator plot --run-dir runs/small --output small-curves.png",
+    "plot-alignment": "translator plot-alignment --run-dir runs/small --checkpoint averaged "
+    "--sentence 'Y dijo Dios: Sea la luz: y fué la luz.' --output docs/alignment.png",
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
     "translator bench decode --run-dir runs/small --limit 100 --no-xla\n"
     "translator bench decode --run-dir runs/tutorial --methods beam,savedmodel,ct2_beam,ct2_int8_beam --json\n"
@@ -191,6 +193,17 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--output", required=True, help="the PNG to write")
     plot.add_argument("--title", help="default: the run directory")
 
+    plot_alignment = command(
+        "plot-alignment",
+        "translate one sentence and draw its cross-attention and word alignment (Pharaoh) into a PNG",
+    )
+    plot_alignment.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
+    plot_alignment.add_argument("--checkpoint", default="auto", help="auto, averaged, best or latest")
+    plot_alignment.add_argument("--sentence", required=True, help="the source sentence")
+    plot_alignment.add_argument("--output", required=True, help="the PNG to write")
+    plot_alignment.add_argument("--title", help="default: the sentence, its translation and the checkpoint")
+    _decode_flags(plot_alignment)
+
     bench = command("bench", "benchmarks: decoding speed and exactness, training throughput")
     what = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
     examples = EXAMPLES["bench"].splitlines()
@@ -309,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         from translator import commands
 
         decode = _decode_overrides(args) if hasattr(args, "length_penalty") else {}
-        return getattr(commands, args.command)(args, decode)
+        return getattr(commands, args.command.replace("-", "_"))(args, decode)
     except TranslatorError as error:
         if args.debug:
             raise

@@ -281,6 +281,17 @@ def plot(args: argparse.Namespace, _decode: dict) -> int:
     return 0
 
 
+def plot_alignment(args: argparse.Namespace, decode: dict) -> int:
+    from translator.alignment_plot import plot_alignment as draw
+
+    translator = _translator(args, decode)
+    ((translation, alignment),) = translator.translate_aligned([args.sentence])
+    title = args.title or f"{args.sentence}\n→ {translation.text}\n({translator.checkpoint.path})"
+    print(f"{translation.text}\t{alignment.pharaoh}")
+    print(f"wrote {draw(alignment, args.output, title)}")
+    return 0
+
+
 def serve(args: argparse.Namespace, decode: dict) -> int:
     from translator.api import load
 
