@@ -133,7 +133,7 @@ def test_a_run_directory_that_does_not_match_is_a_clear_error(trained_run, tmp_p
 
 
 def test_help_of_every_command_has_an_example(capsys):
-    for command in (["average"], ["bench"], ["bench", "decode"], ["bench", "train"]):
+    for command in (["average"], ["bench"], ["bench", "decode"], ["bench", "train"], ["plot-alignment"]):
         with pytest.raises(SystemExit):
             main([*command, "--help"])
         examples = capsys.readouterr().out.split("examples:")[1]
