@@ -30,7 +30,7 @@ def draw_alignment(heat_ax, words_ax, alignment: Alignment) -> None:
     words_ax.set_xticks(range(len(sources)), sources, rotation=90, fontsize=8)
     words_ax.set_yticks(range(len(targets)), targets, fontsize=8)
     words_ax.grid(alpha=0.3)
-    words_ax.set(xlabel="source words", ylabel="target words", title=_wrap(f"Pharaoh: {alignment.pharaoh}", 60))
+    words_ax.set(xlabel="source words", ylabel="target words", title=_wrap(f"Pharaoh: {alignment.pharaoh}", 44))
 
 
 def plot_alignment(alignment: Alignment, output: str, title: str = "") -> str:
