@@ -153,3 +153,18 @@ def test_auto_checkpoint_never_picks_an_older_averaged_one(trained_run, tmp_path
     choice = choose_checkpoint(run)
     assert choice.kind in ("best", "latest") and choice.step == 50 and "older averaged (step 40)" in choice.note
     assert choose_checkpoint(run, "averaged").step == 40
+
+
+@pytest.mark.slow
+def test_score_of_every_beam_output_equals_its_search_score_at_another_length_penalty(trained_run):
+    """The n-best lists of several sentences, at the `small` preset's length penalty (1.0): `score`'s
+    log-probability divided by the GNMT penalty of its token count (EOS included) is the beam's score."""
+    from translator.search import length_penalty
+
+    model = translator.load(trained_run, length_penalty=1.0)
+    sources, _ = read_corpus("test", 8)
+    nbest = model.translate(sources, n_best=2)
+    hypotheses = [(source, candidate) for source, candidates in zip(sources, nbest) for candidate in candidates]
+    scored = model.score([source for source, _ in hypotheses], [candidate.text for _, candidate in hypotheses])
+    for (_, candidate), score in zip(hypotheses, scored):
+        assert abs(score.log_prob / float(length_penalty(score.tokens, 1.0)) - candidate.score) <= 1e-4

@@ -46,6 +46,10 @@ def test_help_has_examples(capsys):
             "model.share_embeddings=true ties the source and target embeddings",
         ),
         (["train", "--config", "tiny", "--set", "model.dropout=1.5", "--run-dir", "RUN"], "model.dropout must be in"),
+        (
+            ["train", "--config", "tiny", "--init-from", "RUN", "--run-dir", "RUN"],
+            "the parent must be another run than --run-dir",
+        ),
         (["--debug", "info", "--run-dir", "RUN"], None),
     ],
 )
@@ -135,7 +139,7 @@ def test_a_run_directory_that_does_not_match_is_a_clear_error(trained_run, tmp_p
 
 
 def test_help_of_every_command_has_an_example(capsys):
-    for command in (["average"], ["bench"], ["bench", "decode"], ["bench", "train"]):
+    for command in (["average"], ["bench"], ["bench", "decode"], ["bench", "train"], ["plot-alignment"]):
         with pytest.raises(SystemExit):
             main([*command, "--help"])
         examples = capsys.readouterr().out.split("examples:")[1]

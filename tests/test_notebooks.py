@@ -149,7 +149,10 @@ def _check_attention(output: str, workdir: Path, images: int) -> None:
     for layers, heads, target, source, search, forced in rows:
         assert (int(layers), int(heads)) == (1, 2) and int(target) >= 1 and int(source) >= 2, output
         assert math.isfinite(float(search)) and abs(float(search) - float(forced)) <= 1e-3 * max(1, abs(float(search)))
-    _check_plots(workdir, images, ["attention_mean", "attention_heads"])
+    # The word alignment of each sentence from the API, read from the very matrix of the heat map.
+    pharaoh = re.findall(r"^  Pharaoh: ((?:\d+-\d+ ?)*)$", output, flags=re.MULTILINE)
+    assert len(pharaoh) == 3 and output.count("same matrix as the heat map above: True") == 3, output
+    _check_plots(workdir, images, ["attention_mean", "attention_heads", "alignment"])
 
 
 def _check_export_and_serve(output: str, workdir: Path, images: int) -> None:

@@ -153,3 +153,79 @@ def test_separate_tokenizers_train_and_export_without_shared_embeddings(tmp_path
     assert not model.tokenizer.shared and model.model.source_embedding is not model.model.target_embedding
     exported = translator.load(model.export(tmp_path / "export"))
     assert exported.translate(["Y dijo Dios."]) == model.translate(["Y dijo Dios."])
+
+
+def _file_hashes(folder) -> dict[str, str]:
+    import hashlib
+
+    files = [path for path in folder.rglob("*") if path.is_file()]
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest() for path in files}
+
+
+def test_fine_tuning_starts_from_the_parent_and_fits_the_new_data(trained_run, tmp_path, capsys):
+    import yaml
+
+    import translator
+    from tests.conftest import read_corpus
+    from translator.cli import main
+
+    # The new domain: 32 short pairs the parent never trained on (short, so none is dropped by the tiny limits).
+    pairs = [(s, t) for s, t in zip(*read_corpus("dev")) if len(s.split()) <= 14 and len(t.split()) <= 14][:32]
+    sources, targets = map(list, zip(*pairs))
+    corpus = tmp_path / "domain.tsv"
+    corpus.write_text("es\ten\n" + "".join(f"{s}\t{t}\n" for s, t in zip(sources, targets)), encoding="utf-8")
+    parent_files = _file_hashes(trained_run)
+    parent = translator.load(trained_run)
+    settings = {"data.train": f"tsv:{corpus}", "data.dev": "", "train.warmup_steps": 5, "train.learning_rate": 0.2}
+    settings["train.log_every"] = 5
+    child_dir, lines = tmp_path / "child", []
+    result = translator.train(
+        "tiny", child_dir, settings, train_steps=15, log=lines.append, init_from=f"{trained_run}:latest"
+    )
+
+    # The child's own run: step 0 to 15 (the parent is at step 40), a fresh schedule from the parent's weights.
+    assert result.step == 15 and any(line.startswith("step      1/15") for line in lines), lines
+    assert any(line.startswith(f"initialized from {trained_run}/checkpoints/ckpt-40 (latest") for line in lines)
+    rates = [float(line.split("| lr ")[1].split()[0]) for line in lines if "| lr " in line]
+    assert rates[0] < rates[1], lines  # warming up again (train.warmup_steps=5), not the parent's decay
+    child = translator.load(child_dir)
+    loss = {
+        name: -np.mean([score.per_token for score in model.score(sources, targets)])
+        for name, model in (("parent", parent), ("child", child))
+    }
+    assert loss["child"] < loss["parent"] - 0.2, loss  # per-token loss on the new data: 5.10 → 4.56 once
+    joint = "tokenizer/joint.model"
+    assert (child_dir / joint).read_bytes() == (trained_run / joint).read_bytes()  # the parent's tokenizer
+    recorded = yaml.safe_load((child_dir / "config.yaml").read_text(encoding="utf-8"))["train"]
+    assert recorded["init_from"] == str(trained_run) and recorded["init_checkpoint"].endswith("checkpoints/ckpt-40")
+    assert _file_hashes(trained_run) == parent_files  # the parent is only read
+
+    # A second `train` resumes the child and says that --init-from no longer applies.
+    lines.clear()
+    again = translator.train("tiny", child_dir, settings, train_steps=18, log=lines.append, init_from=str(trained_run))
+    assert again.step == 18 and any("resuming it, not re-initializing" in line for line in lines), lines
+    assert any(line.startswith("resumed from step 15") for line in lines)
+    assert yaml.safe_load((child_dir / "config.yaml").read_text(encoding="utf-8"))["train"] == {
+        **recorded,
+        "steps": 18,
+    }
+    capsys.readouterr()
+    assert main(["info", "--run-dir", str(child_dir)]) == 0
+    assert f"fine-tuned from: {trained_run} ({recorded['init_checkpoint']})" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("tokenizer.vocab_size=500", "tokenizer.vocab_size=500 but the parent has 1000: a fine-tuned run keeps"),
+        ("model.d_model=64", "model.d_model=64 but the parent has 32"),
+    ],
+)
+def test_fine_tuning_refuses_another_tokenizer_or_model_in_one_line(trained_run, tmp_path, setting, message):
+    import dataclasses
+
+    config = load_config("tiny", [setting])
+    config = config.replace(train=dataclasses.replace(config.train, init_from=str(trained_run)))
+    with pytest.raises(TranslatorError, match=message) as error:
+        train(config, tmp_path / "child", log=lambda line: None)
+    assert "\n" not in str(error.value) and not (tmp_path / "child" / "config.yaml").exists()

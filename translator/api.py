@@ -92,13 +92,20 @@ def train(
     run_dir: str | Path,
     overrides: Mapping[str, Any] | None = None,
     log: Callable[[str], None] = print,
+    init_from: str | Path | None = None,
     **keywords: Any,
 ):
     """Train (or resume) the run in `run_dir`; returns a `TrainResult` (final step, loss, dev BLEU
-    by step, run directory)."""
+    by step, run directory). `init_from="PARENT_RUN[:checkpoint]"` fine-tunes: the new run starts from
+    the parent's weights and tokenizer (`translator.finetune`)."""
+    import dataclasses
+
     from translator.training import train as run_training
 
-    return run_training(config_with(config, overrides, **keywords), run_dir, log=log)
+    experiment = config_with(config, overrides, **keywords)
+    if init_from is not None:
+        experiment = experiment.replace(train=dataclasses.replace(experiment.train, init_from=os.fspath(init_from)))
+    return run_training(experiment, run_dir, log=log)
 
 
 def evaluate(

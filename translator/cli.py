@@ -23,7 +23,9 @@ EXAMPLES = {
     "train": "translator train --config small --run-dir runs/small\n"
     "translator train --config tiny --set train.steps=200 --run-dir runs/tiny\n"
     "translator train --config small --set data.train=tfds:ted_hrlr_translate/pt_to_en:train "
-    "--set data.source_lang=pt --run-dir runs/pt-en",
+    "--set data.source_lang=pt --run-dir runs/pt-en\n"
+    "translator train --config small --init-from runs/small:best --run-dir runs/small-psalms "
+    "--set data.train=tsv:psalms/train.tsv --set train.steps=500 --set train.warmup_steps=100",
     "evaluate": "translator evaluate --run-dir runs/small --split test\n"
     "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en\n"
     "translator evaluate --run-dir runs/small-a --run-dir runs/small-b --split test   # an ensemble\n"
@@ -35,7 +37,9 @@ EXAMPLES = {
     "translator translate --run-dir runs/small --input in.es --sampling-topk 0 --sampling-topp 0.9 "
     "--sampling-temperature 0.8\n"
     "translator translate --run-dir runs/small --input in.es --prefix-file starts.en   # force each start\n"
-    "translator translate --ct2-dir runs/small/ctranslate2 --input in.es --output out.en --threads 2",
+    "translator translate --ct2-dir runs/small/ctranslate2 --input in.es --output out.en --threads 2\n"
+    "translator translate --run-dir runs/small --split-sentences --input paragraphs.es --output paragraphs.en\n"
+    "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small --alignments",
     "export": "translator export --run-dir runs/small\n"
     "translator export --run-dir runs/small --format ctranslate2 --output runs/small/ctranslate2 --quantization int8\n"
     "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
@@ -48,6 +52,8 @@ EXAMPLES = {
     "info": "translator info --run-dir runs/small",
     "average": "translator average --run-dir runs/small --last 5",
     "plot": "translator plot --run-dir runs/small --output small-curves.png",
+    "plot-alignment": "translator plot-alignment --run-dir runs/small --checkpoint averaged "
+    "--sentence 'Y dijo Dios: Sea la luz: y fué la luz.' --output docs/alignment.png",
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
     "translator bench decode --run-dir runs/small --limit 100 --no-xla\n"
     "translator bench decode --run-dir runs/tutorial --methods beam,savedmodel,ct2_beam,ct2_int8_beam --json\n"
@@ -85,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"])
     train.add_argument("--cpu-devices", type=int, help="split the CPU into N logical devices (testing)")
+    train.add_argument(
+        "--init-from",
+        metavar="PARENT_RUN[:CHECKPOINT]",
+        help="fine-tune: start a new run from this run's weights (auto, averaged, best or latest checkpoint) "
+        "and tokenizer, with a fresh optimizer and schedule; ignored once --run-dir has checkpoints",
+    )
 
     evaluate = command("evaluate", "translate a split or files and score with sacrebleu (BLEU, chrF, TER)")
     evaluated = evaluate.add_mutually_exclusive_group(required=True)
@@ -111,6 +123,21 @@ def _parser() -> argparse.ArgumentParser:
         "--prefix-file",
         type=Path,
         help="target prefixes, one per input line (an empty line: none): each translation starts with its prefix",
+    )
+    translate.add_argument(
+        "--split-sentences",
+        action="store_true",
+        help="split each input line into sentences (sentencex), translate them in one batch and join them with a "
+        "space: a paragraph longer than the model's maximum source length is translated whole",
+    )
+    translate.add_argument(
+        "--source-lang", help="with --split-sentences: the splitting rules' language (default: the run's)"
+    )
+    translate.add_argument(
+        "--alignments",
+        action="store_true",
+        help="print 'translation<TAB>alignment' per line: source-target word pairs in Pharaoh format (0-0 1-2 ...) "
+        "from the last decoder layer's cross-attention (--run-dir only)",
     )
     translate.add_argument("--checkpoint", default="auto")
     _decode_flags(translate)
@@ -180,6 +207,17 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     plot.add_argument("--output", required=True, help="the PNG to write")
     plot.add_argument("--title", help="default: the run directory")
+
+    plot_alignment = command(
+        "plot-alignment",
+        "translate one sentence and draw its cross-attention and word alignment (Pharaoh) into a PNG",
+    )
+    plot_alignment.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
+    plot_alignment.add_argument("--checkpoint", default="auto", help="auto, averaged, best or latest")
+    plot_alignment.add_argument("--sentence", required=True, help="the source sentence")
+    plot_alignment.add_argument("--output", required=True, help="the PNG to write")
+    plot_alignment.add_argument("--title", help="default: the sentence, its translation and the checkpoint")
+    _decode_flags(plot_alignment)
 
     bench = command("bench", "benchmarks: decoding speed and exactness, training throughput")
     what = bench.add_subparsers(dest="what", required=True, metavar="WHAT")
@@ -317,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         from translator import commands
 
         decode = _decode_overrides(args) if hasattr(args, "length_penalty") else {}
-        return getattr(commands, args.command)(args, decode)
+        return getattr(commands, args.command.replace("-", "_"))(args, decode)
     except TranslatorError as error:
         if args.debug:
             raise

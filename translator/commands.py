@@ -22,6 +22,10 @@ def train(args: argparse.Namespace, _decode: dict) -> int:
     if args.cpu_devices:
         overrides.append(f"train.cpu_devices={args.cpu_devices}")
     config = load_config(args.config, overrides)
+    if args.init_from:
+        import dataclasses
+
+        config = config.replace(train=dataclasses.replace(config.train, init_from=args.init_from))
     run_training(config, args.run_dir, log=lambda line: print(line, flush=True))
     return 0
 
@@ -102,6 +106,7 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
         "beam_size": translator.config.beam_size,
         "length_penalty": translator.config.length_penalty,
     }
+    extra["truncated"] = result["truncated"]  # sources longer than the model's maximum, cut before translation
     scores = {metric: result[metric] for metric in ("bleu", "chrf", "ter")}
     if ct2_dir:
         extra["ctranslate2"] = str(ct2_dir)
@@ -114,6 +119,11 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
     for metric in scores.values():
         print(f"{metric['text']}\n  signature: {metric['signature']}")
     print(f"wrote {path} and {path.removesuffix('.json')}.hyp")
+    from translator.evaluation import truncation_note
+
+    note = truncation_note(result["truncated"], result["sentences"], getattr(translator, "max_source_length", None))
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
@@ -133,25 +143,82 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
         from tqdm import tqdm
 
         lines = tqdm(lines, unit=" lines", desc="translating", disable=not sys.stderr.isatty(), leave=False)
+    if args.n_best > 1 and (args.split_sentences or args.alignments):
+        raise TranslatorError("--n-best: not with --split-sentences or --alignments (they print the best translation)")
+    if args.split_sentences and args.alignments:
+        raise TranslatorError("--alignments: not with --split-sentences (align the split sentences instead)")
+    if args.prefix_file and (args.split_sentences or args.alignments):
+        raise TranslatorError("--prefix-file: not with --split-sentences or --alignments")
+    if args.alignments and not hasattr(translator, "translate_aligned"):
+        raise TranslatorError("--alignments needs --run-dir: the model's attention is not in an export")
+    if args.alignments and getattr(translator, "members", None):
+        raise TranslatorError("--alignments: one --run-dir only (each model of an ensemble attends its own way)")
+    language = _source_lang(args, translator) if args.split_sentences else None
     output = _AtomicOutput(args.output) if args.output else None
     stream = output.file if output else sys.stdout
+    counts = {"sources": 0, "truncated": 0}
     batch: list[str] = []
     done = 0
     for line in lines:
         batch.append(line)
         if len(batch) == 1000:
-            _write(stream, translator.translate_nbest(batch, args.n_best, _slice(prefixes, done, batch)), args.n_best)
+            _translate_batch(translator, batch, _slice(prefixes, done, batch), args, language, stream, counts)
             done += len(batch)
             batch = []
     if batch:
-        _write(stream, translator.translate_nbest(batch, args.n_best, _slice(prefixes, done, batch)), args.n_best)
+        _translate_batch(translator, batch, _slice(prefixes, done, batch), args, language, stream, counts)
     if output:
         output.commit()
+    from translator.evaluation import truncation_note
+
+    note = truncation_note(counts["truncated"], counts["sources"], getattr(translator, "max_source_length", None))
+    if note:
+        print(note, file=sys.stderr)
     return 0
 
 
 def _slice(prefixes: list[str] | None, start: int, batch: list[str]) -> list[str] | None:
     return None if prefixes is None else prefixes[start : start + len(batch)]
+
+
+def _translate_batch(
+    translator, lines: list[str], prefixes: list[str] | None, args, language: str | None, stream, counts: dict
+) -> None:
+    """Translate and write one batch of input lines (with their target prefixes, if any) as the flags
+    ask; count the sources and the truncated ones (sentences, with --split-sentences)."""
+    if language is not None:
+        from translator.documents import translate_paragraphs
+
+        documents = translate_paragraphs(translator, lines, language)
+        counts["sources"] += sum(len(document.sentences) for document in documents)
+        counts["truncated"] += sum(document.truncated for document in documents)
+        stream.write("".join(document.text + "\n" for document in documents))
+    elif args.alignments:
+        aligned = translator.translate_aligned(lines)
+        counts["sources"] += len(aligned)
+        counts["truncated"] += sum(translation.truncated for translation, _ in aligned)
+        stream.write("".join(f"{translation.text}\t{alignment.pharaoh}\n" for translation, alignment in aligned))
+    else:
+        results = translator.translate_nbest(lines, args.n_best, prefixes)
+        counts["sources"] += len(results)
+        counts["truncated"] += sum(candidates[0].truncated for candidates in results)
+        _write(stream, results, args.n_best)
+    stream.flush()
+
+
+def _source_lang(args: argparse.Namespace, translator) -> str:
+    """--source-lang, else the run's (or CTranslate2 export's) data.source_lang."""
+    if args.source_lang:
+        return args.source_lang
+    from translator.rundir import RunDirectory
+
+    config = getattr(translator, "experiment_config", None)
+    run_dir = getattr(translator, "run_dir", None)
+    if config is None and run_dir is not None:
+        config = RunDirectory(run_dir).load_config()
+    if config is None:
+        raise TranslatorError("--split-sentences: give --source-lang (a SavedModel does not record its language)")
+    return config.data.source_lang
 
 
 class _AtomicOutput:
@@ -226,6 +293,8 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
     latest = tf.train.latest_checkpoint(str(run.checkpoint_dir))
     step = int(tf.train.load_variable(latest, "step/.ATTRIBUTES/VARIABLE_VALUE")) if latest else 0
     print(f"checkpoint: {latest or 'none'} (step {step})")
+    if config.train.init_from:
+        print(f"fine-tuned from: {config.train.init_from} ({config.train.init_checkpoint or 'not initialized yet'})")
     if latest:
         from translator.inference import Translator
 
@@ -258,6 +327,17 @@ def plot(args: argparse.Namespace, _decode: dict) -> int:
     from translator.curves import plot_curves
 
     print(f"wrote {plot_curves(str(args.run_dir), args.output, args.title)}")
+    return 0
+
+
+def plot_alignment(args: argparse.Namespace, decode: dict) -> int:
+    from translator.alignment_plot import plot_alignment as draw
+
+    translator = _translator(args, decode)
+    ((translation, alignment),) = translator.translate_aligned([args.sentence])
+    title = args.title or f"{args.sentence}\n→ {translation.text}\n({translator.checkpoint.path})"
+    print(f"{translation.text}\t{alignment.pharaoh}")
+    print(f"wrote {draw(alignment, args.output, title)}")
     return 0
 
 

@@ -97,6 +97,11 @@ class TrainConfig:
     cpu_devices: int = 0  # split the host CPU into N logical devices (tests, debugging)
     jit_compile: bool = True
     mixed_precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16
+    # Fine-tuning (translator.finetune): the parent run, PARENT_RUN[:auto|averaged|best|latest], whose
+    # weights and tokenizer a new run starts from; `train` records the parent's path and the checkpoint
+    # it actually used in `init_checkpoint`. Ignored once the run has checkpoints of its own.
+    init_from: str = ""
+    init_checkpoint: str = ""
 
     def __post_init__(self):
         _at_least(self, "train", 1, "steps", "batch_tokens", "accumulate_steps", "checkpoint_every", "log_every")

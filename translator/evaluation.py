@@ -8,7 +8,7 @@ import sacrebleu
 
 from translator import storage
 from translator.errors import TranslatorError
-from translator.translation import BaseTranslator
+from translator.translation import BaseTranslator, Translation
 
 
 def score(hypotheses: list[str], references: list[list[str]]) -> dict:
@@ -31,9 +31,10 @@ def score(hypotheses: list[str], references: list[list[str]]) -> dict:
     return results
 
 
-def translate_all(translator: BaseTranslator, sources: list[str], progress: bool = False) -> list[str]:
-    """Best translation of each source, in order; long inputs go in chunks (bounded memory)."""
-    hypotheses: list[str] = []
+def translate_all(translator: BaseTranslator, sources: list[str], progress: bool = False) -> list[Translation]:
+    """Best translation of each source (text, score, truncated), in order; long inputs go in chunks
+    (bounded memory)."""
+    hypotheses: list[Translation] = []
     chunk = 2000
     bar = None
     if progress:
@@ -42,7 +43,7 @@ def translate_all(translator: BaseTranslator, sources: list[str], progress: bool
         bar = tqdm(total=len(sources), unit="sent", desc="translating", leave=False)
     for start in range(0, len(sources), chunk):
         batch = sources[start : start + chunk]
-        hypotheses.extend(best[0].text for best in translator.translate_nbest(batch))
+        hypotheses.extend(best[0] for best in translator.translate_nbest(batch))
         if bar is not None:
             bar.update(len(batch))
     if bar is not None:
@@ -84,7 +85,8 @@ def evaluate_translator(
     progress: bool = False,
 ) -> dict:
     """Translate a split (or `sources`) and score it: {"bleu", "chrf", "ter": {score, signature,
-    text}, "hypotheses", "corpus", "sentences"}."""
+    text}, "hypotheses", "corpus", "sentences", "truncated"}; `truncated` counts the sources longer
+    than the model's maximum, which were cut before translation."""
     if sources is None:
         corpus, sources, reference = split_pairs(translator, split)
         references = [reference]
@@ -95,5 +97,23 @@ def evaluate_translator(
         for stream in references:
             if len(stream) != len(sources):
                 raise TranslatorError(f"{len(sources)} sources but a reference list has {len(stream)} lines")
-    hypotheses = translate_all(translator, sources, progress=progress)
-    return {**score(hypotheses, references), "hypotheses": hypotheses, "corpus": corpus, "sentences": len(sources)}
+    best = translate_all(translator, sources, progress=progress)
+    hypotheses = [translation.text for translation in best]
+    return {
+        **score(hypotheses, references),
+        "hypotheses": hypotheses,
+        "corpus": corpus,
+        "sentences": len(sources),
+        "truncated": sum(translation.truncated for translation in best),
+    }
+
+
+def truncation_note(truncated: int, total: int, max_source_length: int | None) -> str:
+    """The one line that says how many sources were cut (for stderr), or "" when none was."""
+    if not truncated:
+        return ""
+    limit = f" ({max_source_length} tokens, EOS included)" if max_source_length else ""
+    return (
+        f"note: {truncated} of {total} source(s) were longer than the model's maximum{limit} and were truncated "
+        "(translate --split-sentences translates long paragraphs sentence by sentence)"
+    )

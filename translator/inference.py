@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import numpy as np
 import tensorflow as tf
 
+from translator.alignment import Alignment, last_layer_attention, make_alignment
 from translator.checkpoints import CheckpointChoice, choose_checkpoint, restore
 from translator.config import DecodeConfig
 from translator.constants import BOS_ID, EOS_ID, PAD_ID
@@ -280,22 +281,60 @@ class Translator(tf.Module, BaseTranslator):
             raise TranslatorError(f"score: {len(sources)} sources but {len(targets)} targets")
         if not sources:
             return []
-        source_ids, _ = self.encode_text(tf.constant(sources, tf.string))
-        target_ids = self.tokenizer.encode_target(tf.constant(targets, tf.string))
-        eos = tf.RaggedTensor.from_tensor(tf.fill([target_ids.nrows(), 1], EOS_ID))
-        source_rows = list(source_ids.numpy())
-        target_rows = list(tf.concat([target_ids, eos], axis=1).numpy())
-        lengths = [max(len(s), len(t)) for s, t in zip(source_rows, target_rows)]
+        source_rows, target_rows = self._pair_rows(sources, targets)
         results: list = [None] * len(sources)
-        for indices in self._batches(lengths):
-            labels = _pad([target_rows[i] for i in indices])
-            inputs = np.concatenate([np.full([len(indices), 1], BOS_ID, np.int32), labels[:, :-1]], axis=1)
-            inputs[inputs == EOS_ID] = PAD_ID
-            features = {"source_ids": tf.constant(_pad([source_rows[i] for i in indices])), "target_input_ids": inputs}
+        for indices in self._batches([max(len(s), len(t)) for s, t in zip(source_rows, target_rows)]):
+            features, labels = _teacher_forcing([source_rows[i] for i in indices], [target_rows[i] for i in indices])
             log_probs = self.forward_log_probs(features)  # [batch, T, vocab]
             picked = tf.gather(log_probs, labels, batch_dims=2).numpy() * (labels != PAD_ID)
             for row, index in enumerate(indices):
                 results[index] = Score(float(picked[row].sum()), int((labels[row] != PAD_ID).sum()))
+        return results
+
+    def _pair_rows(self, sources: list[str], targets: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Id rows of sources (cut as for translation, EOS added) and of targets (EOS added)."""
+        source_ids, _ = self.encode_text(tf.constant(sources, tf.string))
+        target_ids = self.tokenizer.encode_target(tf.constant(targets, tf.string))
+        eos = tf.RaggedTensor.from_tensor(tf.fill([target_ids.nrows(), 1], EOS_ID))
+        return list(source_ids.numpy()), list(tf.concat([target_ids, eos], axis=1).numpy())
+
+    def align(self, sources: list[str], targets: list[str]) -> list[Alignment]:
+        """Word alignment of each (source, target) pair from the model's cross-attention
+        (`translator.alignment`): the attention matrix [target pieces, source pieces] and the
+        Pharaoh string. Targets are tokenized as `score` does."""
+        if len(sources) != len(targets):
+            raise TranslatorError(f"align: {len(sources)} sources but {len(targets)} targets")
+        return self._align_rows(*self._pair_rows(list(sources), list(targets))) if sources else []
+
+    def translate_aligned(self, sentences: list[str]) -> list[tuple[Translation, Alignment]]:
+        """The best translation of each sentence with its word alignment, read from a teacher-forced
+        pass over the very pieces the search chose (not a re-tokenization of the text)."""
+        sentences = list(sentences)
+        if not sentences:
+            return []
+        ragged, truncated = self.encode_text(tf.constant(sentences, tf.string))
+        source_rows = list(ragged.numpy())
+        hypotheses, scores = [], []
+        for ids, beam_scores in self.translate_ids_batched(source_rows):
+            end = np.flatnonzero(ids[0] == EOS_ID)  # the best of the beam: pieces, EOS, padding
+            hypotheses.append(ids[0][: end[0] + 1] if end.size else ids[0])  # no EOS: cut at the length limit
+            scores.append(float(beam_scores[0]))
+        texts = self.detokenize(hypotheses)
+        alignments = self._align_rows(source_rows, hypotheses)
+        return [
+            (Translation(text, score, bool(cut)), alignment)
+            for text, score, cut, alignment in zip(texts, scores, truncated.numpy(), alignments)
+        ]
+
+    def _align_rows(self, source_rows: list[np.ndarray], target_rows: list[np.ndarray]) -> list[Alignment]:
+        results: list = [None] * len(source_rows)
+        for indices in self._batches([max(len(s), len(t)) for s, t in zip(source_rows, target_rows)]):
+            sources, targets = [source_rows[i] for i in indices], [target_rows[i] for i in indices]
+            features, _ = _teacher_forcing(sources, targets)
+            _, attention = self.model(features, training=False, return_attention=True)
+            matrices = last_layer_attention(attention)  # [batch, target, source]
+            for row, index in enumerate(indices):
+                results[index] = make_alignment(matrices[row], sources[row], targets[row], self.tokenizer)
         return results
 
     def export(self, directory: str | os.PathLike, format: str = "savedmodel", quantization: str | None = None) -> str:
@@ -336,6 +375,15 @@ class Translator(tf.Module, BaseTranslator):
             ids = ids[: cut[0]] if cut.size else ids
             padded[row, : len(ids)] = ids
         return [text.decode("utf-8") for text in self.tokenizer.decode_target(tf.constant(padded)).numpy()]
+
+
+def _teacher_forcing(source_rows: list[np.ndarray], target_rows: list[np.ndarray]) -> tuple[dict, np.ndarray]:
+    """Model features for a teacher-forced pass (source_ids [batch, S], target_input_ids [batch, T]:
+    BOS then the target shifted right) and the labels [batch, T] (the target, EOS-terminated, 0-padded)."""
+    labels = _pad(target_rows)
+    inputs = np.concatenate([np.full([len(target_rows), 1], BOS_ID, np.int32), labels[:, :-1]], axis=1)
+    inputs[inputs == EOS_ID] = PAD_ID
+    return {"source_ids": tf.constant(_pad(source_rows)), "target_input_ids": inputs}, labels
 
 
 def _pad(rows: list[np.ndarray], allow_empty: bool = False) -> np.ndarray:

@@ -28,6 +28,7 @@ from translator.config import ExperimentConfig
 from translator.corpus import read_pairs
 from translator.data import TokenizedCorpus, training_dataset
 from translator.evaluation import evaluate_translator
+from translator.finetune import copy_tokenizer, resolve_parent
 from translator.inference import Translator, greedy_config
 from translator.losses import smoothed_cross_entropy_sum
 from translator.model import build_model
@@ -138,7 +139,10 @@ class Trainer:
         self.run = RunDirectory(run_dir)
         self.strategy = build_strategy(config.train.strategy, config.train.cpu_devices)
         self.chief = is_chief(self.strategy)
+        config, self.parent = resolve_parent(config, self.run, log)
         self.config = self.run.prepare(config, write=self.chief)
+        if self.parent is not None and self.chief:
+            copy_tokenizer(self.parent, self.run)
         self.tokenizer = load_or_train_tokenizer(self.run.tokenizer_dir, self.config, write=self.chief, log=log)
         data = self.config.data
         self.corpus = TokenizedCorpus.load_or_build(data.train, data, self.tokenizer, self.run.cache_dir)
@@ -194,6 +198,13 @@ class Trainer:
                     f"(training continues after the {int(self.batches_consumed.numpy()):,} batches already taken "
                     "from the new stream; the same replica count resumes exactly)"
                 )
+        elif self.parent is not None:  # fine-tuning: the parent's weights only; optimizer and step start afresh
+            restore(tf.train.Checkpoint(model=self.model), self.parent.checkpoint.path, partial=True)
+            choice = self.parent.checkpoint
+            log(
+                f"initialized from {choice.path} ({choice.kind}, step {choice.step} of {self.parent.run.path}); "
+                "optimizer, schedule and step start afresh"
+            )
         self.trained_replicas.assign(self.strategy.num_replicas_in_sync)
         self.last_saved_step = int(self.step.numpy()) if latest else -1  # the step of the newest checkpoint
         log(f"strategy: {describe_strategy(self.strategy)}; model: {self.model.count_params():,} parameters")

@@ -91,5 +91,9 @@ class BaseTranslator:
         """Log-probability of each target given its source."""
         raise TranslatorError(f"{type(self).__name__} cannot score: load a run directory or a CTranslate2 export")
 
+    def align(self, sources: list[str], targets: list[str]) -> list:
+        """Word alignments from the cross-attention (`translator.alignment.Alignment` per pair)."""
+        raise TranslatorError(f"{type(self).__name__} cannot align: alignments need a run directory (--run-dir)")
+
     def export(self, directory, **options):
         raise TranslatorError(f"{type(self).__name__} cannot export: load a run directory")
