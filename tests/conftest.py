@@ -24,13 +24,22 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "data" / "bible-es-en"
 
 
-@pytest.hookimpl(trylast=True)
 def pytest_configure(config):
     """TFDS reads TFDS_DATA_DIR when it is imported: set it before any test module imports it, for this
     process and every subprocess and notebook kernel it starts. One directory per process (each
     pytest-xdist worker builds its own copy, so no two processes ever build into one)."""
     config.tfds_data_dir = tempfile.mkdtemp(prefix="translator-tests-tfds-")
     os.environ["TFDS_DATA_DIR"] = config.tfds_data_dir
+
+
+# The modules that take longest, run first (each keeps its own order): two pytest-xdist workers then
+# finish close together instead of one waiting for the other's last notebook.
+LONGEST_FIRST = ("test_notebooks.py", "test_distributed.py", "test_serve.py", "test_train.py", "test_cli.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: module order kept otherwise
 
 
 def pytest_unconfigure(config):
@@ -44,6 +53,7 @@ def shipped_corpus(pytestconfig) -> str:
     from translator.corpus import read_pairs
 
     read_pairs("bible_es_en/kjv:dev[:1]", "es", "en")
+    assert (Path(pytestconfig.tfds_data_dir) / "bible_es_en" / "kjv").is_dir()  # not ~/tensorflow_datasets
     return pytestconfig.tfds_data_dir
 
 

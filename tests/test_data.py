@@ -14,8 +14,7 @@ def corpus(tokenizer, tmp_path_factory):
         train="bible_es_en/kjv:dev",
         max_source_length=64,
         max_target_length=64,
-        tfds_data_dir=str(tmp_path_factory.mktemp("tfds")),
-    )
+    )  # the shipped corpus from the session's TFDS directory (tests/conftest.py)
     return TokenizedCorpus.load_or_build(data.train, data, tokenizer, tmp_path_factory.mktemp("cache"))
 
 
