@@ -31,16 +31,18 @@ translate: install
 export: install
 	$(BIN)/translator export --run-dir $(RUN_DIR) $(ARGS)
 
+# Two pytest-xdist workers (tests/conftest.py shares the trained tiny run between them); the modules
+# whose fixtures start a server or export a model stay on one worker each (xdist_group).
 test: install
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
 
 # Speed benchmarks at the TF tutorial's model size (docs/benchmarks.md): trains runs/tutorial first
-# (15 minutes; a no-op once done), then decoding and training throughput.
+# (15 minutes; a no-op once done), then decoding and training throughput (10 minutes per training method).
 BENCH_RUN ?= runs/tutorial
 bench: install
 	$(BIN)/translator train --config tutorial --run-dir $(BENCH_RUN)
 	$(BIN)/translator bench decode --run-dir $(BENCH_RUN) --split test --uncached-limit 100 --json | tee $(BENCH_RUN)/bench-decode.json
-	$(BIN)/translator bench train --config tutorial --steps 60 --json | tee runs/bench-train.json
+	$(BIN)/translator bench train --config tutorial --budget-minutes 10 --json | tee runs/bench-train.json
 
 # Execute every notebook in notebooks/ (tiny preset, as the test suite does) and check its results.
 notebooks: install

@@ -1,9 +1,20 @@
-"""Shared fixtures: a tiny tokenizer and model, and one tiny trained run reused by the slow tests."""
+"""Shared fixtures: a tiny tokenizer and model, and one tiny trained run reused by the slow tests.
+
+What every test would otherwise pay again is made once per session: the shipped corpus as a TFDS
+dataset (built under the session's temporary directory, never in ~/tensorflow_datasets), one trained
+`tiny` run (shared by the pytest-xdist workers too), and its tokenizer and tokenized corpus, which
+`seeded_run` copies into the fresh run directories of tests whose point is not the tokenizer.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import gzip
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +22,50 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "data" / "bible-es-en"
+
+
+def pytest_configure(config):
+    """TFDS reads TFDS_DATA_DIR when it is imported: set it before any test module imports it, for this
+    process and every subprocess and notebook kernel it starts. One directory per process (each
+    pytest-xdist worker builds its own copy, so no two processes ever build into one)."""
+    config.tfds_data_dir = tempfile.mkdtemp(prefix="translator-tests-tfds-")
+    os.environ["TFDS_DATA_DIR"] = config.tfds_data_dir
+
+
+# The modules that take longest, run first (each keeps its own order): two pytest-xdist workers then
+# finish close together instead of one waiting for the other's last notebook.
+LONGEST_FIRST = ("test_notebooks.py", "test_distributed.py", "test_serve.py", "test_train.py", "test_cli.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: module order kept otherwise
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "tfds_data_dir", None):
+        shutil.rmtree(config.tfds_data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shipped_corpus(pytestconfig) -> str:
+    """The shipped corpus built once as a TFDS dataset, before any test (or subprocess of one) reads it."""
+    from translator.corpus import read_pairs
+
+    read_pairs("bible_es_en/kjv:dev[:1]", "es", "en")
+    assert (Path(pytestconfig.tfds_data_dir) / "bible_es_en" / "kjv").is_dir()  # not ~/tensorflow_datasets
+    return pytestconfig.tfds_data_dir
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path):
+    """Held by one process at a time: the pytest-xdist workers of one session agree on who builds."""
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def read_corpus(split: str, limit: int | None = None, target: str = "en_kjv") -> tuple[list[str], list[str]]:
@@ -44,14 +99,49 @@ def tiny_model(vocab_size: int = 60, seed: int = 0, **overrides):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
-    """A tiny run trained for 40 steps on the shipped corpus (shared by the slow tests)."""
+    """A tiny run trained for 40 steps on the shipped corpus (shared by the slow tests). Under
+    pytest-xdist the first worker to need it trains it and the others wait for it: its directory is
+    in the session's common temporary directory."""
     from translator.config import load_config
     from translator.training import train
 
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny"
-    config = load_config("tiny", ["train.steps=40", "train.checkpoint_every=20"])
-    train(config, run_dir, log=lambda line: None)
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    run_dir = shared / "trained-tiny"
+    with _exclusive(shared / "trained-tiny.lock"):
+        if not (run_dir / "finished").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # a worker that died half-way
+            config = load_config("tiny", ["train.steps=40", "train.checkpoint_every=20"])
+            train(config, run_dir, log=lambda line: None)
+            (run_dir / "finished").touch()
     return run_dir
+
+
+def seed_run_dir(source: str | os.PathLike, run_dir: str | os.PathLike) -> str:
+    """Copy the tokenizer and the tokenized-corpus cache of run `source` into a new `run_dir` (any
+    tf.io.gfile path), so that a `tiny` run there skips training SentencePiece and tokenizing the corpus.
+    Only for runs with the tiny preset's data and tokenizer settings (else the cache is simply not hit)."""
+    import tensorflow as tf
+
+    run_dir = os.fspath(run_dir)
+    for folder in ("tokenizer", "cache"):
+        tf.io.gfile.makedirs(f"{run_dir}/{folder}")
+        for path in tf.io.gfile.glob(f"{os.fspath(source)}/{folder}/*"):
+            tf.io.gfile.copy(path, f"{run_dir}/{folder}/{os.path.basename(path)}")
+    return run_dir
+
+
+@pytest.fixture
+def seeded_run(trained_run, tmp_path):
+    """`seeded_run(name)`: a new run directory tmp_path/name holding the shared tiny run's tokenizer and
+    tokenized corpus (see `seed_run_dir`); a path with "://" is seeded where it says."""
+
+    def make(name: str = "run") -> Path | str:
+        if "://" in name:
+            return seed_run_dir(trained_run, name)
+        return Path(seed_run_dir(trained_run, tmp_path / name))
+
+    return make
 
 
 def train_command(run_dir: Path, *settings: str, strategy: str | None = None, cpu_devices: int = 0) -> list[str]:

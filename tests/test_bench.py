@@ -1,9 +1,12 @@
 """`translator bench`: the reports' contents, on the tiny preset (speed targets live in docs/benchmarks.md)."""
 
 import json
+import time
 
 import pytest
+import tensorflow as tf
 
+from translator.bench.train import _measure
 from translator.cli import main
 
 pytestmark = pytest.mark.slow
@@ -22,24 +25,61 @@ def test_bench_decode_reports_every_method_and_exact_agreement(trained_run, caps
         assert row["sentences_per_s"] > 0 and row["tokens_per_s"] > 0
 
 
-def test_bench_train_measures_padded_and_bucketed_pipelines(tmp_path, capsys):
-    args = ["bench", "train", "--config", "tiny", "--steps", "4", "--warmup", "1", "--methods", "padded,bucketed"]
-    assert main([*args, "--work-dir", str(tmp_path), "--json"]) == 0
+def test_bench_train_measures_padded_bucketed_and_fixed_pipelines(seeded_run, capsys):
+    methods = "padded,bucketed,fixed"
+    args = ["bench", "train", "--config", "tiny", "--steps", "4", "--warmup", "1", "--methods", methods]
+    assert main([*args, "--work-dir", str(seeded_run("bench")), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    padded, bucketed = report["results"]
-    assert (padded["method"], bucketed["method"]) == ("padded", "bucketed")
-    for row in (padded, bucketed):
+    padded, bucketed, fixed = report["results"]
+    assert (padded["method"], bucketed["method"], fixed["method"]) == ("padded", "bucketed", "fixed")
+    for row in (padded, bucketed, fixed):
         assert row["steps"] == 4 and row["excluded_steps"] >= 1 and row["target_tokens_per_s"] > 0
+        assert row["tokens_in_budget"] is None and row["compile_seconds"] >= 0  # stopped by --steps
     # Length buckets under a token budget keep padding low; fixed-size batches do not.
     assert bucketed["target_padding"] < 0.10 < padded["target_padding"]
+    # Fixed shapes pad 8-10% (target) and 10-11% (source) over the corpus (tests/test_data.py checks < 10%
+    # of target positions over 60 batches); 4 batches are a noisy sample of that.
+    assert max(fixed["target_padding"], fixed["source_padding"]) < 0.2 < padded["target_padding"]
+    # The fixed shapes are known before training, and few; length buckets can meet many more.
+    assert fixed["batch_shapes"] <= fixed["possible_shapes"] <= 16 < bucketed["possible_shapes"]
+    assert padded["possible_shapes"] is None
     assert report["dropped_pairs"] > 0 and report["model"]["d_model"] == 32
     assert report["best"] in ("padded", "bucketed") and report["best_vs_padded"] > 0
 
 
 def test_bench_train_rejects_an_unknown_method(tmp_path, capsys):
-    args = ["bench", "train", "--config", "tiny", "--methods", "bucketed+jit", "--work-dir", str(tmp_path)]
+    args = ["bench", "train", "--config", "tiny", "--methods", "fixed+jit", "--work-dir", str(tmp_path)]
     assert main(args) == 2
-    assert "unknown method 'bucketed+jit'" in capsys.readouterr().err
+    assert "unknown method 'fixed+jit'" in capsys.readouterr().err
+
+
+class SleepyStep:
+    """A stand-in train step: 0.3 s the first time (its "tracing"), 0.05 s afterwards."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def experimental_get_tracing_count(self) -> int:
+        return min(self.calls, 1)
+
+    def __call__(self, batches):
+        self.calls += 1
+        time.sleep(0.3 if self.calls == 1 else 0.05)
+        ((_, labels),) = batches
+        return 0.0, tf.reduce_sum(tf.cast(labels != 0, tf.float32))
+
+
+def test_bench_train_counts_the_tokens_of_a_time_budget_compilation_included():
+    labels = tf.constant([[5, 6, 1, 0], [7, 1, 0, 0]])  # 5 real target tokens per batch
+    dataset = tf.data.Dataset.from_tensors(({"source_ids": labels, "target_input_ids": labels}, labels)).repeat()
+    row = _measure("fake", SleepyStep(), dataset, steps=0, warmup=1, xla=True, budget_seconds=0.6)
+    # Every step that ended within the budget counts, the slow first one included; the last ran over.
+    assert row["tokens_in_budget"] == 5 * (row["total_steps"] - 1) and row["seconds"] >= 0.6
+    # The first step took 0.3 s (and the pipeline's start) against a steady step's 0.05 s.
+    assert row["excluded_steps"] == 1 and 0.2 <= row["compile_seconds"] < row["excluded_seconds"]
+    assert row["batch_shapes"] == 1 and row["source_padding"] == row["target_padding"] == 0.375
+    early = _measure("fake", SleepyStep(), dataset, steps=3, warmup=1, xla=True, budget_seconds=60)
+    assert early["steps"] == 3 and early["tokens_in_budget"] is None  # stopped before its budget
 
 
 def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_path, capsys):

@@ -146,11 +146,11 @@ def test_help_of_every_command_has_an_example(capsys):
         assert f"translator {' '.join(command)} " in examples
 
 
-def test_ctrl_c_during_training_writes_a_checkpoint(tmp_path):
+def test_ctrl_c_during_training_writes_a_checkpoint(seeded_run):
     import signal
     import time
 
-    run_dir = tmp_path / "run"
+    run_dir = seeded_run()
     process = subprocess.Popen(
         train_command(run_dir, "train.steps=100000", "train.log_every=10"),
         stdout=subprocess.PIPE,

@@ -36,6 +36,8 @@ def test_overrides_are_typed():
         ("model.pre_norm=3", "model.pre_norm must be bool"),
         ("steps=3", "the key needs a section"),
         ("train.steps", "expected key=value"),
+        ("train.batching=packed", "train.batching must be bucketed or fixed, got 'packed'"),
+        ("train.batch_shapes=0", "train.batch_shapes must be at least 1"),
     ],
 )
 def test_bad_overrides_fail_with_a_clear_message(override, message):

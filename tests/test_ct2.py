@@ -20,7 +20,7 @@ from translator.errors import TranslatorError  # noqa: E402
 from translator.evaluation import split_pairs  # noqa: E402
 from translator.inference import Translator  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ct2")]  # one worker: one ct2 fixture
 
 PER_TOKEN_TOLERANCE = 1e-4
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from translator.config import DataConfig
-from translator.data import TokenizedCorpus, target_boundaries, training_dataset
+from translator.data import TokenizedCorpus, batch_shapes, fixed_shapes, target_boundaries, training_dataset
 from translator.tokenizer import BOS_ID, EOS_ID
 
 
@@ -14,8 +14,7 @@ def corpus(tokenizer, tmp_path_factory):
         train="bible_es_en/kjv:dev",
         max_source_length=64,
         max_target_length=64,
-        tfds_data_dir=str(tmp_path_factory.mktemp("tfds")),
-    )
+    )  # the shipped corpus from the session's TFDS directory (tests/conftest.py)
     return TokenizedCorpus.load_or_build(data.train, data, tokenizer, tmp_path_factory.mktemp("cache"))
 
 
@@ -77,3 +76,28 @@ def test_cache_is_reused_and_keyed_by_tokenizer(corpus, tokenizer, tmp_path):
     np.testing.assert_array_equal(first.target_values, second.target_values)
     TokenizedCorpus.load_or_build(data.train, DataConfig(train=data.train, max_source_length=32), tokenizer, tmp_path)
     assert len(list(tmp_path.glob("*.npz"))) == 2  # another length limit, another cache entry
+
+
+def test_fixed_batching_yields_only_its_shapes_known_before_training(corpus):
+    shapes = fixed_shapes(corpus, 8)
+    assert len(shapes) == 8 and shapes == fixed_shapes(corpus, 8)  # deterministic: every worker agrees
+    longest = max(zip(corpus.source_lengths, corpus.target_lengths), key=sum)
+    assert any(s >= longest[0] and t >= longest[1] for s, t in shapes)  # every pair fits a shape
+    expected = set(batch_shapes(corpus, 600, 64, shapes))  # (batch, source, target), one batch size per shape
+    assert len(expected) <= 8 and len({(s, t) for _, s, t in expected}) == len(expected)
+    stream = take(training_dataset(corpus, 600, 64, seed=1, shapes=shapes), 60)
+    seen = {(labels.shape[0], source.shape[1], labels.shape[1]) for source, _, labels in stream}
+    assert seen <= expected and len(seen) > 2
+    real = sum((labels != 0).sum() for _, _, labels in stream)
+    assert 1 - real / sum(labels.size for _, _, labels in stream) < 0.10
+    for _, target_in, labels in stream:
+        assert ((labels == EOS_ID).sum(axis=1) == 1).all() and (target_in[:, 0] == BOS_ID).all()
+    resumed = take(training_dataset(corpus, 600, 64, seed=1, skip_batches=7, shapes=shapes), 5)
+    for a, b in zip(stream[7:], resumed):
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[2], b[2])
+
+
+def test_bucketed_batching_can_meet_many_more_shapes(corpus):
+    bucketed = batch_shapes(corpus, 600, 64)
+    assert len(bucketed) > 16 and len(batch_shapes(corpus, 600, 64, fixed_shapes(corpus, 16))) <= 16

@@ -38,9 +38,9 @@ def python(*args, env=None, timeout=900):
     )
 
 
-def test_mirrored_updates_equal_single_device_updates(tmp_path):
+def test_mirrored_updates_equal_single_device_updates(seeded_run):
     """Several Adam updates with clipping, accumulation and label smoothing: 2 replicas ≡ 1 device."""
-    result = python(HELPERS / "mirrored_steps.py", tmp_path / "run")
+    result = python(HELPERS / "mirrored_steps.py", seeded_run())
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert min(report["gradient_norms"]) > 0.05  # clipping was active at every update
@@ -74,10 +74,10 @@ def start_workers(run_dir, tmp_path, steps: int, minutes: float) -> list[subproc
     return workers
 
 
-def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(tmp_path):
+def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(seeded_run, tmp_path):
     """Time-based checkpoints (each worker's own clock) are agreed by both workers; after both are
     killed the run resumes on both from the chief's checkpoint; only the chief's files remain."""
-    run_dir = tmp_path / "run"
+    run_dir = seeded_run()
     workers = start_workers(run_dir, tmp_path, steps=400, minutes=0.002)
     index = run_dir / "checkpoints" / "checkpoint"
     deadline = time.monotonic() + 600
@@ -105,7 +105,8 @@ def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(t
     assert not list(run_dir.glob("worker-tmp-*"))  # other workers' scratch checkpoints are removed
 
 
-def test_mixed_bfloat16_trains_on_cpu(tmp_path):
+def test_mixed_bfloat16_trains_on_cpu(seeded_run):
+    tmp_path = seeded_run()
     lines = []
     config = load_config(
         "tiny",
@@ -118,8 +119,9 @@ def test_mixed_bfloat16_trains_on_cpu(tmp_path):
     assert all(w.dtype == np.float32 for w in model.get_weights())
 
 
+RESUME_STEPS = 20  # killed at the first checkpoint (step 10), resumed to step 20
 RESUME_SETTINGS = (
-    "train.steps=60",
+    f"train.steps={RESUME_STEPS}",
     "train.checkpoint_every=10",
     "train.log_every=10",
     "model.dropout=0.1",
@@ -145,10 +147,10 @@ def kill_at_first_checkpoint(command: list[str], run_dir) -> int:
     [(None, (), 0.0), ("mirrored", ("train.accumulate_steps=2",), 1e-5)],
     ids=["default", "mirrored-accumulate"],
 )
-def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, strategy, extra, tolerance):
+def test_killed_and_resumed_run_equals_an_uninterrupted_one(seeded_run, strategy, extra, tolerance):
     settings = (*RESUME_SETTINGS, *extra)
     devices = 2 if strategy else 0
-    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    straight, killed = seeded_run("straight"), seeded_run("killed")
     done = subprocess.run(
         train_command(straight, *settings, strategy=strategy, cpu_devices=devices),
         cwd=REPO,
@@ -160,10 +162,11 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, strategy, 
 
     command = train_command(killed, *settings, strategy=strategy, cpu_devices=devices)
     killed_at = kill_at_first_checkpoint(command, killed)
-    assert killed_at < 60
+    assert killed_at < RESUME_STEPS
     resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resumed from step {killed_at}" in resumed.stdout and "finished at step 60" in resumed.stdout
+    assert f"resumed from step {killed_at}" in resumed.stdout
+    assert f"finished at step {RESUME_STEPS}" in resumed.stdout
 
     expected = checkpoint_weights(tf.train.latest_checkpoint(str(straight / "checkpoints")))
     actual = checkpoint_weights(tf.train.latest_checkpoint(str(killed / "checkpoints")))
@@ -172,18 +175,19 @@ def test_killed_and_resumed_run_equals_an_uninterrupted_one(tmp_path, strategy, 
         np.testing.assert_allclose(actual[name], expected[name], atol=tolerance, rtol=0, err_msg=name)
 
 
-def test_two_fresh_runs_with_one_seed_are_identical(tmp_path):
+def test_two_fresh_runs_with_one_seed_are_identical(seeded_run):
     config = load_config("tiny", ["train.steps=8", "model.dropout=0.1", "data.dev=", "train.log_every=4"])
-    train(config, tmp_path / "a", log=lambda line: None)
-    train(config, tmp_path / "b", log=lambda line: None)
-    first = checkpoint_weights(tf.train.latest_checkpoint(str(tmp_path / "a" / "checkpoints")))
-    second = checkpoint_weights(tf.train.latest_checkpoint(str(tmp_path / "b" / "checkpoints")))
+    a, b, c = seeded_run("a"), seeded_run("b"), seeded_run("c")
+    train(config, a, log=lambda line: None)
+    train(config, b, log=lambda line: None)
+    first = checkpoint_weights(tf.train.latest_checkpoint(str(a / "checkpoints")))
+    second = checkpoint_weights(tf.train.latest_checkpoint(str(b / "checkpoints")))
     assert first.keys() == second.keys() and len(first) > 20
     for name in first:
         np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     reseeded = config.replace(train=dataclasses.replace(config.train, seed=config.train.seed + 1))
-    train(reseeded, tmp_path / "c", log=lambda line: None)
-    third = checkpoint_weights(tf.train.latest_checkpoint(str(tmp_path / "c" / "checkpoints")))
+    train(reseeded, c, log=lambda line: None)
+    third = checkpoint_weights(tf.train.latest_checkpoint(str(c / "checkpoints")))
     assert any(not np.array_equal(first[name], third[name]) for name in first)  # the seed matters
 
 

@@ -11,7 +11,7 @@ from tests.conftest import REPO
 from translator.export import export_saved_model
 from translator.inference import Translator
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export")]  # one worker: one export fixture
 
 SENTENCES = [
     "En el principio crió Dios los cielos y la tierra.",

@@ -22,7 +22,7 @@ import pytest
 
 from tests.conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("serve")]  # one worker: one serve fixture
 
 pytest.importorskip("starlette", reason="needs the serve extra: pip install -e '.[serve]'")
 

@@ -11,9 +11,9 @@ from translator.cli import main
 pytestmark = pytest.mark.slow
 
 
-def test_train_resume_evaluate_and_export_in_memory(tmp_path, monkeypatch, capsys):
+def test_train_resume_evaluate_and_export_in_memory(seeded_run, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # where a path mistaken for a local one would land
-    run_dir = "ram://runs/tiny-in-memory"
+    run_dir = seeded_run("ram://runs/tiny-in-memory")
     settings = {"train.checkpoint_every": 3, "data.dev": "bible_es_en/kjv:dev[:4]", "train.log_every": 3}
     first = translator.train("tiny", run_dir, settings, train_steps=6, log=lambda line: None)
     lines = []

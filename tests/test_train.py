@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.conftest import checkpoint_weights
 from translator.config import load_config
 from translator.errors import TranslatorError
 from translator.inference import Translator
@@ -22,7 +23,8 @@ def test_tiny_run_learns_and_writes_its_run_directory(trained_run):
     assert run.load_config().train.steps == 40 and Translator.from_run_dir(run.path).model.count_params() > 0
 
 
-def test_resume_continues_from_the_last_checkpoint(tmp_path):
+def test_resume_continues_from_the_last_checkpoint(seeded_run):
+    tmp_path = seeded_run()
     lines = []
     config = load_config("tiny", ["train.steps=20", "train.checkpoint_every=10", "train.log_every=5"])
     first = train(config, tmp_path, log=lines.append)
@@ -39,10 +41,10 @@ def test_resume_continues_from_the_last_checkpoint(tmp_path):
     assert any(np.abs(a - b).max() > 0 for a, b in zip(weights_after_20, weights_after_30))
 
 
-def test_loss_goes_down(tmp_path):
+def test_loss_goes_down(seeded_run):
     lines = []
     config = load_config("tiny", ["train.steps=60", "train.log_every=10", "train.learning_rate=2.0"])
-    train(config, tmp_path, log=lines.append)
+    train(config, seeded_run(), log=lines.append)
     losses = [float(line.split("| loss ")[1].split()[0]) for line in lines if "| loss " in line]
     assert losses[-1] < losses[0] - 1.0
 
@@ -53,10 +55,10 @@ def test_a_run_directory_refuses_another_model(trained_run):
         train(other, trained_run)
 
 
-def test_time_budget_stops_training(tmp_path):
+def test_time_budget_stops_training(seeded_run):
     lines = []
     config = load_config("tiny", ["train.steps=100000", "train.max_minutes=0.05"])
-    result = train(config, tmp_path, log=lines.append)
+    result = train(config, seeded_run(), log=lines.append)
     assert result.step < 100000 and "time budget" in lines[-1]
 
 
@@ -65,7 +67,8 @@ def _dev_evaluations(lines):
     return [(int(line.split()[1]), float(line.split("dev BLEU ")[1].split()[0])) for line in evaluations]
 
 
-def test_dev_bleu_every_n_steps_and_at_the_end_keeps_the_best(tmp_path):
+def test_dev_bleu_every_n_steps_and_at_the_end_keeps_the_best(seeded_run):
+    tmp_path = seeded_run()
     lines = []
     config = load_config("tiny", ["train.steps=25", "train.eval_every=10"])
     result = train(config, tmp_path, log=lines.append)
@@ -76,32 +79,32 @@ def test_dev_bleu_every_n_steps_and_at_the_end_keeps_the_best(tmp_path):
     assert best is not None
 
 
-def test_eval_every_zero_scores_dev_only_at_the_end_and_no_dev_never(tmp_path):
+def test_eval_every_zero_scores_dev_only_at_the_end_and_no_dev_never(seeded_run):
     lines = []
-    train(load_config("tiny", ["train.steps=12", "train.eval_every=0"]), tmp_path / "end", log=lines.append)
+    train(load_config("tiny", ["train.steps=12", "train.eval_every=0"]), seeded_run("end"), log=lines.append)
     assert [step for step, _ in _dev_evaluations(lines)] == [12]
     lines.clear()
-    result = train(load_config("tiny", ["train.steps=12", "data.dev="]), tmp_path / "none", log=lines.append)
+    result = train(load_config("tiny", ["train.steps=12", "data.dev="]), seeded_run("none"), log=lines.append)
     assert _dev_evaluations(lines) == [] and result.best_dev_bleu is None
 
 
-def test_a_malformed_dev_file_fails_before_training(tmp_path):
+def test_a_malformed_dev_file_fails_before_training(seeded_run, tmp_path):
     dev = tmp_path / "dev.tsv"
     dev.write_text("es\ten\nuno\tone\ndos sin tabulador\n", encoding="utf-8")
     lines = []
     with pytest.raises(TranslatorError, match=r"dev\.tsv.*line 3"):
-        train(load_config("tiny", [f"data.dev=tsv:{dev}"]), tmp_path / "run", log=lines.append)
+        train(load_config("tiny", [f"data.dev=tsv:{dev}"]), seeded_run(), log=lines.append)
     assert not any("| loss " in line for line in lines)
 
 
-def test_accumulated_batches_make_one_update_on_their_union(tmp_path):
+def test_accumulated_batches_make_one_update_on_their_union(seeded_run):
     import keras
 
     from translator.losses import smoothed_cross_entropy_sum
     from translator.training import Trainer
 
     config = load_config("tiny", ["train.accumulate_steps=2", "train.batch_tokens=256"])
-    trainer = Trainer(config, tmp_path, log=lambda line: None)
+    trainer = Trainer(config, seeded_run(), log=lambda line: None)
     # Plain SGD with learning rate 1 (in the trainer's loss-scale guard): the update is the gradient.
     trainer.optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(1.0), initial_scale=1.0)
     variables = trainer.model.trainable_variables
@@ -229,3 +232,35 @@ def test_fine_tuning_refuses_another_tokenizer_or_model_in_one_line(trained_run,
     with pytest.raises(TranslatorError, match=message) as error:
         train(config, tmp_path / "child", log=lambda line: None)
     assert "\n" not in str(error.value) and not (tmp_path / "child" / "config.yaml").exists()
+
+
+def test_fixed_batching_logs_its_shapes_averages_and_resumes_exactly(seeded_run):
+    """`train.batching=fixed`: the shape count is logged before the first step; a run stopped at step 3
+    and resumed ends with the very same state as one trained straight to step 6; averaging works."""
+    settings = ["train.batching=fixed", "model.dropout=0.1", "data.dev=", "train.checkpoint_every=3"]
+    lines = []
+    straight, resumed = seeded_run("straight"), seeded_run("resumed")
+    train(load_config("tiny", [*settings, "train.steps=6", "train.average_last=2"]), straight, log=lines.append)
+    shapes = next(line for line in lines if line.startswith("batch shapes: "))
+    assert lines.index(shapes) < next(i for i, line in enumerate(lines) if "| loss " in line)
+    assert int(shapes.split()[2]) <= 16 and "(fixed batching, at most 16, chosen before training)" in shapes
+    assert (straight / "checkpoints" / "averaged").is_dir()
+
+    train(load_config("tiny", [*settings, "train.steps=3"]), resumed, log=lambda line: None)
+    lines.clear()
+    train(load_config("tiny", [*settings, "train.steps=6"]), resumed, log=lines.append)
+    assert any(line.startswith("resumed from step 3") for line in lines)
+    expected = checkpoint_weights(tf.train.latest_checkpoint(str(straight / "checkpoints")))
+    actual = checkpoint_weights(tf.train.latest_checkpoint(str(resumed / "checkpoints")))
+    assert expected.keys() == actual.keys() and len(expected) > 20
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+
+
+def test_early_stopping_with_fixed_batching(seeded_run):
+    """With a learning rate of 0 the dev BLEU cannot improve: patience 1 stops at the second evaluation."""
+    lines = []
+    settings = ["train.batching=fixed", "train.learning_rate=0", "train.eval_every=2", "train.early_stopping=1"]
+    result = train(load_config("tiny", [*settings, "train.steps=20"]), seeded_run(), log=lines.append)
+    assert [step for step, _ in _dev_evaluations(lines)] == [2, 4] and result.step == 4
+    assert "early stopping (1 evaluations without improvement)" in lines[-1]

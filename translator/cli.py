@@ -57,7 +57,8 @@ EXAMPLES = {
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
     "translator bench decode --run-dir runs/small --limit 100 --no-xla\n"
     "translator bench decode --run-dir runs/tutorial --methods beam,savedmodel,ct2_beam,ct2_int8_beam --json\n"
-    "translator bench train --config tutorial --steps 100 --json\n"
+    "translator bench train --config tutorial --methods bucketed,fixed,fixed+xla --json\n"
+    "translator bench train --config tiny --methods fixed+xla --budget-minutes 1\n"
     "translator bench train --config tiny --methods bucketed,bucketed+xla+bf16\n"
     "translator bench serve --run-dir runs/tutorial --requests 40\n"
     "translator bench serve --export-dir runs/small/export --clients 16 --json",
@@ -256,12 +257,20 @@ def _parser() -> argparse.ArgumentParser:
     train_bench = benchmark("train", "training throughput: padded vs bucketed batches, with/without XLA")
     train_bench.add_argument("--config", default="small", help="preset name or YAML file (the model size)")
     train_bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-    train_bench.add_argument("--steps", type=int, default=100, help="steady-state steps measured per method")
+    train_bench.add_argument(
+        "--budget-minutes",
+        type=float,
+        default=10.0,
+        help="wall-clock minutes each method trains, compilation included (its tokens in that time are reported)",
+    )
+    train_bench.add_argument(
+        "--steps", type=int, default=0, help="stop a method earlier, after this many steady-state steps (0: no limit)"
+    )
     train_bench.add_argument("--warmup", type=int, default=5, help="first steps not measured")
     train_bench.add_argument(
         "--methods",
-        default="padded,bucketed,bucketed+xla",
-        help="comma-separated: padded or bucketed, each optionally +xla and/or +bf16",
+        default="padded,bucketed,bucketed+xla,fixed,fixed+xla",
+        help="comma-separated: padded, bucketed or fixed, each optionally +xla and/or +bf16",
     )
     train_bench.add_argument("--work-dir", help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
     train_bench.add_argument("--json", action="store_true", help="print one JSON object")

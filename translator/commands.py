@@ -444,7 +444,9 @@ def bench_train(args: argparse.Namespace) -> int:
     work_dir = args.work_dir or Path("runs") / f"bench-{Path(args.config).stem}"
     methods = tuple(method.strip() for method in args.methods.split(",") if method.strip())
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
-    report = run_benchmark(config, work_dir, args.steps, args.warmup, methods, log=log)
+    report = run_benchmark(
+        config, work_dir, args.steps, args.warmup, methods, log=log, budget_minutes=args.budget_minutes
+    )
     if args.json:
         print(json.dumps(report, indent=2))
     else:

@@ -7,6 +7,12 @@ length limits or the tokenizer. `training_dataset` makes the infinite, determini
 `(features, labels)` batches the training loop consumes: shuffled pairs, grouped by (target, source)
 length bucket, padded to the bucket boundary, each batch as large as the token budget allows. A
 bounded set of shapes keeps compiled train steps few; fine target buckets keep padding low.
+
+`train.batching: fixed` trades a little padding for far fewer shapes: `fixed_shapes` chooses, before
+training and from the corpus' own lengths, at most `train.batch_shapes` (source, target) shapes that
+cover every pair, and every batch is padded to one of them with a fixed batch size per shape. XLA (and a
+TPU) then compiles each shape once, all of them known in advance, instead of meeting new bucket shapes
+for the whole run.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from translator.corpus import parse_spec, read_pairs
 from translator.tokenizer import Tokenizer
 
 SOURCE_MULTIPLE = 8  # source side padded to a multiple of this
+FIXED_SHAPE_MULTIPLE = 4  # fixed shapes are multiples of this on both sides
 
 
 def target_boundaries(max_length: int) -> list[int]:
@@ -151,6 +158,70 @@ def bucket_shapes(source_length: tf.Tensor, target_length: tf.Tensor, boundaries
     return padded_source, padded_target
 
 
+def fixed_shapes(corpus: TokenizedCorpus, count: int) -> list[tuple[int, int]]:
+    """At most `count` (source, target) padded lengths that cover every pair of `corpus`, chosen to pad little.
+
+    Each pair's lengths are rounded up to a multiple of 4; then, greedily, the two shapes whose merge
+    into their common cover (the larger length on each side) adds the fewest padded tokens (source plus
+    target, over the pairs they hold) are merged, until `count` remain. Deterministic: every worker and
+    every resumption of a run computes the same shapes from the same corpus. Sorted by target, then
+    source length.
+    """
+    if len(corpus) == 0:
+        raise ValueError("no training pairs: cannot choose batch shapes")
+    grid = FIXED_SHAPE_MULTIPLE
+    lengths = np.stack([corpus.source_lengths, corpus.target_lengths], axis=1).astype(np.int64)
+    keys, counts = np.unique((lengths + grid - 1) // grid * grid, axis=0, return_counts=True)
+    source, target, pairs = keys[:, 0], keys[:, 1], counts.astype(np.int64)
+    while len(source) > count:
+        merged_source = np.maximum(source[:, None], source[None, :])  # [shapes, shapes]
+        merged_target = np.maximum(target[:, None], target[None, :])
+        padded = pairs * (source + target)  # padded tokens of each shape's pairs, now
+        growth = (pairs[:, None] + pairs[None, :]) * (merged_source + merged_target) - padded[:, None] - padded[None, :]
+        np.fill_diagonal(growth, np.iinfo(np.int64).max)
+        i, j = np.unravel_index(np.argmin(growth), growth.shape)
+        source[i], target[i], pairs[i] = merged_source[i, j], merged_target[i, j], pairs[i] + pairs[j]
+        source, target, pairs = np.delete(source, j), np.delete(target, j), np.delete(pairs, j)
+    return sorted(zip(source.tolist(), target.tolist()), key=lambda shape: (shape[1], shape[0]))
+
+
+def batch_size_for(batch_tokens: int, source_length: int, target_length: int) -> int:
+    """Pairs per batch of one shape: as many as `batch_tokens` padded tokens of the longer side allow."""
+    return max(batch_tokens // max(source_length, target_length), 1)
+
+
+def batch_shapes(
+    corpus: TokenizedCorpus, batch_tokens: int, max_target_length: int, shapes: list[tuple[int, int]] | None = None
+) -> list[tuple[int, int, int]]:
+    """Every (batch, source, target) shape `training_dataset` can yield for `corpus`: one per length bucket
+    that holds a pair (bucketed), or one per fixed shape that holds a pair (`shapes` given). Known before
+    training, so a run can log it and compile each one up front."""
+    if shapes is None:
+        source, target = bucket_shapes(
+            tf.constant(corpus.source_lengths), tf.constant(corpus.target_lengths), target_boundaries(max_target_length)
+        )
+        used = set(zip(source.numpy().tolist(), target.numpy().tolist()))
+    else:
+        indices = _fixed_shape_index(corpus.source_lengths, corpus.target_lengths, shapes)
+        used = {shapes[index] for index in np.unique(indices)}
+    return sorted((batch_size_for(batch_tokens, s, t), s, t) for s, t in used)
+
+
+def _fixed_shape_index(source_length, target_length, shapes: list[tuple[int, int]]):
+    """Index of the smallest shape (fewest source + target positions) that holds each pair; numpy or tensors.
+    A pair that fits no shape gets `len(shapes)`."""
+    source_sizes = np.array([s for s, _ in shapes], np.int32)
+    target_sizes = np.array([t for _, t in shapes], np.int32)
+    if isinstance(source_length, np.ndarray):
+        fits = (source_sizes[None, :] >= source_length[:, None]) & (target_sizes[None, :] >= target_length[:, None])
+        cost = np.where(fits, source_sizes + target_sizes, np.iinfo(np.int32).max)
+        return np.where(fits.any(axis=1), np.argmin(cost, axis=1), len(shapes))
+    source_sizes, target_sizes = tf.constant(source_sizes), tf.constant(target_sizes)
+    fits = tf.logical_and(source_sizes >= source_length, target_sizes >= target_length)  # [shapes]
+    cost = tf.where(fits, source_sizes + target_sizes, np.iinfo(np.int32).max)
+    return tf.where(tf.reduce_any(fits), tf.argmin(cost, output_type=tf.int32), len(shapes))
+
+
 def training_dataset(
     corpus: TokenizedCorpus,
     batch_tokens: int,
@@ -158,18 +229,44 @@ def training_dataset(
     seed: int,
     skip_batches: int = 0,
     input_context: tf.distribute.InputContext | None = None,
+    shapes: list[tuple[int, int]] | None = None,
 ) -> tf.data.Dataset:
     """Infinite, deterministic stream of `({"source_ids", "target_input_ids"}, target_output_ids)`.
 
     `batch_tokens` is this pipeline's budget of padded tokens (of the longer side) per batch; under a
     strategy, pass the per-replica share. `skip_batches` resumes the stream where a run stopped.
+    `shapes` (from `fixed_shapes`) pads every batch to one of these (source, target) shapes instead of
+    the length buckets; each shape's batches all have the same size.
     """
     dataset = corpus.pairs()
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
     dataset = dataset.shuffle(len(corpus), seed=seed, reshuffle_each_iteration=True).repeat()
-    dataset = bucket_batches(dataset, batch_tokens, max_target_length).shuffle(64, seed=seed + 1)
-    return dataset.skip(skip_batches).prefetch(tf.data.AUTOTUNE)
+    if shapes is None:
+        dataset = bucket_batches(dataset, batch_tokens, max_target_length)
+    else:
+        dataset = fixed_shape_batches(dataset, batch_tokens, shapes)
+    return dataset.shuffle(64, seed=seed + 1).skip(skip_batches).prefetch(tf.data.AUTOTUNE)
+
+
+def fixed_shape_batches(pairs: tf.data.Dataset, batch_tokens: int, shapes: list[tuple[int, int]]) -> tf.data.Dataset:
+    """(source ids + EOS, target ids + EOS) pairs → teacher-forced batches, each padded to the smallest of
+    `shapes` that holds its pairs, `batch_size_for` that shape pairs each (the remainder is kept for the
+    next epoch's windows: the stream is infinite). Pairs that fit no shape are an error."""
+    sizes = tf.constant([batch_size_for(batch_tokens, s, t) for s, t in shapes], tf.int64)
+    padded = tf.constant(shapes, tf.int64)  # [shapes, 2]
+
+    def key(source, target):
+        index = _fixed_shape_index(tf.size(source), tf.size(target), shapes)
+        tf.debugging.assert_less(index, len(shapes), message="a training pair fits none of the fixed batch shapes")
+        return tf.cast(index, tf.int64)
+
+    def batch(index, window):
+        shape = ([padded[index, 0]], [padded[index, 1]])
+        return window.padded_batch(sizes[index], padded_shapes=shape, drop_remainder=True)
+
+    dataset = pairs.group_by_window(key, batch, window_size_func=lambda index: sizes[index])
+    return dataset.map(teacher_forcing, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def bucket_batches(

@@ -26,7 +26,7 @@ from translator import storage
 from translator.checkpoints import restore
 from translator.config import ExperimentConfig
 from translator.corpus import read_pairs
-from translator.data import TokenizedCorpus, training_dataset
+from translator.data import TokenizedCorpus, batch_shapes, fixed_shapes, training_dataset
 from translator.evaluation import evaluate_translator
 from translator.finetune import copy_tokenizer, resolve_parent
 from translator.inference import Translator, greedy_config
@@ -155,6 +155,9 @@ class Trainer:
                 else ""
             )
         )
+        # Fixed batch shapes are chosen from the whole corpus, before training: the same on every worker.
+        fixed = self.config.train.batching == "fixed"
+        self.shapes = fixed_shapes(self.corpus, self.config.train.batch_shapes) if fixed else None
         policy = self.config.train.mixed_precision
         with self.strategy.scope():
             self.model = build_model(self.config, self.tokenizer, dtype=policy, seed=self.config.train.seed)
@@ -210,9 +213,11 @@ class Trainer:
         log(f"strategy: {describe_strategy(self.strategy)}; model: {self.model.count_params():,} parameters")
         self.dev_translator: Translator | None = None
 
+    def _per_replica_tokens(self) -> int:
+        return max(self.config.train.batch_tokens // self.strategy.num_replicas_in_sync, 1)
+
     def _datasets(self):
-        replicas = self.strategy.num_replicas_in_sync
-        per_replica_tokens = max(self.config.train.batch_tokens // replicas, 1)
+        per_replica_tokens = self._per_replica_tokens()
         skip = int(self.batches_consumed.numpy())
 
         def dataset_fn(context: tf.distribute.InputContext) -> tf.data.Dataset:
@@ -226,6 +231,7 @@ class Trainer:
                 seed=self.config.train.seed,
                 skip_batches=skip,
                 input_context=context,
+                shapes=self.shapes,
             )
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
@@ -317,6 +323,9 @@ class Trainer:
             + (f" × {config.accumulate_steps} accumulated" if config.accumulate_steps > 1 else "")
             + f", XLA {'on' if self._use_xla() else 'off'}"
         )
+        shapes = batch_shapes(self.corpus, self._per_replica_tokens(), self.config.data.max_target_length, self.shapes)
+        how = f"at most {config.batch_shapes}, chosen before training" if self.shapes else "one per length bucket"
+        self.log(f"batch shapes: {len(shapes)} ({config.batching} batching, {how})")
         window_loss = window_tokens = 0.0
         window_start = last_save = time.monotonic()
         session_start, base_seconds = time.monotonic(), float(self.seconds.numpy())

@@ -5,16 +5,23 @@ Each method trains a fresh model of the same preset on the same tokenized corpus
 - `padded`: 64 sentence pairs per batch padded to the longest, no XLA (the TF tutorial's pipeline);
 - `bucketed`: length buckets under the preset's token budget (the training pipeline), no XLA;
 - `bucketed+xla`: the same with the gradient computation compiled by XLA;
-- `bucketed+bf16`, `bucketed+xla+bf16` (on request): under `mixed_bfloat16`.
+- `fixed`, `fixed+xla`: at most `train.batch_shapes` batch shapes chosen before training
+  (`train.batching: fixed`, `translator.data.fixed_shapes`), without and with XLA;
+- `+bf16` on any of them (on request): under `mixed_bfloat16`.
 
-A step is timed from the end of the previous step to the end of this one, so input waits count.
+Each method trains for `budget_minutes` of wall-clock time (compilation included, as in a real run with
+a time budget), or until `steps` steady-state steps are measured if `steps` is given, whichever comes
+first. A step is timed from the end of the previous step to the end of this one, so input waits count.
 Steady state excludes the first `warmup` steps, every step that traced the step function, and with XLA
-every step whose batch shape is new (XLA compiles each shape once); those are reported apart.
-Throughput counts real target tokens, never padding.
+every step whose batch shape is new (XLA compiles each shape once); those are reported apart, with the
+time they took beyond a steady step's ("compile seconds"). "Tokens in budget" counts every step that
+ended within the budget: what a time-limited run gets, compilation and all. Throughput counts real
+target tokens, never padding.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import date
 from pathlib import Path
@@ -23,14 +30,14 @@ import tensorflow as tf
 
 from translator.bench.machine import describe_machine
 from translator.config import ExperimentConfig
-from translator.data import TokenizedCorpus, teacher_forcing, training_dataset
+from translator.data import TokenizedCorpus, batch_shapes, fixed_shapes, teacher_forcing, training_dataset
 from translator.errors import TranslatorError
 from translator.model import build_model
 from translator.rundir import RunDirectory
 from translator.tokenizer import load_or_train_tokenizer
 from translator.training import build_optimizer, build_train_step
 
-DEFAULT_METHODS = ("padded", "bucketed", "bucketed+xla")
+DEFAULT_METHODS = ("padded", "bucketed", "bucketed+xla", "fixed", "fixed+xla")
 PADDED_BATCH_SIZE = 64
 
 
@@ -43,9 +50,9 @@ def padded_dataset(corpus: TokenizedCorpus, batch_size: int, seed: int) -> tf.da
 
 def _parse_method(method: str) -> tuple[str, bool, str]:
     parts = method.split("+")
-    if parts[0] not in ("padded", "bucketed") or not set(parts[1:]) <= {"xla", "bf16"}:
+    if parts[0] not in ("padded", "bucketed", "fixed") or not set(parts[1:]) <= {"xla", "bf16"}:
         raise TranslatorError(
-            f"unknown method {method!r}: padded or bucketed, optionally with +xla and/or +bf16 (e.g. bucketed+xla)"
+            f"unknown method {method!r}: padded, bucketed or fixed, optionally with +xla and/or +bf16 (e.g. fixed+xla)"
         )
     return parts[0], "xla" in parts, "mixed_bfloat16" if "bf16" in parts else "float32"
 
@@ -53,12 +60,13 @@ def _parse_method(method: str) -> tuple[str, bool, str]:
 def bench_train(
     config: ExperimentConfig,
     work_dir: str | Path,
-    steps: int = 100,
+    steps: int = 0,
     warmup: int = 5,
     methods: tuple[str, ...] = DEFAULT_METHODS,
     log=print,
+    budget_minutes: float = 10.0,
 ) -> dict:
-    """Measure each method for `steps` steady-state steps (at most 4 × steps + warmup in all)."""
+    """Train each method for `budget_minutes` (or until `steps` > 0 steady-state steps are measured)."""
     parsed = [(method, *_parse_method(method)) for method in methods]
     # The work directory holds the tokenizer and the tokenized-corpus cache between benchmarks.
     run = RunDirectory(work_dir, flag="--work-dir")
@@ -72,17 +80,30 @@ def bench_train(
         optimizer = build_optimizer(config)
         optimizer.build(model.trainable_variables)
         update = build_train_step(model, optimizer, strategy, config.train.label_smoothing, xla, config.train.clip_norm)
-        dataset = (
-            padded_dataset(corpus, PADDED_BATCH_SIZE, config.train.seed)
-            if pipeline == "padded"
-            else training_dataset(corpus, config.train.batch_tokens, config.data.max_target_length, config.train.seed)
+        shapes = fixed_shapes(corpus, config.train.batch_shapes) if pipeline == "fixed" else None
+        if pipeline == "padded":
+            dataset, possible = padded_dataset(corpus, PADDED_BATCH_SIZE, config.train.seed), None
+        else:
+            tokens, max_target = config.train.batch_tokens, config.data.max_target_length
+            dataset = training_dataset(corpus, tokens, max_target, config.train.seed, shapes=shapes)
+            possible = len(batch_shapes(corpus, tokens, max_target, shapes))
+        row = {
+            **_measure(method, update, dataset, steps, warmup, xla, budget_minutes * 60),
+            "possible_shapes": possible,
+        }
+        results.append(row)
+        in_budget = (
+            f"{row['tokens_in_budget']:,} tgt tokens in {budget_minutes:g} min"
+            if row["tokens_in_budget"] is not None
+            else f"stopped before the {budget_minutes:g}-minute budget"
         )
-        results.append(_measure(method, update, dataset, steps, warmup, xla))
-        row = results[-1]
         log(
-            f"{method:>18}: {row['target_tokens_per_s']:>8,.0f} tgt tok/s  {row['pairs_per_s']:>6.1f} pairs/s  "
-            f"padding {row['target_padding']:.1%}  ({row['steps']} steps; {row['excluded_steps']} warm-up/new-shape "
-            f"steps, {row['excluded_seconds']:.0f} s, excluded)"
+            f"{method:>18}: {row['target_tokens_per_s']:>8,.0f} tgt tok/s steady  {row['pairs_per_s']:>6.1f} pairs/s  "
+            f"padding {row['target_padding']:.1%} (source {row['source_padding']:.1%})  {row['batch_shapes']} shapes"
+            + (f" of {possible} possible" if possible else "")
+            + f"  compile {row['compile_seconds']:.0f} s  {in_budget}  ({row['steps']} steady steps of "
+            f"{row['total_steps']}; {row['excluded_steps']} warm-up/new-shape steps, {row['excluded_seconds']:.0f} s, "
+            "excluded)"
         )
     padded = next((r["target_tokens_per_s"] for r in results if r["method"] == "padded"), None)
     best = max(results, key=lambda r: r["target_tokens_per_s"])
@@ -105,17 +126,21 @@ def bench_train(
         "results": results,
         "best": best["method"],
         "best_vs_padded": round(best["target_tokens_per_s"] / padded, 2) if padded else None,
+        "budget_minutes": budget_minutes,
     }
 
 
-def _measure(method: str, update, dataset: tf.data.Dataset, steps: int, warmup: int, xla: bool) -> dict:
+def _measure(
+    method: str, update, dataset: tf.data.Dataset, steps: int, warmup: int, xla: bool, budget_seconds: float
+) -> dict:
     seen_shapes: set = set()
     measured = {"seconds": 0.0, "tokens": 0.0, "pairs": 0, "steps": 0}
-    excluded_steps, excluded_seconds = 0, 0.0
-    padded_positions = real_tokens = 0.0
+    excluded: list[tuple[float, float]] = []  # (seconds, tokens) of the steps left out of steady state
+    padded_positions = real_tokens = source_positions = source_tokens = 0.0
+    tokens_in_budget, total_steps = 0, 0
     iterator = iter(dataset)
-    last = time.perf_counter()
-    for index in range(4 * steps + warmup):
+    start = last = time.perf_counter()
+    while last - start < budget_seconds and not (steps and measured["steps"] >= steps):
         features, labels = next(iterator)
         traces = update.experimental_get_tracing_count()
         _, tokens = update([(features, labels)])
@@ -123,28 +148,39 @@ def _measure(method: str, update, dataset: tf.data.Dataset, steps: int, warmup: 
         tokens = float(tokens)  # waits for the step to finish
         now = time.perf_counter()
         elapsed, last = now - last, now
+        total_steps += 1
+        if now - start <= budget_seconds:
+            tokens_in_budget += int(tokens)
         padded_positions += float(tf.size(labels))
         real_tokens += tokens
-        shape = (tuple(features["source_ids"].shape), tuple(labels.shape))
+        source = features["source_ids"]
+        source_positions += float(tf.size(source))
+        source_tokens += float(tf.math.count_nonzero(source))
+        shape = (tuple(source.shape), tuple(labels.shape))
         new_shape = shape not in seen_shapes
         seen_shapes.add(shape)
-        if index < warmup or traced or (xla and new_shape):
-            excluded_steps, excluded_seconds = excluded_steps + 1, excluded_seconds + elapsed
+        if total_steps <= warmup or traced or (xla and new_shape):
+            excluded.append((elapsed, tokens))
             continue
         measured["seconds"] += elapsed
         measured["tokens"] += tokens
         measured["pairs"] += int(labels.shape[0])
         measured["steps"] += 1
-        if measured["steps"] == steps:
-            break
     seconds = max(measured["seconds"], 1e-9)
+    rate = measured["tokens"] / seconds if measured["steps"] else math.inf
     return {
         "method": method,
         "steps": measured["steps"],
+        "total_steps": total_steps,
         "target_tokens_per_s": round(measured["tokens"] / seconds, 1),
         "pairs_per_s": round(measured["pairs"] / seconds, 2),
         "target_padding": round(1 - real_tokens / max(padded_positions, 1), 4),
+        "source_padding": round(1 - source_tokens / max(source_positions, 1), 4),
         "batch_shapes": len(seen_shapes),
-        "excluded_steps": excluded_steps,
-        "excluded_seconds": round(excluded_seconds, 1),
+        "excluded_steps": len(excluded),
+        "excluded_seconds": round(sum(elapsed for elapsed, _ in excluded), 1),
+        # Beyond what a steady step would have taken for the same tokens: tracing and XLA compilation.
+        "compile_seconds": round(sum(max(elapsed - tokens / rate, 0.0) for elapsed, tokens in excluded), 1),
+        "tokens_in_budget": tokens_in_budget if last - start >= budget_seconds else None,
+        "seconds": round(last - start, 1),
     }
