@@ -98,3 +98,14 @@ def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_
     # A CTranslate2 worker never imports TensorFlow: its memory is a fraction of the SavedModel's.
     assert rows["ct2_beam"]["peak_rss_mb"] < rows["savedmodel"]["peak_rss_mb"] / 2
     assert rows["ct2_int8_beam"]["size_mb"] < rows["ct2_beam"]["size_mb"]
+
+
+def test_serve_bench_compares_batching_pair_by_pair():
+    """--batch-sizes 32,1,32,1: each batched row against the unbatched row right after it, never the
+    best of one kind against the worst of the other."""
+    from translator.bench.serve import pairwise_speedups
+
+    rows = [{"sentences_per_s": speed} for speed in (57.23, 19.65, 54.48, 17.64)]
+    assert pairwise_speedups(rows) == [2.91, 3.09]
+    assert pairwise_speedups(rows[:3]) == [2.91]
+    assert pairwise_speedups([{"sentences_per_s": 5.0}, {"sentences_per_s": 0.0}]) == []
