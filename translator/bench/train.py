@@ -178,9 +178,9 @@ def _measure(
         "source_padding": round(1 - source_tokens / max(source_positions, 1), 4),
         "batch_shapes": len(seen_shapes),
         "excluded_steps": len(excluded),
-        "excluded_seconds": round(sum(elapsed for elapsed, _ in excluded), 1),
+        "excluded_seconds": round(sum(elapsed for elapsed, _ in excluded), 2),
         # Beyond what a steady step would have taken for the same tokens: tracing and XLA compilation.
-        "compile_seconds": round(sum(max(elapsed - tokens / rate, 0.0) for elapsed, tokens in excluded), 1),
+        "compile_seconds": round(sum(max(elapsed - tokens / rate, 0.0) for elapsed, tokens in excluded), 2),
         "tokens_in_budget": tokens_in_budget if last - start >= budget_seconds else None,
         "seconds": round(last - start, 1),
     }
