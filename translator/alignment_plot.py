@@ -7,8 +7,6 @@ the Pharaoh string in the title. Drawing takes matplotlib axes; `plot_alignment`
 
 from __future__ import annotations
 
-import io
-
 from translator import storage
 from translator.alignment import Alignment
 from translator.errors import TranslatorError
@@ -49,10 +47,7 @@ def plot_alignment(alignment: Alignment, output: str, title: str = "") -> str:
     if title:
         figure.suptitle(title, fontsize=10)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    storage.write_bytes(output, buffer.getvalue())
+    storage.write_png(output, figure)
     return output
 
 

@@ -8,7 +8,6 @@ exactly what TensorBoard would show.
 from __future__ import annotations
 
 import collections
-import io
 
 import tensorflow as tf
 
@@ -59,8 +58,5 @@ def plot_curves(run_dir: str, output: str, title: str | None = None) -> str:
         ax.grid(alpha=0.3)
     figure.suptitle(title or run_dir)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    storage.write_bytes(output, buffer.getvalue())
+    storage.write_png(output, figure)
     return output

@@ -52,6 +52,19 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> None:
     gfile.rename(temporary, path, overwrite=True)
 
 
+def write_png(path: str, figure) -> None:
+    """Save a matplotlib figure as PNG to `path` on any file system (matplotlib writes local files only)
+    and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    write_bytes(path, buffer.getvalue())
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
 
