@@ -44,7 +44,10 @@ def test_bench_train_measures_padded_bucketed_and_fixed_pipelines(seeded_run, ca
     assert fixed["batch_shapes"] <= fixed["possible_shapes"] <= 16 < bucketed["possible_shapes"]
     assert padded["possible_shapes"] is None
     assert report["dropped_pairs"] > 0 and report["model"]["d_model"] == 32
-    assert report["best"] in ("padded", "bucketed") and report["best_vs_padded"] > 0
+    # Which pipeline wins is a speed question for `make bench`; the report must name the fastest row it measured.
+    fastest = max(report["results"], key=lambda row: row["target_tokens_per_s"])
+    assert report["best"] == fastest["method"]
+    assert report["best_vs_padded"] == round(fastest["target_tokens_per_s"] / padded["target_tokens_per_s"], 2) >= 1
 
 
 def test_bench_train_rejects_an_unknown_method(tmp_path, capsys):
