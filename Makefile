@@ -9,7 +9,7 @@ RUN_DIR ?= runs/$(CONFIG)
 SPLIT ?= test
 ARGS ?=
 
-.PHONY: install train evaluate translate export test bench notebooks lint tensorboard clean
+.PHONY: install train evaluate translate export test bench bench-opennmt notebooks lint tensorboard clean
 
 install: $(VENV)/.installed
 
@@ -43,6 +43,16 @@ bench: install
 	$(BIN)/translator train --config tutorial --run-dir $(BENCH_RUN)
 	$(BIN)/translator bench decode --run-dir $(BENCH_RUN) --split test --uncached-limit 100 --json | tee $(BENCH_RUN)/bench-decode.json
 	$(BIN)/translator bench train --config tutorial --budget-minutes 10 --json | tee runs/bench-train.json
+
+# The peer, measured on this machine (docs/benchmarks.md): OpenNMT-tf 2.32 needs TensorFlow < 2.14, hence its
+# own Python 3.11 venv; then the same corpus and model size as `bench train --config tutorial`, 10 minutes.
+PEER_PYTHON ?= python3.11
+PEER_VENV := .venv-opennmt
+$(PEER_VENV)/bin/onmt-main:
+	$(PEER_PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet "opennmt-tf==2.32.0" "tensorflow-cpu==2.13.1"
+bench-opennmt: install $(PEER_VENV)/bin/onmt-main
+	$(BIN)/translator bench opennmt-tf --config tutorial --onmt-main $(PEER_VENV)/bin/onmt-main --json | tee runs/bench-opennmt.json
 
 # Execute every notebook in notebooks/ (tiny preset, as the test suite does) and check its results.
 notebooks: install

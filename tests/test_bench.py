@@ -3,6 +3,7 @@
 import json
 import time
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -112,3 +113,67 @@ def test_serve_bench_compares_batching_pair_by_pair():
     assert pairwise_speedups(rows) == [2.91, 3.09]
     assert pairwise_speedups(rows[:3]) == [2.91]
     assert pairwise_speedups([{"sentences_per_s": 5.0}, {"sentences_per_s": 0.0}]) == []
+
+
+def test_opennmt_tf_gets_our_token_sequences_and_model_size(tokenizer, tmp_path):
+    """The peer trains on exactly our ids: each written piece maps back to the id it came from."""
+    import sentencepiece
+    import yaml
+
+    from tests.conftest import read_corpus
+    from translator.bench.opennmt_tf import write_peer_inputs
+    from translator.config import load_config
+    from translator.data import TokenizedCorpus
+
+    sources, targets = read_corpus("dev", 20)
+    source_ids = [tokenizer.encode_source(tf.constant([text]))[0].numpy() for text in sources]
+    target_ids = [tokenizer.encode_target(tf.constant([text]))[0].numpy() for text in targets]
+    corpus = TokenizedCorpus(
+        source_values=np.concatenate(source_ids),
+        source_lengths=np.array([len(ids) + 1 for ids in source_ids]),
+        target_values=np.concatenate(target_ids),
+        target_lengths=np.array([len(ids) + 1 for ids in target_ids]),
+    )
+    config = load_config("tutorial", ["model.share_embeddings=false", "model.pre_norm=false"])
+    settings = write_peer_inputs(config, corpus, tokenizer, tmp_path)
+    pieces = sentencepiece.SentencePieceProcessor(model_proto=tokenizer.source_model_proto)
+    written = (tmp_path / "train.src").read_text(encoding="utf-8").splitlines()
+    assert [[pieces.piece_to_id(piece) for piece in line.split(" ")] for line in written] == [
+        ids.tolist() for ids in source_ids
+    ]
+    vocabulary = (tmp_path / "src-vocab.txt").read_text(encoding="utf-8").splitlines()
+    assert len(vocabulary) == len(set(vocabulary)) == pieces.get_piece_size() - 4  # <pad>, <unk>, <s>, </s>: its own
+    assert len((tmp_path / "train.tgt").read_text(encoding="utf-8").splitlines()) == 20
+    model = (tmp_path / "model.py").read_text()
+    for fragment in ("num_layers=4,", "num_units=128,", "num_heads=8,", "ffn_inner_dim=512,", "pre_norm=False,"):
+        assert fragment in model, model
+    assert "EmbeddingsSharingLevel.NONE" in model
+    assert yaml.safe_load((tmp_path / "config.yml").read_text()) == settings
+    assert settings["train"]["batch_size"] == 4096 and settings["train"]["effective_batch_size"] is None
+
+
+def test_opennmt_tf_figures_come_from_its_log():
+    from translator.bench.opennmt_tf import parse_rates, summarize_rates
+    from translator.errors import TranslatorError
+
+    line = "2026-12-01 22:00:00.000000: I runner.py:310] Step = {} ; steps/s = {}, tokens/s = 1 ({} source, {} target)"
+    lines = [
+        (50.0, line.format(50, "1.00", 4000, 3000)),  # start-up and tracing: not steady state
+        (75.0, line.format(100, "2.00", 8000, 7000)),
+        (100.0, line.format(150, "2.00", 8200, 7200)),
+        (125.0, "Saving checkpoint"),
+        (130.0, line.format(200, "2.00", 8400, 7400)),
+    ]
+    rows = parse_rates(lines)
+    assert [row["step"] for row in rows] == [50, 100, 150, 200]
+    summary = summarize_rates(rows, budget_seconds=110)
+    assert summary["target_tokens_per_s"] == 7200 and summary["source_tokens_per_s"] == 8200
+    # 50 steps at 1 step/s × 3,000, then 2 × 25 s at 7,000 and 7,200; the line at 130 s is past the budget.
+    assert summary["tokens_in_budget"] == 50 * 3000 + 25 * 7000 + 25 * 7200 and summary["steps"] == 200
+    with pytest.raises(TranslatorError, match="1 throughput line"):
+        summarize_rates(rows[:1], budget_seconds=600)
+
+
+def test_opennmt_tf_without_its_venv_says_how_to_get_it(tmp_path, capsys):
+    assert main(["bench", "opennmt-tf", "--onmt-main", str(tmp_path / "onmt-main"), "--work-dir", str(tmp_path)]) == 2
+    assert "make bench-opennmt" in capsys.readouterr().err

@@ -60,6 +60,7 @@ EXAMPLES = {
     "translator bench train --config tutorial --methods bucketed,fixed,fixed+xla --json\n"
     "translator bench train --config tiny --methods fixed+xla --budget-minutes 1\n"
     "translator bench train --config tiny --methods bucketed,bucketed+xla+bf16\n"
+    "translator bench opennmt-tf --config tutorial --onmt-main .venv-opennmt/bin/onmt-main --json\n"
     "translator bench serve --run-dir runs/tutorial --requests 40\n"
     "translator bench serve --export-dir runs/small/export --clients 16 --json",
 }
@@ -274,6 +275,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     train_bench.add_argument("--work-dir", help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
     train_bench.add_argument("--json", action="store_true", help="print one JSON object")
+    peer = benchmark("opennmt-tf", "OpenNMT-tf's training throughput on the same corpus, model size and machine")
+    peer.add_argument("--config", default="tutorial", help="preset name or YAML file (the model size)")
+    peer.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    peer.add_argument(
+        "--onmt-main",
+        default=".venv-opennmt/bin/onmt-main",
+        help="OpenNMT-tf's onmt-main in its own venv (default: the one `make bench-opennmt` builds)",
+    )
+    peer.add_argument("--budget-minutes", type=float, default=10.0, help="wall-clock minutes, start-up included")
+    peer.add_argument("--jit-compile", action="store_true", help="OpenNMT-tf's own --jit_compile (XLA)")
+    peer.add_argument("--work-dir", help="tokenizer, corpus cache and the peer's files (default: runs/bench-CONFIG)")
+    peer.add_argument("--json", action="store_true", help="print one JSON object")
     serve_bench = benchmark("serve", "throughput and latency of `translator serve`, batching on and off")
     served = serve_bench.add_mutually_exclusive_group(required=True)
     served.add_argument("--run-dir", help="a run directory (e.g. the tutorial-size runs/tutorial)")
@@ -290,7 +303,7 @@ def _parser() -> argparse.ArgumentParser:
     serve_bench.add_argument("--batch-timeout-ms", type=float, default=5.0)
     serve_bench.add_argument("--beam-size", type=int, help="with --run-dir: the served beam (default: the run's)")
     serve_bench.add_argument("--json", action="store_true", help="print one JSON object")
-    for sub in (decode, train_bench, serve_bench):
+    for sub in (decode, train_bench, peer, serve_bench):
         _verbosity_flags(sub, argparse.SUPPRESS)
     return parser
 

@@ -371,7 +371,7 @@ def serve(args: argparse.Namespace, decode: dict) -> int:
 
 
 def bench(args: argparse.Namespace, _decode: dict) -> int:
-    benchmarks = {"train": bench_train, "decode": bench_decode, "serve": bench_serve}
+    benchmarks = {"train": bench_train, "decode": bench_decode, "serve": bench_serve, "opennmt-tf": bench_opennmt_tf}
     return benchmarks[args.what](args)
 
 
@@ -451,6 +451,19 @@ def bench_train(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2))
     else:
         print(f"best: {report['best']}, {report['best_vs_padded']}× the padded pipeline's target tokens/s")
+    return 0
+
+
+def bench_opennmt_tf(args: argparse.Namespace) -> int:
+    from translator.bench.opennmt_tf import bench_opennmt_tf as run_benchmark
+    from translator.config import load_config
+
+    config = load_config(args.config, args.set)
+    work_dir = args.work_dir or Path("runs") / f"bench-{Path(args.config).stem}"
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    report = run_benchmark(config, work_dir, args.onmt_main, args.budget_minutes, args.jit_compile, log=log)
+    if args.json:
+        print(json.dumps(report, indent=2))
     return 0
 
 

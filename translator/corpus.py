@@ -26,6 +26,7 @@ from translator.errors import TranslatorError
 
 SHIPPED = ("bible_es_en",)
 _NETWORK_PROBE = ("storage.googleapis.com", 443)
+READ_BATCH = 4096  # pairs per tf.data element when reading a corpus into lists
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,11 +99,13 @@ def _prepared_once(make_builder):
 
 
 def read_pairs(spec: str, source_lang: str, target_lang: str, tfds_data_dir: str = "") -> tuple[list[str], list[str]]:
-    """The corpus as two Python lists (sources, targets), e.g. for evaluation."""
+    """The corpus as two Python lists (sources, targets), e.g. for evaluation. Read in batches: one
+    tf.data element per pair costs ~0.3 ms of Python, 10 s for a 30,000-pair corpus."""
     sources, targets = [], []
-    for example in load_pairs(spec, source_lang, target_lang, tfds_data_dir).as_numpy_iterator():
-        sources.append(example["source"].decode("utf-8"))
-        targets.append(example["target"].decode("utf-8"))
+    dataset = load_pairs(spec, source_lang, target_lang, tfds_data_dir).batch(READ_BATCH)
+    for batch in dataset.as_numpy_iterator():
+        sources.extend(text.decode("utf-8") for text in batch["source"])
+        targets.extend(text.decode("utf-8") for text in batch["target"])
     return sources, targets
 
 
