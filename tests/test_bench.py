@@ -2,6 +2,7 @@
 
 import json
 import time
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
@@ -156,7 +157,7 @@ def test_opennmt_tf_figures_come_from_its_log():
     from translator.bench.opennmt_tf import parse_rates, summarize_rates
     from translator.errors import TranslatorError
 
-    line = "2026-12-01 22:00:00.000000: I runner.py:310] Step = {} ; steps/s = {}, tokens/s = 1 ({} source, {} target)"
+    line = "Step = {} ; steps/s = {}, tokens/s = 1 ({} source, {} target) ; Learning rate = 0.000100 ; Loss = 9.1"
     lines = [
         (50.0, line.format(50, "1.00", 4000, 3000)),  # start-up and tracing: not steady state
         (75.0, line.format(100, "2.00", 8000, 7000)),
@@ -166,6 +167,12 @@ def test_opennmt_tf_figures_come_from_its_log():
     ]
     rows = parse_rates(lines)
     assert [row["step"] for row in rows] == [50, 100, 150, 200]
+    # Its own time stamps win over the time a (block-buffered) line reached the pipe.
+    start = datetime(2026, 12, 1, 22, 0, 0)
+    stamped = [
+        (500.0, f"{start + timedelta(seconds=at):%Y-%m-%d %H:%M:%S.%f}: I runner.py:310] {text}") for at, text in lines
+    ]
+    assert [row["seconds"] for row in parse_rates(stamped, start)] == [50.0, 75.0, 100.0, 130.0]
     summary = summarize_rates(rows, budget_seconds=110)
     assert summary["target_tokens_per_s"] == 7200 and summary["source_tokens_per_s"] == 8200
     # 50 steps at 1 step/s × 3,000, then 2 × 25 s at 7,000 and 7,200; the line at 130 s is past the budget.

@@ -20,6 +20,7 @@ from the process start, so start-up and compilation count, as they do in a time-
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -27,7 +28,7 @@ import statistics
 import subprocess
 import threading
 import time
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ from translator.rundir import RunDirectory
 from translator.tokenizer import Tokenizer, load_or_train_tokenizer
 
 LOG_EVERY = 50
+_STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): ")
 _RATE_LINE = re.compile(r"Step = (\d+) ; steps/s = ([\d.]+), tokens/s = \d+ \((\d+) source, (\d+) target\)")
 
 MODEL_FILE = '''\
@@ -134,12 +136,16 @@ def write_peer_inputs(config: ExperimentConfig, corpus: TokenizedCorpus, tokeniz
     return settings
 
 
-def parse_rates(timed_lines: list[tuple[float, str]]) -> list[dict]:
-    """Every throughput line OpenNMT-tf logged, with the seconds since start at which it was printed."""
+def parse_rates(timed_lines: list[tuple[float, str]], start: datetime | None = None) -> list[dict]:
+    """Every throughput line OpenNMT-tf logged, with the seconds since `start` at which it was logged: by
+    the time stamp the line carries (its log may reach the pipe late, in blocks), else by its arrival."""
     rows = []
     for seconds, line in timed_lines:
         match = _RATE_LINE.search(line)
         if match:
+            stamp = _STAMP.match(line)
+            if stamp and start is not None:
+                seconds = (datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S.%f") - start).total_seconds()
             step, steps_per_s, source, target = match.groups()
             rows.append(
                 {
@@ -178,7 +184,10 @@ def _run_timed(command: list[str], seconds: float, log_path: Path) -> list[tuple
     the time it arrived."""
     start = time.monotonic()
     lines: list[tuple[float, str]] = []
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=environment
+    )
 
     def read():
         with log_path.open("w", encoding="utf-8") as log_file:
@@ -222,8 +231,9 @@ def bench_opennmt_tf(
     command = [onmt_main, "--model", str(peer_dir / "model.py"), "--config", str(peer_dir / "config.yml")]
     command += ["--auto_config", *(["--jit_compile"] if jit_compile else []), "train"]
     log(f"$ {' '.join(command)}  ({budget_minutes:g} minutes)")
+    started = datetime.now()  # the peer stamps its log lines in local time
     lines = _run_timed(command, budget_minutes * 60, peer_dir / "train.log")
-    rows = parse_rates(lines)
+    rows = parse_rates(lines, started)
     try:
         summary = summarize_rates(rows, budget_minutes * 60)
     except TranslatorError as error:
