@@ -35,11 +35,11 @@ import numpy as np
 import yaml
 
 from translator.bench.machine import describe_machine
+from translator.bench.train import model_summary, prepared_corpus
 from translator.config import ExperimentConfig
 from translator.data import TokenizedCorpus
 from translator.errors import TranslatorError
-from translator.rundir import RunDirectory
-from translator.tokenizer import Tokenizer, load_or_train_tokenizer
+from translator.tokenizer import Tokenizer
 
 LOG_EVERY = 50
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+): ")
@@ -91,8 +91,6 @@ def _write_vocabulary(path: Path, pieces: list[str]) -> None:
 
 def write_peer_inputs(config: ExperimentConfig, corpus: TokenizedCorpus, tokenizer: Tokenizer, peer_dir: Path) -> dict:
     """The corpus, vocabularies, model file and YAML config OpenNMT-tf trains from, under `peer_dir`."""
-    if config.model.share_embeddings and not tokenizer.shared:
-        raise TranslatorError("model.share_embeddings needs tokenizer.shared")
     peer_dir.mkdir(parents=True, exist_ok=True)
     source_pieces = _pieces(tokenizer.source_model_proto)
     target_pieces = _pieces(tokenizer.target_model_proto)
@@ -221,10 +219,7 @@ def bench_opennmt_tf(
     """Train OpenNMT-tf on the preset's data and model size for `budget_minutes`; its figures from its log."""
     if not Path(onmt_main).exists():
         raise TranslatorError(f"{onmt_main}: no such program (make bench-opennmt builds an OpenNMT-tf venv)")
-    run = RunDirectory(str(work_dir), flag="--work-dir")
-    config = run.prepare(config, write=True)
-    tokenizer = load_or_train_tokenizer(run.tokenizer_dir, config, write=True, log=log)
-    corpus = TokenizedCorpus.load_or_build(config.data.train, config.data, tokenizer, run.cache_dir)
+    config, tokenizer, corpus = prepared_corpus(config, work_dir, log)
     peer_dir = Path(work_dir) / ("opennmt-tf+xla" if jit_compile else "opennmt-tf")
     write_peer_inputs(config, corpus, tokenizer, peer_dir)
     shutil.rmtree(peer_dir / "model", ignore_errors=True)  # a fresh start every time, never a resumed one
@@ -251,13 +246,7 @@ def bench_opennmt_tf(
         "command": command,
         "opennmt_tf": version,
         "jit_compile": jit_compile,
-        "model": {
-            "layers": config.model.num_layers,
-            "d_model": config.model.d_model,
-            "ffn_dim": config.model.ffn_dim,
-            "heads": config.model.num_heads,
-            "vocab_size": config.tokenizer.vocab_size,
-        },
+        "model": model_summary(config),
         "batch_tokens": config.train.batch_tokens,
         "training_pairs": len(corpus),
         "budget_minutes": budget_minutes,

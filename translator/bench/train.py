@@ -34,7 +34,7 @@ from translator.data import TokenizedCorpus, batch_shapes, fixed_shapes, teacher
 from translator.errors import TranslatorError
 from translator.model import build_model
 from translator.rundir import RunDirectory
-from translator.tokenizer import load_or_train_tokenizer
+from translator.tokenizer import Tokenizer, load_or_train_tokenizer
 from translator.training import build_optimizer, build_train_step
 
 DEFAULT_METHODS = ("padded", "bucketed", "bucketed+xla", "fixed", "fixed+xla")
@@ -57,6 +57,28 @@ def _parse_method(method: str) -> tuple[str, bool, str]:
     return parts[0], "xla" in parts, "mixed_bfloat16" if "bf16" in parts else "float32"
 
 
+def prepared_corpus(
+    config: ExperimentConfig, work_dir: str | Path, log=print
+) -> tuple[ExperimentConfig, Tokenizer, TokenizedCorpus]:
+    """The preset's tokenizer and tokenized training split, kept in `work_dir` between benchmarks."""
+    run = RunDirectory(str(work_dir), flag="--work-dir")
+    config = run.prepare(config, write=True)
+    tokenizer = load_or_train_tokenizer(run.tokenizer_dir, config, write=True, log=log)
+    return config, tokenizer, TokenizedCorpus.load_or_build(config.data.train, config.data, tokenizer, run.cache_dir)
+
+
+def model_summary(config: ExperimentConfig) -> dict:
+    """The model size a training benchmark reports."""
+    model = config.model
+    return {
+        "layers": model.num_layers,
+        "d_model": model.d_model,
+        "ffn_dim": model.ffn_dim,
+        "heads": model.num_heads,
+        "vocab_size": config.tokenizer.vocab_size,
+    }
+
+
 def bench_train(
     config: ExperimentConfig,
     work_dir: str | Path,
@@ -68,11 +90,7 @@ def bench_train(
 ) -> dict:
     """Train each method for `budget_minutes` (or until `steps` > 0 steady-state steps are measured)."""
     parsed = [(method, *_parse_method(method)) for method in methods]
-    # The work directory holds the tokenizer and the tokenized-corpus cache between benchmarks.
-    run = RunDirectory(work_dir, flag="--work-dir")
-    config = run.prepare(config, write=True)
-    tokenizer = load_or_train_tokenizer(run.tokenizer_dir, config, write=True, log=log)
-    corpus = TokenizedCorpus.load_or_build(config.data.train, config.data, tokenizer, run.cache_dir)
+    config, tokenizer, corpus = prepared_corpus(config, work_dir, log)
     strategy = tf.distribute.get_strategy()
     results = []
     for method, pipeline, xla, precision in parsed:
@@ -112,14 +130,7 @@ def bench_train(
         "date": date.today().isoformat(),
         "machine": describe_machine(),
         "tensorflow": tf.__version__,
-        "model": {
-            "layers": config.model.num_layers,
-            "d_model": config.model.d_model,
-            "ffn_dim": config.model.ffn_dim,
-            "heads": config.model.num_heads,
-            "vocab_size": config.tokenizer.vocab_size,
-            "parameters": model.count_params(),
-        },
+        "model": {**model_summary(config), "parameters": model.count_params()},
         "batch_tokens": config.train.batch_tokens,
         "training_pairs": len(corpus),
         "dropped_pairs": corpus.dropped,
