@@ -129,3 +129,19 @@ def test_tf_checkpoint_holds_every_weight(tmp_path):
     for saved, restored in zip(model.get_weights(), fresh.get_weights()):
         np.testing.assert_array_equal(saved, restored)
     np.testing.assert_array_equal(logits(model), logits(fresh))
+
+
+def test_output_projection_is_the_transposed_embedding_on_any_leading_shape():
+    model = tiny_model()
+    embedding = model.target_embedding
+    table = embedding.embeddings.numpy()
+    hidden = tf.random.stateless_normal([2, 3, table.shape[1]], seed=[1, 2])
+    np.testing.assert_allclose(embedding.project(hidden).numpy(), hidden.numpy() @ table.T, rtol=1e-5, atol=1e-5)
+    single = hidden[:, 0]
+    assert embedding.project(single).shape == (2, table.shape[0])
+    # the embedding's gradient through the projection is the plain [dim, vocab] product's
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(embedding.project(hidden) ** 2)
+    gradient = tf.convert_to_tensor(tape.gradient(total, embedding.embeddings)).numpy()
+    flat = hidden.numpy().reshape(-1, table.shape[1])
+    np.testing.assert_allclose(gradient, 2 * (flat @ table.T).T @ flat, rtol=1e-4, atol=1e-4)

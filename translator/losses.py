@@ -16,11 +16,18 @@ from translator.constants import PAD_ID
 def _token_losses(labels: tf.Tensor, logits: tf.Tensor, smoothing: float) -> tuple[tf.Tensor, tf.Tensor]:
     """(loss [batch, T] float32, real-token mask [batch, T] float32). The smoothed target puts
     1 - smoothing on the label and spreads `smoothing` uniformly over the vocabulary (as fairseq and
-    OpenNMT do)."""
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
-    nll = -tf.gather(log_probs, tf.cast(labels, tf.int32), batch_dims=2)  # [batch, T]
-    uniform = -tf.reduce_mean(log_probs, axis=-1)
-    loss = (1.0 - smoothing) * nll + smoothing * uniform
+    OpenNMT do).
+
+    The dense smoothed targets go through TensorFlow's fused softmax cross-entropy, whose kernel also
+    yields the gradient: written as log-softmax, a gather and a mean, the same loss took about a sixth
+    of a training step at the tutorial size (the gather's gradient alone scatters into a zeroed
+    [batch, T, vocab] tensor).
+    """
+    logits = tf.cast(logits, tf.float32)
+    vocab = tf.shape(logits)[-1]
+    off_label = smoothing / tf.cast(vocab, tf.float32)
+    targets = tf.one_hot(tf.cast(labels, tf.int32), vocab, on_value=1.0 - smoothing + off_label, off_value=off_label)
+    loss = tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=logits)
     return loss, tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)
 
 
