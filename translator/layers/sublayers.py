@@ -11,8 +11,6 @@ import zlib
 
 import keras
 
-from translator.layers.dropout import Dropout
-
 
 def derive_seed(seed: int | None, name: str) -> int | None:
     """A seed for the sublayer `name` of a layer seeded with `seed` (None stays None)."""
@@ -45,6 +43,6 @@ def dense(layer: keras.layers.Layer, units: int, name: str, activation: str | No
     )
 
 
-def dropout(layer: keras.layers.Layer, rate: float, name: str) -> Dropout:
+def dropout(layer: keras.layers.Layer, rate: float, name: str) -> keras.layers.Dropout:
     """A Dropout sublayer of `layer`, seeded from `layer.seed` when it has one."""
-    return Dropout(rate, seed=derive_seed(layer.seed, name), name=name, dtype=layer.dtype_policy)
+    return keras.layers.Dropout(rate, seed=derive_seed(layer.seed, name), name=name, dtype=layer.dtype_policy)
