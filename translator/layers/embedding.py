@@ -47,8 +47,8 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         """[..., dim] → [..., vocab] logits with the transposed embedding matrix.
 
         The product is taken on the flattened [positions, dim] states: a [batch, T, dim] × [dim, vocab]
-        product broadcasts as a batched matmul whose gradient builds a [batch, dim, vocab] tensor and
-        sums it over the batch, about a fifth of a training step at the tutorial size.
+        product broadcasts as a batched matmul whose gradient builds a [batch, dim, vocab] tensor (half a
+        gigabyte for one tutorial-size batch) and sums it over the batch.
         """
         flat = tf.reshape(hidden, [-1, self.embedding_dim])
         logits = tf.matmul(flat, tf.cast(self.embeddings, hidden.dtype), transpose_b=True)
