@@ -10,19 +10,19 @@ LABELS = tf.constant([[4, 1, 7, 0], [2, 2, 0, 0]])  # 0 is padding
 LOGITS = tf.random.stateless_normal([2, 4, 9], seed=[3, 4]) * 3.0
 
 
-def reference_losses(labels: np.ndarray, logits: np.ndarray, smoothing: float) -> np.ndarray:
-    """-Σ q log softmax(z) with q = (1 - ε) one-hot + ε / V, per token."""
-    shifted = logits - logits.max(-1, keepdims=True)
+def log_softmax_and_targets(labels: np.ndarray, logits: np.ndarray, smoothing: float):
+    """(log softmax(z), q) in float64, with the smoothed target q = (1 - ε) one-hot + ε / V."""
+    shifted = logits.astype(np.float64) - logits.max(-1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
     vocab = logits.shape[-1]
-    targets = np.full(logits.shape, smoothing / vocab) + (1 - smoothing) * np.eye(vocab)[labels]
-    return -(targets * log_probs).sum(-1)
+    return log_probs, smoothing / vocab + (1 - smoothing) * np.eye(vocab)[labels]
 
 
 @pytest.mark.parametrize("smoothing", [0.0, 0.1])
 def test_sum_and_count_match_the_formula_over_real_tokens(smoothing):
     total, count = smoothed_cross_entropy_sum(LABELS, LOGITS, smoothing)
-    per_token = reference_losses(LABELS.numpy(), LOGITS.numpy().astype(np.float64), smoothing)
+    log_probs, targets = log_softmax_and_targets(LABELS.numpy(), LOGITS.numpy(), smoothing)
+    per_token = -(targets * log_probs).sum(-1)
     real = LABELS.numpy() != 0
     assert count.numpy() == real.sum() == 5
     np.testing.assert_allclose(total.numpy(), per_token[real].sum(), rtol=1e-5)
@@ -34,12 +34,8 @@ def test_gradient_is_softmax_minus_smoothed_target_on_real_tokens():
         tape.watch(LOGITS)
         total, _ = smoothed_cross_entropy_sum(LABELS, LOGITS, smoothing)
     gradient = tape.gradient(total, LOGITS).numpy()
-    logits = LOGITS.numpy().astype(np.float64)
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
-    vocab = logits.shape[-1]
-    targets = smoothing / vocab + (1 - smoothing) * np.eye(vocab)[LABELS.numpy()]
-    expected = (probs - targets) * (LABELS.numpy() != 0)[..., None]
+    log_probs, targets = log_softmax_and_targets(LABELS.numpy(), LOGITS.numpy(), smoothing)
+    expected = (np.exp(log_probs) - targets) * (LABELS.numpy() != 0)[..., None]
     np.testing.assert_allclose(gradient, expected, atol=1e-6)
 
 
