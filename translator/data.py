@@ -18,19 +18,21 @@ for the whole run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import json
 import os
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
 from translator import storage
-from translator.config import DataConfig
+from translator.config import DataConfig, ExperimentConfig
 from translator.constants import BOS_ID, EOS_ID
 from translator.corpus import parse_spec, read_pairs
-from translator.tokenizer import Tokenizer
+from translator.tokenizer import Tokenizer, load_or_train_tokenizer
 
 SOURCE_MULTIPLE = 8  # source side padded to a multiple of this
 FIXED_SHAPE_MULTIPLE = 4  # fixed shapes are multiples of this on both sides
@@ -59,7 +61,15 @@ class TokenizedCorpus:
         return len(self.source_lengths)
 
     @classmethod
-    def load_or_build(cls, spec: str, data: DataConfig, tokenizer: Tokenizer, cache_dir: str) -> TokenizedCorpus:
+    def load_or_build(
+        cls,
+        spec: str,
+        data: DataConfig,
+        tokenizer: Tokenizer,
+        cache_dir: str,
+        read: Callable[[], tuple[list[str], list[str]]] | None = None,
+    ) -> TokenizedCorpus:
+        """The cached corpus, or built (from `read()`'s pairs where given, else `spec`'s) and cached."""
         key = _cache_key(spec, data, tokenizer)
         path = storage.join(cache_dir, f"{key}.npz")
         if storage.exists(path):
@@ -67,7 +77,7 @@ class TokenizedCorpus:
                 return cls(
                     **{name: arrays[name] for name in arrays.files if name != "dropped"}, dropped=int(arrays["dropped"])
                 )
-        corpus = cls.build(spec, data, tokenizer)
+        corpus = cls.build(spec, data, tokenizer, read)
         buffer = io.BytesIO()
         np.savez(
             buffer,
@@ -81,8 +91,17 @@ class TokenizedCorpus:
         return corpus
 
     @classmethod
-    def build(cls, spec: str, data: DataConfig, tokenizer: Tokenizer) -> TokenizedCorpus:
-        sources, targets = read_pairs(spec, data.source_lang, data.target_lang, data.tfds_data_dir)
+    def build(
+        cls,
+        spec: str,
+        data: DataConfig,
+        tokenizer: Tokenizer,
+        read: Callable[[], tuple[list[str], list[str]]] | None = None,
+    ) -> TokenizedCorpus:
+        if read is None:
+            sources, targets = read_pairs(spec, data.source_lang, data.target_lang, data.tfds_data_dir)
+        else:
+            sources, targets = read()
         source_ids = _tokenize(tokenizer.encode_source, sources)
         target_ids = _tokenize(tokenizer.encode_target, targets)
         source_lengths = np.array([len(s) + 1 for s in source_ids], np.int32)  # + EOS
@@ -247,6 +266,17 @@ def training_dataset(
     else:
         dataset = fixed_shape_batches(dataset, batch_tokens, shapes)
     return dataset.shuffle(64, seed=seed + 1).skip(skip_batches).prefetch(tf.data.AUTOTUNE)
+
+
+def load_training_data(
+    tokenizer_dir: str, cache_dir: str, config: ExperimentConfig, write: bool = True, log: Callable[[str], None] = print
+) -> tuple[Tokenizer, TokenizedCorpus]:
+    """A run's tokenizer and tokenized training split, each loaded or made and saved. A new run needs
+    the training pairs for both: they are read once (minutes for a WMT-size corpus)."""
+    data = config.data
+    read_train = functools.cache(lambda: read_pairs(data.train, data.source_lang, data.target_lang, data.tfds_data_dir))
+    tokenizer = load_or_train_tokenizer(tokenizer_dir, config, write=write, log=log, read_train=read_train)
+    return tokenizer, TokenizedCorpus.load_or_build(data.train, data, tokenizer, cache_dir, read_train)
 
 
 def fixed_shape_batches(pairs: tf.data.Dataset, batch_tokens: int, shapes: list[tuple[int, int]]) -> tf.data.Dataset:

@@ -86,8 +86,11 @@ class Translator(tf.Module, BaseTranslator):
             ],
             jit_compile=jit_compile,
             reduce_retracing=True,
+            autograph=False,
         )
-        self._forward = tf.function(lambda features: model(features, training=False), reduce_retracing=True)
+        self._forward = tf.function(
+            lambda features: model(features, training=False), reduce_retracing=True, autograph=False
+        )
 
     @classmethod
     def from_run_dir(

@@ -118,10 +118,15 @@ class Tokenizer(tf.Module):
 
 
 def load_or_train_tokenizer(
-    directory: str, config: ExperimentConfig, write: bool = True, log: Callable[[str], None] = print
+    directory: str,
+    config: ExperimentConfig,
+    write: bool = True,
+    log: Callable[[str], None] = print,
+    read_train: Callable[[], tuple[list[str], list[str]]] | None = None,
 ) -> Tokenizer:
     """A run's tokenizer: loaded from `directory`, or trained on the training split and written there.
-    Only the writer (the chief) trains; other workers wait for its files."""
+    Only the writer (the chief) trains; other workers wait for its files. `read_train` returns the
+    training pairs: a caller that reads them anyway passes a cached reader, so they are read once."""
     if Tokenizer.saved_in(directory):
         return Tokenizer.load(directory)
     if not write:
@@ -137,7 +142,10 @@ def load_or_train_tokenizer(
         f"on {config.data.train}"
     )
     data = config.data
-    sources, targets = read_pairs(data.train, data.source_lang, data.target_lang, data.tfds_data_dir)
+    if read_train is None:
+        sources, targets = read_pairs(data.train, data.source_lang, data.target_lang, data.tfds_data_dir)
+    else:
+        sources, targets = read_train()
     tokenizer = Tokenizer.train(config.tokenizer, sources, targets)
     tokenizer.save(directory)
     return tokenizer

@@ -26,7 +26,7 @@ from translator import storage
 from translator.checkpoints import restore
 from translator.config import ExperimentConfig
 from translator.corpus import read_pairs
-from translator.data import TokenizedCorpus, batch_shapes, fixed_shapes, training_dataset
+from translator.data import batch_shapes, fixed_shapes, load_training_data, training_dataset
 from translator.evaluation import evaluate_translator
 from translator.finetune import copy_tokenizer, resolve_parent
 from translator.inference import Translator, greedy_config
@@ -35,7 +35,6 @@ from translator.model import build_model
 from translator.optimizers import transformer_adam
 from translator.rundir import RunDirectory
 from translator.strategy import build_strategy, describe_strategy, is_chief
-from translator.tokenizer import load_or_train_tokenizer
 
 
 @dataclasses.dataclass
@@ -99,7 +98,7 @@ def build_train_step(
             scaled = optimizer.scale_loss(loss_sum / tf.maximum(tokens, 1.0))
         return tape.gradient(scaled, model.trainable_variables), loss_sum, tokens
 
-    compute = tf.function(local_gradients, jit_compile=jit_compile)
+    compute = tf.function(local_gradients, jit_compile=jit_compile, autograph=False)
 
     def replica_step(batches):
         total, loss_sum, tokens = None, 0.0, 0.0
@@ -123,7 +122,7 @@ def build_train_step(
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss_sum, tokens
 
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def update(batches):
         loss_sum, tokens = strategy.run(replica_step, args=(batches,))
         return strategy.reduce("sum", loss_sum, axis=None), strategy.reduce("sum", tokens, axis=None)
@@ -143,9 +142,10 @@ class Trainer:
         self.config = self.run.prepare(config, write=self.chief)
         if self.parent is not None and self.chief:
             copy_tokenizer(self.parent, self.run)
-        self.tokenizer = load_or_train_tokenizer(self.run.tokenizer_dir, self.config, write=self.chief, log=log)
+        self.tokenizer, self.corpus = load_training_data(
+            self.run.tokenizer_dir, self.run.cache_dir, self.config, write=self.chief, log=log
+        )
         data = self.config.data
-        self.corpus = TokenizedCorpus.load_or_build(data.train, data, self.tokenizer, self.run.cache_dir)
         log(
             f"training data: {len(self.corpus):,} pairs from {data.train}"
             + (
@@ -252,7 +252,7 @@ class Trainer:
         )
         accumulate = self.config.train.accumulate_steps
 
-        @tf.function
+        @tf.function(autograph=False)
         def train_step(iterator):
             return update([next(iterator) for _ in range(accumulate)])
 

@@ -30,11 +30,18 @@ import tensorflow as tf
 
 from translator.bench.machine import describe_machine
 from translator.config import ExperimentConfig
-from translator.data import TokenizedCorpus, batch_shapes, fixed_shapes, teacher_forcing, training_dataset
+from translator.data import (
+    TokenizedCorpus,
+    batch_shapes,
+    fixed_shapes,
+    load_training_data,
+    teacher_forcing,
+    training_dataset,
+)
 from translator.errors import TranslatorError
 from translator.model import build_model
 from translator.rundir import RunDirectory
-from translator.tokenizer import Tokenizer, load_or_train_tokenizer
+from translator.tokenizer import Tokenizer
 from translator.training import build_optimizer, build_train_step
 
 DEFAULT_METHODS = ("padded", "bucketed", "bucketed+xla", "fixed", "fixed+xla")
@@ -63,8 +70,7 @@ def prepared_corpus(
     """The preset's tokenizer and tokenized training split, kept in `work_dir` between benchmarks."""
     run = RunDirectory(str(work_dir), flag="--work-dir")
     config = run.prepare(config, write=True)
-    tokenizer = load_or_train_tokenizer(run.tokenizer_dir, config, write=True, log=log)
-    return config, tokenizer, TokenizedCorpus.load_or_build(config.data.train, config.data, tokenizer, run.cache_dir)
+    return config, *load_training_data(run.tokenizer_dir, run.cache_dir, config, write=True, log=log)
 
 
 def model_summary(config: ExperimentConfig) -> dict:
