@@ -64,12 +64,12 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys, args, message):
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
-def test_translate_and_evaluate_from_a_run(trained_run, tmp_path):
+def test_translate_and_evaluate_from_a_run(trained_run, tmp_path, capsys):
+    """In this process, as `main` (the command itself); one run in a fresh process reads a real pipe."""
     source = tmp_path / "in.es"
     source.write_text("Y dijo Dios.\nEn el principio.\n", encoding="utf-8")
-    out = run_cli("translate", "--run-dir", str(trained_run), "--input", str(source), "--n-best", "2")
-    assert out.returncode == 0, out.stderr[-2000:]
-    lines = out.stdout.splitlines()
+    assert main(["translate", "--run-dir", str(trained_run), "--input", str(source), "--n-best", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all(len(line.split("\t")) == 2 for line in lines)
     float(lines[0].split("\t")[0])
 
@@ -78,29 +78,20 @@ def test_translate_and_evaluate_from_a_run(trained_run, tmp_path):
 
     reference = tmp_path / "ref.en"
     reference.write_text("And God said.\nIn the beginning.\n", encoding="utf-8")
-    scored = run_cli(
-        "evaluate",
-        "--run-dir",
-        str(trained_run),
-        "--src",
-        str(source),
-        "--ref",
-        str(reference),
-        "--ref",
-        str(reference),
-    )
-    assert scored.returncode == 0, scored.stderr[-2000:]
-    assert "BLEU|nrefs:2" in scored.stdout and "chrF2|nrefs:2" in scored.stdout and "TER|nrefs:2" in scored.stdout
+    args = ["evaluate", "--run-dir", str(trained_run), "--src", str(source), "--ref", str(reference)]
+    assert main([*args, "--ref", str(reference)]) == 0
+    scored = capsys.readouterr().out
+    assert "BLEU|nrefs:2" in scored and "chrF2|nrefs:2" in scored and "TER|nrefs:2" in scored
     report = json.loads((trained_run / "eval" / "in.json").read_text())
     assert set(report) >= {"bleu", "chrf", "ter", "checkpoint"}
     assert len((trained_run / "eval" / "in.hyp").read_text().splitlines()) == 2
 
 
-def test_non_utf8_input_names_the_line(trained_run, tmp_path):
+def test_non_utf8_input_names_the_line(trained_run, tmp_path, capsys):
     source = tmp_path / "bad.es"
     source.write_bytes(b"hola\n\xff\n")
-    out = run_cli("translate", "--run-dir", str(trained_run), "--input", str(source))
-    assert out.returncode == 2 and "bad.es, line 2: not UTF-8" in out.stderr
+    assert main(["translate", "--run-dir", str(trained_run), "--input", str(source)]) == 2
+    assert "bad.es, line 2: not UTF-8" in capsys.readouterr().err
 
 
 def test_missing_and_corrupt_checkpoints_are_clear_errors(trained_run, tmp_path, capsys):

@@ -145,31 +145,16 @@ def test_saved_model_cli_lists_and_runs_the_signature(exported):
         assert repr(text.encode("utf-8"))[2:-1] in output
 
 
-def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run, tmp_path):
+def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run, tmp_path, capsys):
+    from translator.cli import main
+
     _, directory = exported
     source = tmp_path / "in.es"
     source.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
     outputs = []
     for flag, path in (("--export-dir", directory), ("--run-dir", trained_run)):
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "translator.cli",
-                "translate",
-                flag,
-                str(path),
-                "--input",
-                str(source),
-                "--n-best",
-                "2",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert result.returncode == 0, result.stderr[-2000:]
-        outputs.append([line.split("\t")[1] for line in result.stdout.splitlines()])
+        assert main(["translate", flag, str(path), "--input", str(source), "--n-best", "2"]) == 0
+        outputs.append([line.split("\t")[1] for line in capsys.readouterr().out.splitlines()])
     assert len(outputs[0]) == 6 and outputs[0] == outputs[1]
 
 

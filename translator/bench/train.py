@@ -157,6 +157,9 @@ def _measure(
     tokens_in_budget, total_steps = 0, 0
     iterator = iter(dataset)
     start = last = time.perf_counter()
+    # One trace for the dataset's shapes (unknown lengths), as the training loop's step over its
+    # iterator has: later batches of new shapes reuse it (XLA still compiles each shape when run).
+    update.get_concrete_function([dataset.element_spec])
     while last - start < budget_seconds and not (steps and measured["steps"] >= steps):
         features, labels = next(iterator)
         traces = update.experimental_get_tracing_count()
