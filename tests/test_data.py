@@ -101,3 +101,25 @@ def test_fixed_batching_yields_only_its_shapes_known_before_training(corpus):
 def test_bucketed_batching_can_meet_many_more_shapes(corpus):
     bucketed = batch_shapes(corpus, 600, 64)
     assert len(bucketed) > 16 and len(batch_shapes(corpus, 600, 64, fixed_shapes(corpus, 16))) <= 16
+
+
+def test_a_new_run_reads_its_training_pairs_once(tmp_path, monkeypatch):
+    """SentencePiece and the tokenized corpus both need the training pairs: one read feeds both, and a
+    run that has both saved reads none."""
+    import translator.corpus
+    import translator.data
+    from translator.config import load_config
+    from translator.data import load_training_data
+
+    reads = []
+    read_pairs = translator.corpus.read_pairs
+    counted = lambda *args: reads.append(args) or read_pairs(*args)  # noqa: E731
+    for module in (translator.corpus, translator.data):  # where the tokenizer and the corpus find it
+        monkeypatch.setattr(module, "read_pairs", counted)
+    config = load_config("tiny", ["data.train=bible_es_en/kjv:dev", "tokenizer.vocab_size=400"])
+    tokenizer, corpus = load_training_data(str(tmp_path / "tokenizer"), str(tmp_path / "cache"), config, log=print)
+    assert len(reads) == 1 and reads[0][0] == "bible_es_en/kjv:dev"
+    assert len(corpus) + corpus.dropped == 379 and tokenizer.source_vocab_size == 400
+    again, cached = load_training_data(str(tmp_path / "tokenizer"), str(tmp_path / "cache"), config, log=print)
+    assert len(reads) == 1 and again.source_vocab_size == 400
+    np.testing.assert_array_equal(cached.source_values, corpus.source_values)
