@@ -114,7 +114,7 @@ def test_a_new_run_reads_its_training_pairs_once(tmp_path, monkeypatch):
     reads = []
     read_pairs = translator.corpus.read_pairs
     counted = lambda *args: reads.append(args) or read_pairs(*args)  # noqa: E731
-    for module in (translator.corpus, translator.data):  # where the tokenizer and the corpus find it
+    for module in (translator.corpus, translator.data):  # wherever a reader looks it up
         monkeypatch.setattr(module, "read_pairs", counted)
     config = load_config("tiny", ["data.train=bible_es_en/kjv:dev", "tokenizer.vocab_size=400"])
     tokenizer, corpus = load_training_data(str(tmp_path / "tokenizer"), str(tmp_path / "cache"), config, log=print)

@@ -69,7 +69,7 @@ class TokenizedCorpus:
         cache_dir: str,
         read: Callable[[], tuple[list[str], list[str]]] | None = None,
     ) -> TokenizedCorpus:
-        """The cached corpus, or built (from `read()`'s pairs where given, else `spec`'s) and cached."""
+        """The cached corpus, or built from `read()`'s pairs (by default `spec`'s) and cached."""
         key = _cache_key(spec, data, tokenizer)
         path = storage.join(cache_dir, f"{key}.npz")
         if storage.exists(path):
@@ -77,7 +77,11 @@ class TokenizedCorpus:
                 return cls(
                     **{name: arrays[name] for name in arrays.files if name != "dropped"}, dropped=int(arrays["dropped"])
                 )
-        corpus = cls.build(spec, data, tokenizer, read)
+        if read is None:
+            sources, targets = read_pairs(spec, data.source_lang, data.target_lang, data.tfds_data_dir)
+        else:
+            sources, targets = read()
+        corpus = cls.build(sources, targets, data, tokenizer)
         buffer = io.BytesIO()
         np.savez(
             buffer,
@@ -91,17 +95,7 @@ class TokenizedCorpus:
         return corpus
 
     @classmethod
-    def build(
-        cls,
-        spec: str,
-        data: DataConfig,
-        tokenizer: Tokenizer,
-        read: Callable[[], tuple[list[str], list[str]]] | None = None,
-    ) -> TokenizedCorpus:
-        if read is None:
-            sources, targets = read_pairs(spec, data.source_lang, data.target_lang, data.tfds_data_dir)
-        else:
-            sources, targets = read()
+    def build(cls, sources: list[str], targets: list[str], data: DataConfig, tokenizer: Tokenizer) -> TokenizedCorpus:
         source_ids = _tokenize(tokenizer.encode_source, sources)
         target_ids = _tokenize(tokenizer.encode_target, targets)
         source_lengths = np.array([len(s) + 1 for s in source_ids], np.int32)  # + EOS
@@ -275,7 +269,7 @@ def load_training_data(
     the training pairs for both: they are read once (minutes for a WMT-size corpus)."""
     data = config.data
     read_train = functools.cache(lambda: read_pairs(data.train, data.source_lang, data.target_lang, data.tfds_data_dir))
-    tokenizer = load_or_train_tokenizer(tokenizer_dir, config, write=write, log=log, read_train=read_train)
+    tokenizer = load_or_train_tokenizer(tokenizer_dir, config, read_train, write=write, log=log)
     return tokenizer, TokenizedCorpus.load_or_build(data.train, data, tokenizer, cache_dir, read_train)
 
 

@@ -120,13 +120,13 @@ class Tokenizer(tf.Module):
 def load_or_train_tokenizer(
     directory: str,
     config: ExperimentConfig,
+    read_train: Callable[[], tuple[list[str], list[str]]],
     write: bool = True,
     log: Callable[[str], None] = print,
-    read_train: Callable[[], tuple[list[str], list[str]]] | None = None,
 ) -> Tokenizer:
-    """A run's tokenizer: loaded from `directory`, or trained on the training split and written there.
-    Only the writer (the chief) trains; other workers wait for its files. `read_train` returns the
-    training pairs: a caller that reads them anyway passes a cached reader, so they are read once."""
+    """A run's tokenizer: loaded from `directory`, or trained on the pairs `read_train()` returns (the
+    training split: `translator.data.load_training_data` shares one read with the corpus cache) and
+    written there. Only the writer (the chief) trains; other workers wait for its files."""
     if Tokenizer.saved_in(directory):
         return Tokenizer.load(directory)
     if not write:
@@ -135,17 +135,11 @@ def load_or_train_tokenizer(
                 return Tokenizer.load(directory)
             time.sleep(1)
         raise TranslatorError(f"{directory}: the chief did not write the tokenizer in 10 minutes")
-    from translator.corpus import read_pairs
-
     log(
         f"training SentencePiece ({config.tokenizer.model_type}, vocabulary {config.tokenizer.vocab_size}) "
         f"on {config.data.train}"
     )
-    data = config.data
-    if read_train is None:
-        sources, targets = read_pairs(data.train, data.source_lang, data.target_lang, data.tfds_data_dir)
-    else:
-        sources, targets = read_train()
+    sources, targets = read_train()
     tokenizer = Tokenizer.train(config.tokenizer, sources, targets)
     tokenizer.save(directory)
     return tokenizer
