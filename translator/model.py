@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from translator.config import ExperimentConfig, ModelConfig
 from translator.constants import PAD_ID
-from translator.layers import TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
+from translator.layers import FusibleDropout, TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
 from translator.layers.feed_forward import layer_norm
 from translator.layers.sublayers import derive_seed
 
@@ -84,9 +84,7 @@ class Seq2SeqTransformer(keras.Model):
             for kind, layer in (("encoder", TransformerEncoder), ("decoder", TransformerDecoder)):
                 name = f"{kind}_{i}"
                 setattr(self, name, layer(**block, seed=derive_seed(seed, name), name=name))
-        self.embedding_dropout = keras.layers.Dropout(
-            dropout, seed=derive_seed(seed, "embedding_dropout"), dtype=policy
-        )
+        self.embedding_dropout = FusibleDropout(dropout, seed=derive_seed(seed, "embedding_dropout"), dtype=policy)
         self.encoder_norm = layer_norm("encoder_norm", 1e-6, policy) if pre_norm else None
         self.decoder_norm = layer_norm("decoder_norm", 1e-6, policy) if pre_norm else None
 

@@ -1,13 +1,15 @@
-"""Keras layers of the Transformer: embeddings, cached attention, encoder and decoder blocks."""
+"""Keras layers of the Transformer: embeddings, cached attention, dropout, encoder and decoder blocks."""
 
 from translator.layers.attention import CachedMultiHeadAttention
 from translator.layers.decoder import TransformerDecoder
+from translator.layers.dropout import FusibleDropout
 from translator.layers.embedding import TokenAndPositionEmbedding, sinusoidal_positions
 from translator.layers.encoder import TransformerEncoder
 from translator.layers.masks import causal_bias, padding_bias
 
 __all__ = [
     "CachedMultiHeadAttention",
+    "FusibleDropout",
     "TokenAndPositionEmbedding",
     "TransformerDecoder",
     "TransformerEncoder",

@@ -11,6 +11,8 @@ import zlib
 
 import keras
 
+from translator.layers.dropout import FusibleDropout
+
 
 def derive_seed(seed: int | None, name: str) -> int | None:
     """A seed for the sublayer `name` of a layer seeded with `seed` (None stays None)."""
@@ -44,5 +46,6 @@ def dense(layer: keras.layers.Layer, units: int, name: str, activation: str | No
 
 
 def dropout(layer: keras.layers.Layer, rate: float, name: str) -> keras.layers.Dropout:
-    """A Dropout sublayer of `layer`, seeded from `layer.seed` when it has one."""
-    return keras.layers.Dropout(rate, seed=derive_seed(layer.seed, name), name=name, dtype=layer.dtype_policy)
+    """A dropout sublayer of `layer`, seeded from `layer.seed` when it has one: `FusibleDropout`, which is
+    Keras' `Dropout` except inside an XLA-compiled step."""
+    return FusibleDropout(rate, seed=derive_seed(layer.seed, name), name=name, dtype=layer.dtype_policy)
