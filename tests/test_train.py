@@ -257,10 +257,33 @@ def test_fixed_batching_logs_its_shapes_averages_and_resumes_exactly(seeded_run)
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
 
 
-def test_early_stopping_with_fixed_batching(seeded_run):
+def test_packed_batching_logs_its_shapes_averages_and_resumes_exactly(seeded_run):
+    """`train.batching=packed`: one or two shapes, logged before the first step; a resumed run (the
+    packed stream skips what it already took) ends exactly where a straight one does; averaging works."""
+    settings = ["train.batching=packed", "train.pack_width=32", "model.dropout=0.1", "data.dev="]
+    settings += ["train.checkpoint_every=3"]
+    lines = []
+    straight, resumed = seeded_run("straight"), seeded_run("resumed")
+    train(load_config("tiny", [*settings, "train.steps=6", "train.average_last=2"]), straight, log=lines.append)
+    shapes = next(line for line in lines if line.startswith("batch shapes: "))
+    assert lines.index(shapes) < next(i for i, line in enumerate(lines) if "| loss " in line)
+    assert shapes.startswith("batch shapes: 2 (packed batching, pairs packed into rows of 32 tokens"), shapes
+    assert (straight / "checkpoints" / "averaged").is_dir()
+
+    train(load_config("tiny", [*settings, "train.steps=3"]), resumed, log=lambda line: None)
+    train(load_config("tiny", [*settings, "train.steps=6"]), resumed, log=lambda line: None)
+    expected = checkpoint_weights(tf.train.latest_checkpoint(str(straight / "checkpoints")))
+    actual = checkpoint_weights(tf.train.latest_checkpoint(str(resumed / "checkpoints")))
+    assert expected.keys() == actual.keys() and len(expected) > 20
+    for name in expected:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+
+
+@pytest.mark.parametrize("batching", ["fixed", "packed"])
+def test_early_stopping_with_fixed_shapes(seeded_run, batching):
     """With a learning rate of 0 the dev BLEU cannot improve: patience 1 stops at the second evaluation."""
     lines = []
-    settings = ["train.batching=fixed", "train.learning_rate=0", "train.eval_every=2", "train.early_stopping=1"]
+    settings = [f"train.batching={batching}", "train.learning_rate=0", "train.eval_every=2", "train.early_stopping=1"]
     result = train(load_config("tiny", [*settings, "train.steps=20"]), seeded_run(), log=lines.append)
     assert [step for step, _ in _dev_evaluations(lines)] == [2, 4] and result.step == 4
     assert "early stopping (1 evaluations without improvement)" in lines[-1]

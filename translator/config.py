@@ -97,9 +97,11 @@ class TrainConfig:
     cpu_devices: int = 0  # split the host CPU into N logical devices (tests, debugging)
     jit_compile: bool = True
     # bucketed: one shape per (source, target) length bucket met, hundreds over a run; fixed: at most
-    # `batch_shapes` shapes chosen from the corpus before training (few XLA compilations; translator.data)
+    # `batch_shapes` shapes chosen from the corpus before training (few XLA compilations; translator.data);
+    # packed: several pairs per row of `pack_width` tokens, one or two shapes (translator.packing)
     batching: str = "bucketed"
     batch_shapes: int = 16
+    pack_width: int = 128
     mixed_precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16
     # Fine-tuning (translator.finetune): the parent run, PARENT_RUN[:auto|averaged|best|latest], whose
     # weights and tokenizer a new run starts from; `train` records the parent's path and the checkpoint
@@ -109,9 +111,9 @@ class TrainConfig:
 
     def __post_init__(self):
         _at_least(self, "train", 1, "steps", "batch_tokens", "accumulate_steps", "checkpoint_every", "log_every")
-        _at_least(self, "train", 1, "keep_checkpoints", "batch_shapes")
-        if self.batching not in ("bucketed", "fixed"):
-            raise TranslatorError(f"train.batching must be bucketed or fixed, got {self.batching!r}")
+        _at_least(self, "train", 1, "keep_checkpoints", "batch_shapes", "pack_width")
+        if self.batching not in ("bucketed", "fixed", "packed"):
+            raise TranslatorError(f"train.batching must be bucketed, fixed or packed, got {self.batching!r}")
         _at_least(self, "train", 0, "average_last", "eval_every", "early_stopping", "cpu_devices", "warmup_steps")
         _at_least(self, "train", 0.0, "max_minutes", "clip_norm", "checkpoint_minutes", "learning_rate")
         _fraction(self, "train", "label_smoothing")

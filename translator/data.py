@@ -32,6 +32,7 @@ from translator import storage
 from translator.config import DataConfig, ExperimentConfig
 from translator.constants import BOS_ID, EOS_ID
 from translator.corpus import parse_spec, read_pairs
+from translator.packing import packed_dataset, packed_shapes
 from translator.tokenizer import Tokenizer, load_or_train_tokenizer
 
 SOURCE_MULTIPLE = 8  # source side padded to a multiple of this
@@ -204,11 +205,17 @@ def batch_size_for(batch_tokens: int, source_length: int, target_length: int) ->
 
 
 def batch_shapes(
-    corpus: TokenizedCorpus, batch_tokens: int, max_target_length: int, shapes: list[tuple[int, int]] | None = None
+    corpus: TokenizedCorpus,
+    batch_tokens: int,
+    max_target_length: int,
+    shapes: list[tuple[int, int]] | None = None,
+    pack_width: int = 0,
 ) -> list[tuple[int, int, int]]:
     """Every (batch, source, target) shape `training_dataset` can yield for `corpus`: one per length bucket
-    that holds a pair (bucketed), or one per fixed shape that holds a pair (`shapes` given). Known before
-    training, so a run can log it and compile each one up front."""
+    that holds a pair (bucketed), one per fixed shape that holds a pair (`shapes` given), or one per row
+    width (`pack_width` given). Known before training, so a run can log it and compile each one up front."""
+    if pack_width:
+        return packed_shapes(corpus, batch_tokens, pack_width)
     if shapes is None:
         source, target = bucket_shapes(
             tf.constant(corpus.source_lengths), tf.constant(corpus.target_lengths), target_boundaries(max_target_length)
@@ -243,14 +250,19 @@ def training_dataset(
     skip_batches: int = 0,
     input_context: tf.distribute.InputContext | None = None,
     shapes: list[tuple[int, int]] | None = None,
+    pack_width: int = 0,
 ) -> tf.data.Dataset:
     """Infinite, deterministic stream of `({"source_ids", "target_input_ids"}, target_output_ids)`.
 
     `batch_tokens` is this pipeline's budget of padded tokens (of the longer side) per batch; under a
     strategy, pass the per-replica share. `skip_batches` resumes the stream where a run stopped.
     `shapes` (from `fixed_shapes`) pads every batch to one of these (source, target) shapes instead of
-    the length buckets; each shape's batches all have the same size.
+    the length buckets; each shape's batches all have the same size. `pack_width` packs several pairs
+    per row of that width instead (`translator.packing`; the features then hold segment ids and
+    positions too).
     """
+    if pack_width:
+        return packed_dataset(corpus, batch_tokens, pack_width, seed, skip_batches, input_context)
     dataset = corpus.pairs()
     if input_context is not None and input_context.num_input_pipelines > 1:
         dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)

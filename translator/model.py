@@ -19,7 +19,13 @@ import tensorflow as tf
 
 from translator.config import ExperimentConfig, ModelConfig
 from translator.constants import PAD_ID
-from translator.layers import FusibleDropout, TokenAndPositionEmbedding, TransformerDecoder, TransformerEncoder
+from translator.layers import (
+    FusibleDropout,
+    TokenAndPositionEmbedding,
+    TransformerDecoder,
+    TransformerEncoder,
+    segment_mask,
+)
 from translator.layers.feed_forward import layer_norm
 from translator.layers.sublayers import derive_seed
 
@@ -132,23 +138,36 @@ class Seq2SeqTransformer(keras.Model):
     def _final(self, norm, x):
         return x if norm is None else tf.cast(norm(x), x.dtype)
 
-    def encode(self, source_ids, training=False):
-        """[batch, source] ids → (memory [batch, source, d_model], mask [batch, source] bool)."""
+    def encode(self, source_ids, training=False, segment_ids=None, positions=None):
+        """[batch, source] ids → (memory [batch, source, d_model], mask [batch, source] bool). A packed
+        row (several pairs, `translator.packing`) gives each token's `segment_ids` and `positions`."""
         mask = tf.not_equal(source_ids, PAD_ID)
-        x = self.embedding_dropout(self.source_embedding(source_ids), training=training)
+        attention_mask = None if segment_ids is None else segment_mask(segment_ids, segment_ids)
+        x = self.embedding_dropout(self.source_embedding(source_ids, positions=positions), training=training)
         for block in self.encoder_blocks:
-            x = block(x, padding_mask=mask, training=training)
+            x = block(x, padding_mask=mask, attention_mask=attention_mask, training=training)
         return self._final(self.encoder_norm, x), mask
 
     def call(self, features, training=None, return_attention=False):
         """features: `source_ids` [batch, source], `target_input_ids` [batch, target] (BOS + target
         without its last token) → float32 logits [batch, target, vocab]. With `return_attention`, also
-        each decoder block's cross-attention weights [batch, heads, target, source]."""
-        memory, mask = self.encode(features["source_ids"], training=training)
-        x = self.embedding_dropout(self.target_embedding(features["target_input_ids"]), training=training)
+        each decoder block's cross-attention weights [batch, heads, target, source].
+
+        Packed batches (`translator.packing`) add `source_segment_ids`, `target_segment_ids` (1, 2, … per
+        pair of a row, 0 on padding), `source_positions` and `target_positions` (restarting at 0 for
+        every pair): attention then stays within each pair, so every pair is computed as if alone."""
+        source_segments = features.get("source_segment_ids")
+        target_segments = features.get("target_segment_ids")
+        memory, mask = self.encode(features["source_ids"], training, source_segments, features.get("source_positions"))
+        target = self.target_embedding(features["target_input_ids"], positions=features.get("target_positions"))
+        x = self.embedding_dropout(target, training=training)
+        masks = {}
+        if target_segments is not None:
+            masks["self_attention_mask"] = segment_mask(target_segments, target_segments)
+            masks["memory_attention_mask"] = segment_mask(target_segments, source_segments)
         attention = []
         for block in self.decoder_blocks:
-            x, weights = block(x, memory, memory_padding_mask=mask, training=training, return_attention=True)
+            x, weights = block(x, memory, memory_padding_mask=mask, training=training, return_attention=True, **masks)
             attention.append(weights)
         logits = tf.cast(self.target_embedding.project(self._final(self.decoder_norm, x)), tf.float32)
         return (logits, attention) if return_attention else logits

@@ -213,6 +213,9 @@ class Trainer:
         log(f"strategy: {describe_strategy(self.strategy)}; model: {self.model.count_params():,} parameters")
         self.dev_translator: Translator | None = None
 
+    def _pack_width(self) -> int:
+        return self.config.train.pack_width if self.config.train.batching == "packed" else 0
+
     def _per_replica_tokens(self) -> int:
         return max(self.config.train.batch_tokens // self.strategy.num_replicas_in_sync, 1)
 
@@ -232,6 +235,7 @@ class Trainer:
                 skip_batches=skip,
                 input_context=context,
                 shapes=self.shapes,
+                pack_width=self._pack_width(),
             )
 
         return iter(self.strategy.distribute_datasets_from_function(dataset_fn))
@@ -323,8 +327,14 @@ class Trainer:
             + (f" × {config.accumulate_steps} accumulated" if config.accumulate_steps > 1 else "")
             + f", XLA {'on' if self._use_xla() else 'off'}"
         )
-        shapes = batch_shapes(self.corpus, self._per_replica_tokens(), self.config.data.max_target_length, self.shapes)
-        how = f"at most {config.batch_shapes}, chosen before training" if self.shapes else "one per length bucket"
+        shapes = batch_shapes(
+            self.corpus, self._per_replica_tokens(), self.config.data.max_target_length, self.shapes, self._pack_width()
+        )
+        how = {
+            "bucketed": "one per length bucket",
+            "fixed": f"at most {config.batch_shapes}, chosen before training",
+            "packed": f"pairs packed into rows of {config.pack_width} tokens, longer ones into rows of their own",
+        }[config.batching]
         self.log(f"batch shapes: {len(shapes)} ({config.batching} batching, {how})")
         window_loss = window_tokens = 0.0
         window_start = last_save = time.monotonic()

@@ -7,6 +7,8 @@ Each method trains a fresh model of the same preset on the same tokenized corpus
 - `bucketed+xla`: the same with the gradient computation compiled by XLA;
 - `fixed`, `fixed+xla`: at most `train.batch_shapes` batch shapes chosen before training
   (`train.batching: fixed`, `translator.data.fixed_shapes`), without and with XLA;
+- `packed`, `packed+xla`: several pairs per row of `train.pack_width` tokens (`train.batching: packed`,
+  `translator.packing`), one or two batch shapes, without and with XLA;
 - `+bf16` on any of them (on request): under `mixed_bfloat16`.
 
 Each method trains for `budget_minutes` of wall-clock time (compilation included, as in a real run with
@@ -57,9 +59,10 @@ def padded_dataset(corpus: TokenizedCorpus, batch_size: int, seed: int) -> tf.da
 
 def _parse_method(method: str) -> tuple[str, bool, str]:
     parts = method.split("+")
-    if parts[0] not in ("padded", "bucketed", "fixed") or not set(parts[1:]) <= {"xla", "bf16"}:
+    if parts[0] not in ("padded", "bucketed", "fixed", "packed") or not set(parts[1:]) <= {"xla", "bf16"}:
         raise TranslatorError(
-            f"unknown method {method!r}: padded, bucketed or fixed, optionally with +xla and/or +bf16 (e.g. fixed+xla)"
+            f"unknown method {method!r}: padded, bucketed, fixed or packed, optionally with +xla and/or +bf16 "
+            "(e.g. packed+xla)"
         )
     return parts[0], "xla" in parts, "mixed_bfloat16" if "bf16" in parts else "float32"
 
@@ -109,8 +112,9 @@ def bench_train(
             dataset, possible = padded_dataset(corpus, PADDED_BATCH_SIZE, config.train.seed), None
         else:
             tokens, max_target = config.train.batch_tokens, config.data.max_target_length
-            dataset = training_dataset(corpus, tokens, max_target, config.train.seed, shapes=shapes)
-            possible = len(batch_shapes(corpus, tokens, max_target, shapes))
+            width = config.train.pack_width if pipeline == "packed" else 0
+            dataset = training_dataset(corpus, tokens, max_target, config.train.seed, shapes=shapes, pack_width=width)
+            possible = len(batch_shapes(corpus, tokens, max_target, shapes, width))
         row = {
             **_measure(method, update, dataset, steps, warmup, xla, budget_minutes * 60),
             "possible_shapes": possible,
@@ -184,7 +188,10 @@ def _measure(
             continue
         measured["seconds"] += elapsed
         measured["tokens"] += tokens
-        measured["pairs"] += int(labels.shape[0])
+        segments = features.get("target_segment_ids")  # packed rows hold several pairs each
+        measured["pairs"] += (
+            int(labels.shape[0]) if segments is None else int(tf.reduce_sum(tf.reduce_max(segments, 1)))
+        )
         measured["steps"] += 1
     seconds = max(measured["seconds"], 1e-9)
     rate = measured["tokens"] / seconds if measured["steps"] else math.inf

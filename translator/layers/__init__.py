@@ -5,7 +5,7 @@ from translator.layers.decoder import TransformerDecoder
 from translator.layers.dropout import FusibleDropout
 from translator.layers.embedding import TokenAndPositionEmbedding, sinusoidal_positions
 from translator.layers.encoder import TransformerEncoder
-from translator.layers.masks import causal_bias, padding_bias
+from translator.layers.masks import attention_bias, causal_bias, padding_bias, segment_mask
 
 __all__ = [
     "CachedMultiHeadAttention",
@@ -13,7 +13,9 @@ __all__ = [
     "TokenAndPositionEmbedding",
     "TransformerDecoder",
     "TransformerEncoder",
+    "attention_bias",
     "causal_bias",
     "padding_bias",
+    "segment_mask",
     "sinusoidal_positions",
 ]

@@ -10,7 +10,7 @@ import tensorflow as tf
 from translator.layers.attention import CachedMultiHeadAttention
 from translator.layers.block import TransformerBlock
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
-from translator.layers.masks import causal_bias, padding_bias
+from translator.layers.masks import attention_bias, causal_bias, padding_bias
 from translator.layers.sublayers import dropout
 
 
@@ -57,15 +57,31 @@ class TransformerDecoder(TransformerBlock):
         norms = (self.self_attention_norm, self.cross_attention_norm, self.feed_forward_norm)
         return [Residual(norm, self.residual_dropout, self.pre_norm) for norm in norms]
 
-    def call(self, inputs, memory, memory_padding_mask=None, training=None, return_attention=False):
+    def call(
+        self,
+        inputs,
+        memory,
+        memory_padding_mask=None,
+        self_attention_mask=None,
+        memory_attention_mask=None,
+        training=None,
+        return_attention=False,
+    ):
         """inputs [batch, target, dim], memory [batch, source, dim] → [batch, target, dim]
-        (and the cross-attention weights [batch, heads, target, source] if asked)."""
+        (and the cross-attention weights [batch, heads, target, source] if asked). Self-attention is
+        causal, and also limited by `self_attention_mask` [batch, target, target] bool if given;
+        cross-attention by `memory_padding_mask` [batch, source] and `memory_attention_mask` [batch,
+        target, source] (True = may attend; packed rows pass `segment_mask`s)."""
         self_residual, cross_residual, feed_forward_residual = self._residuals()
         length = tf.shape(inputs)[1]
-        x = self_residual(
-            inputs, lambda y: self.self_attention(y, bias=causal_bias(length), training=training), training
-        )
+        self_bias = causal_bias(length)
+        if self_attention_mask is not None:
+            self_bias += attention_bias(self_attention_mask)
+        x = self_residual(inputs, lambda y: self.self_attention(y, bias=self_bias, training=training), training)
         memory_bias = None if memory_padding_mask is None else padding_bias(memory_padding_mask)
+        if memory_attention_mask is not None:
+            extra = attention_bias(memory_attention_mask)
+            memory_bias = extra if memory_bias is None else memory_bias + extra
         weights = []
 
         def cross(y):

@@ -36,11 +36,13 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         )
         self.built = True
 
-    def call(self, ids: tf.Tensor, start: tf.Tensor | int = 0) -> tf.Tensor:
-        """[batch, length] ids → [batch, length, dim]."""
+    def call(self, ids: tf.Tensor, start: tf.Tensor | int = 0, positions: tf.Tensor | None = None) -> tf.Tensor:
+        """[batch, length] ids → [batch, length, dim]. Positions count from `start`, unless `positions`
+        [batch, length] gives each token's own (packed rows restart them at every pair)."""
         table = tf.cast(self.embeddings, self.compute_dtype)
         tokens = tf.gather(table, ids) * math.sqrt(self.embedding_dim)
-        positions = start + tf.range(tf.shape(ids)[1])
+        if positions is None:
+            positions = start + tf.range(tf.shape(ids)[1])
         return tokens + tf.cast(sinusoidal_positions(positions, self.embedding_dim), self.compute_dtype)
 
     def project(self, hidden: tf.Tensor) -> tf.Tensor:

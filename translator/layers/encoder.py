@@ -5,7 +5,7 @@ import keras
 from translator.layers.attention import CachedMultiHeadAttention
 from translator.layers.block import TransformerBlock
 from translator.layers.feed_forward import FeedForward, Residual, layer_norm
-from translator.layers.masks import padding_bias
+from translator.layers.masks import attention_bias, padding_bias
 from translator.layers.sublayers import dropout
 
 
@@ -36,9 +36,12 @@ class TransformerEncoder(TransformerBlock):
         self.residual_dropout = dropout(self, self.dropout, "residual_dropout")
         self.built = True
 
-    def call(self, inputs, padding_mask=None, training=None):
-        """inputs [batch, source, dim] → [batch, source, dim]."""
+    def call(self, inputs, padding_mask=None, attention_mask=None, training=None):
+        """inputs [batch, source, dim] → [batch, source, dim]. `padding_mask` [batch, source] bool (True =
+        token); `attention_mask` [batch, source, source] bool (True = may attend), e.g. `segment_mask`."""
         bias = None if padding_mask is None else padding_bias(padding_mask)
+        if attention_mask is not None:
+            bias = attention_bias(attention_mask) if bias is None else bias + attention_bias(attention_mask)
         attention = Residual(self.attention_norm, self.residual_dropout, self.pre_norm)
         x = attention(inputs, lambda y: self.self_attention(y, bias=bias, training=training), training)
         feed_forward = Residual(self.feed_forward_norm, self.residual_dropout, self.pre_norm)

@@ -15,6 +15,18 @@ def padding_bias(padding_mask: tf.Tensor) -> tf.Tensor:
     return tf.where(padding_mask, 0.0, NEG_INF)[:, tf.newaxis, tf.newaxis, :]
 
 
+def attention_bias(attention_mask: tf.Tensor) -> tf.Tensor:
+    """[batch, queries, keys] bool (True = may look) → [batch, 1, queries, keys] bias."""
+    return tf.where(attention_mask, 0.0, NEG_INF)[:, tf.newaxis]
+
+
+def segment_mask(query_segment_ids: tf.Tensor, key_segment_ids: tf.Tensor) -> tf.Tensor:
+    """Packed rows: [batch, queries] and [batch, keys] segment ids (1, 2, … per pair in the row, 0 on
+    padding) → [batch, queries, keys] bool, True where query and key belong to the same pair."""
+    same = tf.equal(query_segment_ids[:, :, tf.newaxis], key_segment_ids[:, tf.newaxis, :])
+    return tf.logical_and(same, key_segment_ids[:, tf.newaxis, :] > 0)
+
+
 def causal_bias(length: tf.Tensor | int) -> tf.Tensor:
     """[1, 1, length, length] bias letting position i see positions ≤ i."""
     allowed = tf.linalg.band_part(tf.ones([length, length], tf.bool), -1, 0)
