@@ -57,7 +57,7 @@ EXAMPLES = {
     "bench": "translator bench decode --run-dir runs/small --split test --json\n"
     "translator bench decode --run-dir runs/small --limit 100 --no-xla\n"
     "translator bench decode --run-dir runs/tutorial --methods beam,savedmodel,ct2_beam,ct2_int8_beam --json\n"
-    "translator bench train --config tutorial --methods bucketed,fixed,fixed+xla --json\n"
+    "translator bench train --config tutorial --methods bucketed,fixed+xla,packed+xla --json\n"
     "translator bench train --config tiny --methods fixed+xla --budget-minutes 1\n"
     "translator bench train --config tiny --methods bucketed,bucketed+xla+bf16\n"
     "translator bench opennmt-tf --config tutorial --onmt-main .venv-opennmt/bin/onmt-main --json\n"
@@ -255,7 +255,7 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument("--threads", type=int, default=0, help="CTranslate2 threads (0: its default)")
     decode.add_argument("--work-dir", type=Path, help="exports for savedmodel/ct2 methods (default: a temporary one)")
     decode.add_argument("--json", action="store_true", help="print one JSON object")
-    train_bench = benchmark("train", "training throughput: padded vs bucketed batches, with/without XLA")
+    train_bench = benchmark("train", "training throughput: padded, bucketed, fixed or packed batches, with/without XLA")
     train_bench.add_argument("--config", default="small", help="preset name or YAML file (the model size)")
     train_bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     train_bench.add_argument(
@@ -271,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     train_bench.add_argument(
         "--methods",
         default="padded,bucketed,bucketed+xla,fixed,fixed+xla",
-        help="comma-separated: padded, bucketed or fixed, each optionally +xla and/or +bf16",
+        help="comma-separated: padded, bucketed, fixed or packed, each optionally +xla and/or +bf16",
     )
     train_bench.add_argument("--work-dir", help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
     train_bench.add_argument("--json", action="store_true", help="print one JSON object")

@@ -3,8 +3,8 @@
 Why: XLA compiles the training step once per batch shape (seconds each on a CPU), and length buckets
 meet dozens of shapes. Packing puts pairs side by side in rows of `width` tokens on each side, as
 Flax's WMT example and T5 do: every batch of packed rows has the shape [rows, width], where rows =
-batch_tokens // width. Pairs longer than `width` on either side go into rows of `long_width` (the
-corpus' longest pair, rounded up to a multiple of 8), packed the same way: at most two shapes.
+batch_tokens // width. Pairs longer than `width` on either side go into rows as wide as the corpus'
+longest pair (rounded up to a multiple of 8), packed the same way: at most two shapes.
 
 Each token carries its pair's segment id (1, 2, … within its row, 0 on padding) and its position
 within the pair (restarting at 0). `Seq2SeqTransformer.call` turns the segment ids into attention masks,
@@ -12,12 +12,12 @@ so no token attends across pairs and each pair is computed as if it were alone i
 (`tests/test_packing.py` checks per-pair losses against unpacked batches).
 
 Rows are filled first-fit from a window of `OPEN_ROWS` open rows, in a fresh seeded order of the pairs
-every epoch; when a new row overflows the window, the fullest of the others leaves it (closing the
-oldest instead wastes more of the narrow rows). The stream is infinite and deterministic in (seed,
-shard): a resumed run skips the batches it already took and goes on with the ones an uninterrupted
-run would have seen. The packing is plain Python over pair lengths; batches come through
-`tf.data.Dataset.from_generator`, which works on one machine and per worker under multi-worker
-strategies, though not with the tf.data service.
+every epoch. A row leaves the window when no pair fits it any more, or, when a new row overflows the
+window, the fullest of the others leaves (closing the oldest instead wastes more of narrow rows). The
+stream is infinite and deterministic in (seed, shard): a resumed run skips the batches it already took
+and goes on with the ones an uninterrupted run would have seen. The packing is plain Python over pair
+lengths; batches come through `tf.data.Dataset.from_generator`, which works on one machine and per
+worker under multi-worker strategies, though not with the tf.data service.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 OPEN_ROWS = 16  # rows still accepting pairs: more fill rows better, at a Python loop's cost per pair
 WIDTH_MULTIPLE = 8
+MIN_PAIR_LENGTH = 2  # a token and EOS: TokenizedCorpus drops empty sides
 FEATURES = (
     "source_ids",
     "source_segment_ids",
@@ -77,12 +78,14 @@ class _Packer:
 
     def add(self, pair: int, source_length: int, target_length: int) -> list[int] | None:
         """Place `pair`; returns a row that had to leave the window (its pair indices), if any."""
-        for row in self.open:
+        for i, row in enumerate(self.open):
             if row[1] + source_length <= self.width and row[2] + target_length <= self.width:
                 row[0].append(pair)
                 row[1] += source_length
                 row[2] += target_length
-                return None
+                # Full: no pair (at least 2 tokens a side) fits any more, so it leaves now.
+                full = min(self.width - row[1], self.width - row[2]) < MIN_PAIR_LENGTH
+                return self.open.pop(i)[0] if full else None
         self.open.append([[pair], source_length, target_length])
         if len(self.open) <= OPEN_ROWS:
             return None
@@ -123,13 +126,27 @@ def packed_row_batches(
         epoch += 1
 
 
-def assemble(corpus: TokenizedCorpus, rows: list[list[int]], width: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def value_offsets(corpus: TokenizedCorpus) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pair's source and target ids start in the corpus' flat value arrays (one more entry
+    than pairs: the end)."""
+    return (
+        np.concatenate([[0], np.cumsum(corpus.source_lengths - 1)]),
+        np.concatenate([[0], np.cumsum(corpus.target_lengths - 1)]),
+    )
+
+
+def assemble(
+    corpus: TokenizedCorpus,
+    rows: list[list[int]],
+    width: int,
+    offsets: tuple[np.ndarray, np.ndarray] | None = None,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Packed rows of pair indices → (features, target output ids) arrays of shape [len(rows), width].
 
     Per pair: the source ids + EOS, the target input BOS + ids and the target output ids + EOS, each with
-    its segment id (its place in the row, from 1) and positions from 0. Padding is 0 everywhere."""
-    source_offsets = np.concatenate([[0], np.cumsum(corpus.source_lengths - 1)])
-    target_offsets = np.concatenate([[0], np.cumsum(corpus.target_lengths - 1)])
+    its segment id (its place in the row, from 1) and positions from 0. Padding is 0 everywhere.
+    `offsets` (`value_offsets(corpus)`) saves recomputing them for every batch of a stream."""
+    source_offsets, target_offsets = value_offsets(corpus) if offsets is None else offsets
     arrays = {name: np.zeros([len(rows), width], np.int32) for name in (*FEATURES, "target_output_ids")}
     for r, row in enumerate(rows):
         source_at = target_at = 0
@@ -168,11 +185,13 @@ def packed_dataset(
     if input_context is not None and input_context.num_input_pipelines > 1:
         shard = (input_context.input_pipeline_id, input_context.num_input_pipelines)
 
+    offsets = value_offsets(corpus)
+
     def generate():
         stream = packed_row_batches(corpus.source_lengths, corpus.target_lengths, widths, batch_tokens, seed, shard)
         for number, (row_width, rows) in enumerate(stream):
             if number >= skip_batches:
-                yield assemble(corpus, rows, row_width)
+                yield assemble(corpus, rows, row_width, offsets)
 
     spec = tf.TensorSpec([None, None], tf.int32)
     signature = ({name: spec for name in FEATURES}, spec)
