@@ -102,7 +102,9 @@ class TrainConfig:
     batching: str = "bucketed"
     batch_shapes: int = 16
     pack_width: int = 128
-    mixed_precision: str = "float32"  # float32 | mixed_bfloat16 | mixed_float16
+    # auto: mixed_bfloat16 where the hardware has native bfloat16 (AMX CPUs, Ampere+ GPUs, TPUs), else
+    # float32 (translator.precision); a run records the policy it resolved to in its config.yaml
+    mixed_precision: str = "float32"  # auto | float32 | mixed_bfloat16 | mixed_float16
     # Fine-tuning (translator.finetune): the parent run, PARENT_RUN[:auto|averaged|best|latest], whose
     # weights and tokenizer a new run starts from; `train` records the parent's path and the checkpoint
     # it actually used in `init_checkpoint`. Ignored once the run has checkpoints of its own.
@@ -117,9 +119,10 @@ class TrainConfig:
         _at_least(self, "train", 0, "average_last", "eval_every", "early_stopping", "cpu_devices", "warmup_steps")
         _at_least(self, "train", 0.0, "max_minutes", "clip_norm", "checkpoint_minutes", "learning_rate")
         _fraction(self, "train", "label_smoothing")
-        if self.mixed_precision not in ("float32", "mixed_bfloat16", "mixed_float16"):
+        if self.mixed_precision not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):
             raise TranslatorError(
-                f"train.mixed_precision must be float32, mixed_bfloat16 or mixed_float16, got {self.mixed_precision!r}"
+                "train.mixed_precision must be auto, float32, mixed_bfloat16 or mixed_float16, "
+                f"got {self.mixed_precision!r}"
             )
 
 

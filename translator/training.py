@@ -33,6 +33,7 @@ from translator.inference import Translator, greedy_config
 from translator.losses import smoothed_cross_entropy_sum
 from translator.model import build_model
 from translator.optimizers import transformer_adam
+from translator.precision import resolve_precision
 from translator.rundir import RunDirectory
 from translator.strategy import build_strategy, describe_strategy, is_chief
 
@@ -138,6 +139,8 @@ class Trainer:
         self.run = RunDirectory(run_dir)
         self.strategy = build_strategy(config.train.strategy, config.train.cpu_devices)
         self.chief = is_chief(self.strategy)
+        precision, self.precision_reason = resolve_precision(config.train.mixed_precision, self.strategy)
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, mixed_precision=precision))
         config, self.parent = resolve_parent(config, self.run, log)
         self.config = self.run.prepare(config, write=self.chief)
         if self.parent is not None and self.chief:
@@ -210,7 +213,10 @@ class Trainer:
             )
         self.trained_replicas.assign(self.strategy.num_replicas_in_sync)
         self.last_saved_step = int(self.step.numpy()) if latest else -1  # the step of the newest checkpoint
-        log(f"strategy: {describe_strategy(self.strategy)}; model: {self.model.count_params():,} parameters")
+        log(
+            f"strategy: {describe_strategy(self.strategy)}; precision: {self.config.train.mixed_precision} "
+            f"({self.precision_reason}); model: {self.model.count_params():,} parameters"
+        )
         self.dev_translator: Translator | None = None
 
     def _pack_width(self) -> int:
