@@ -61,6 +61,15 @@ class TokenizedCorpus:
     def __len__(self) -> int:
         return len(self.source_lengths)
 
+    @functools.cached_property
+    def value_offsets(self) -> tuple[np.ndarray, np.ndarray]:
+        """Where each pair's source and target ids start in the flat value arrays, one more entry than
+        pairs (the end). Lengths count the EOS that the values leave out. Computed once per corpus."""
+        return (
+            np.concatenate([[0], np.cumsum(self.source_lengths - 1)]),
+            np.concatenate([[0], np.cumsum(self.target_lengths - 1)]),
+        )
+
     @classmethod
     def load_or_build(
         cls,

@@ -126,27 +126,12 @@ def packed_row_batches(
         epoch += 1
 
 
-def value_offsets(corpus: TokenizedCorpus) -> tuple[np.ndarray, np.ndarray]:
-    """Where each pair's source and target ids start in the corpus' flat value arrays (one more entry
-    than pairs: the end)."""
-    return (
-        np.concatenate([[0], np.cumsum(corpus.source_lengths - 1)]),
-        np.concatenate([[0], np.cumsum(corpus.target_lengths - 1)]),
-    )
-
-
-def assemble(
-    corpus: TokenizedCorpus,
-    rows: list[list[int]],
-    width: int,
-    offsets: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def assemble(corpus: TokenizedCorpus, rows: list[list[int]], width: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Packed rows of pair indices → (features, target output ids) arrays of shape [len(rows), width].
 
     Per pair: the source ids + EOS, the target input BOS + ids and the target output ids + EOS, each with
-    its segment id (its place in the row, from 1) and positions from 0. Padding is 0 everywhere.
-    `offsets` (`value_offsets(corpus)`) saves recomputing them for every batch of a stream."""
-    source_offsets, target_offsets = value_offsets(corpus) if offsets is None else offsets
+    its segment id (its place in the row, from 1) and positions from 0. Padding is 0 everywhere."""
+    source_offsets, target_offsets = corpus.value_offsets
     arrays = {name: np.zeros([len(rows), width], np.int32) for name in (*FEATURES, "target_output_ids")}
     for r, row in enumerate(rows):
         source_at = target_at = 0
@@ -185,13 +170,11 @@ def packed_dataset(
     if input_context is not None and input_context.num_input_pipelines > 1:
         shard = (input_context.input_pipeline_id, input_context.num_input_pipelines)
 
-    offsets = value_offsets(corpus)
-
     def generate():
         stream = packed_row_batches(corpus.source_lengths, corpus.target_lengths, widths, batch_tokens, seed, shard)
         for number, (row_width, rows) in enumerate(stream):
             if number >= skip_batches:
-                yield assemble(corpus, rows, row_width, offsets)
+                yield assemble(corpus, rows, row_width)
 
     spec = tf.TensorSpec([None, None], tf.int32)
     signature = ({name: spec for name in FEATURES}, spec)

@@ -2,7 +2,7 @@
 
 bfloat16 pays where the hardware multiplies it natively and the model is big enough: on a CPU with AMX
 units (Intel Sapphire Rapids and later) the `small` preset trains 1.33x faster under `mixed_bfloat16`
-(docs/benchmarks.md, "bfloat16 on an AMX CPU"). Elsewhere on CPUs it was not shown to pay, so `auto`
+(docs/benchmarks.md, "Packed rows, and bfloat16 on an AMX CPU"). Elsewhere on CPUs it was not shown to pay, so `auto`
 keeps float32 there; TPUs and NVIDIA GPUs of compute capability 8.0 or more (Ampere and later) get
 `mixed_bfloat16` from the vendors' documentation. The run records the policy it resolved to in its
 config.yaml, so a run directory says how it was trained."""
