@@ -39,6 +39,7 @@ def test_overrides_are_typed():
         ("train.batching=sorted", "train.batching must be bucketed, fixed or packed, got 'sorted'"),
         ("train.pack_width=0", "train.pack_width must be at least 1"),
         ("train.batch_shapes=0", "train.batch_shapes must be at least 1"),
+        ("decode.workers=0", "decode.workers must be at least 1"),
     ],
 )
 def test_bad_overrides_fail_with_a_clear_message(override, message):

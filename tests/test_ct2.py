@@ -64,6 +64,17 @@ def test_greedy_translations_are_ours_on_the_whole_test_split(run_and_export, te
     assert max(abs(a[0].score - b[0].score) for a, b in zip(expected, got)) < 1e-3
 
 
+def test_workers_change_the_speed_not_the_translations(run_and_export, test_split):
+    _, theirs, _ = run_and_export
+    sources, _ = test_split
+    one, three = theirs.with_config(workers=1), theirs.with_config(workers=3)
+    assert (one.model.num_translators, three.model.num_translators) == (1, 3)  # reloaded with other inter_threads
+    expected, got = one.translate_nbest(sources, n_best=2), three.translate_nbest(sources, n_best=2)
+    assert [[(c.text, c.score) for c in nbest] for nbest in got] == [
+        [(c.text, c.score) for c in nbest] for nbest in expected
+    ]
+
+
 @pytest.mark.parametrize(
     "pre_norm, share_embeddings, shared_tokenizer",
     [(True, True, True), (False, True, True), (True, False, True), (False, False, False)],

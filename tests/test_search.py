@@ -122,6 +122,19 @@ def test_translator_keeps_input_order_and_batches_by_length(tokenizer):
     assert all(sum(1 for _ in b) * max(lengths[i] for i in b) <= 32 for b in batches)
 
 
+def test_batches_decoded_side_by_side_give_exactly_the_results_in_sequence(tokenizer):
+    model = tiny_model(vocab_size=tokenizer.source_vocab_size)
+    config = DecodeConfig(beam_size=3, max_length=12, batch_tokens=64, workers=1)
+    in_sequence = Translator(model, tokenizer, config, jit_compile=False)
+    side_by_side = in_sequence.with_config(workers=3)
+    sources = [np.array([*range(5, 5 + n % 11), EOS], np.int32) for n in range(40)]
+    assert len(list(in_sequence._batches([len(s) for s in sources]))) > 3  # the workers share several batches
+    expected, got = in_sequence.translate_ids_batched(sources), side_by_side.translate_ids_batched(sources)
+    for (ids, scores), (other_ids, other_scores) in zip(expected, got):
+        np.testing.assert_array_equal(ids, other_ids)
+        np.testing.assert_array_equal(scores, other_scores)
+
+
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_length_limit_depends_on_the_sentence_not_on_its_batch(tokenizer, beam_size):
     # A model that never ends: every hypothesis runs into the limit, which must come from the sentence's

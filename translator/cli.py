@@ -29,7 +29,7 @@ EXAMPLES = {
     "evaluate": "translator evaluate --run-dir runs/small --split test\n"
     "translator evaluate --run-dir runs/small --src test.es --ref test.en --ref test2.en\n"
     "translator evaluate --run-dir runs/small-a --run-dir runs/small-b --split test   # an ensemble\n"
-    "translator evaluate --ct2-dir runs/small/ctranslate2 --split test --threads 2",
+    "translator evaluate --ct2-dir runs/small/ctranslate2 --split test --workers 2 --threads 1",
     "translate": "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small\n"
     "translator translate --export-dir runs/small/export --input in.es --output out.en --n-best 4\n"
     "translator translate --run-dir runs/small-a --run-dir runs/small-b --input in.es   # an ensemble\n"
@@ -37,7 +37,7 @@ EXAMPLES = {
     "translator translate --run-dir runs/small --input in.es --sampling-topk 0 --sampling-topp 0.9 "
     "--sampling-temperature 0.8\n"
     "translator translate --run-dir runs/small --input in.es --prefix-file starts.en   # force each start\n"
-    "translator translate --ct2-dir runs/small/ctranslate2 --input in.es --output out.en --threads 2\n"
+    "translator translate --ct2-dir runs/small/ctranslate2 --input in.es --output out.en --workers 2\n"
     "translator translate --run-dir runs/small --split-sentences --input paragraphs.es --output paragraphs.en\n"
     "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small --alignments",
     "export": "translator export --run-dir runs/small\n"
@@ -252,7 +252,10 @@ def _parser() -> argparse.ArgumentParser:
         default="uncached_greedy,greedy,beam",
         help="comma-separated, of uncached_greedy, greedy, beam, savedmodel, ct2_beam, ct2_int8_beam",
     )
-    decode.add_argument("--threads", type=int, default=0, help="CTranslate2 threads (0: its default)")
+    decode.add_argument(
+        "--threads", type=int, default=0, help="CTranslate2 threads per batch (0: the cores shared among the workers)"
+    )
+    decode.add_argument("--workers", type=int, help="batches decoded at once (default: the run's decode.workers)")
     decode.add_argument("--work-dir", type=Path, help="exports for savedmodel/ct2 methods (default: a temporary one)")
     decode.add_argument("--json", action="store_true", help="print one JSON object")
     train_bench = benchmark("train", "training throughput: padded, bucketed, fixed or packed batches, with/without XLA")
@@ -352,13 +355,21 @@ def _sampling_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _ct2_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--threads", type=int, default=0, help="with --ct2-dir: CPU threads (0: CTranslate2's default)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="batches decoded at once, each on its own thread; with --ct2-dir, CTranslate2's inter_threads "
+        "(default: decode.workers, 2)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=0, help="with --ct2-dir: CPU threads per worker (0: the cores shared among them)"
+    )
     parser.add_argument("--batch-size", type=int, default=32, help="with --ct2-dir: sentences per batch")
 
 
 def _decode_overrides(args: argparse.Namespace) -> dict:
     names = {"beam_size": args.beam_size, "length_penalty": args.length_penalty}
-    for key in ("max_length", "sampling_topk", "sampling_topp", "sampling_temperature", "seed"):
+    for key in ("max_length", "sampling_topk", "sampling_topp", "sampling_temperature", "seed", "workers"):
         names[key] = getattr(args, key, None)
     return {key: value for key, value in names.items() if value is not None}
 

@@ -63,6 +63,8 @@ def _translator(args: argparse.Namespace, decode: dict):
             raise TranslatorError(f"{_flags(sampling)}: sampling needs --run-dir (not --ct2-dir)")
         return CTranslate2Translator(ct2_dirs[0], threads=args.threads, batch_size=args.batch_size, **decode)
     if export_dirs:
+        if "workers" in decode:
+            raise TranslatorError("--workers: give it with --run-dir or --ct2-dir (a SavedModel decodes as served)")
         if sampling:
             raise TranslatorError(f"{_flags(sampling)}: sampling needs --run-dir (not --export-dir)")
         if decode:
@@ -409,13 +411,15 @@ def bench_decode(args: argparse.Namespace) -> int:
         methods,
         args.threads,
         str(args.work_dir) if args.work_dir else None,
+        args.workers,
     )
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     agreement = report["cached_uncached_agreement"]
     print(
-        f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}"
+        f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}, "
+        f"{report['workers']} worker(s)"
         + (f", cached/uncached greedy agreement {agreement:.3f}" if agreement is not None else "")
     )
     for row in report["results"]:

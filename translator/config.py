@@ -133,6 +133,10 @@ class DecodeConfig:
     max_length: int = 256  # hard cap on generated tokens
     max_length_ratio: float = 1.5  # per sentence: at most ratio * source length + 10 tokens (EOS included)
     batch_tokens: int = 4096  # source tokens per decoding batch (padding included)
+    # Batches decoded at once, each on its own thread: a decoding step is many small operations, so two
+    # batches side by side keep two cores busier than one batch on both (docs/benchmarks.md). The
+    # translations do not depend on it; with a CTranslate2 export it is CTranslate2's inter_threads.
+    workers: int = 2
     # Sampling (back-translation) replaces greedy and beam search unless sampling_topk is 1. The
     # convention is CTranslate2's and OpenNMT's: 1 takes the most likely token (no sampling), 0 samples
     # from the whole vocabulary, K from the K most likely.
@@ -142,7 +146,7 @@ class DecodeConfig:
     seed: int = 0  # the sampling stream: the same seed and input give the same translations
 
     def __post_init__(self):
-        _at_least(self, "decode", 1, "beam_size", "max_length", "batch_tokens")
+        _at_least(self, "decode", 1, "beam_size", "max_length", "batch_tokens", "workers")
         _at_least(self, "decode", 0.0, "length_penalty")  # beam search's early stop relies on it
         _at_least(self, "decode", 0, "sampling_topk", "seed")
         if self.max_length_ratio <= 0:

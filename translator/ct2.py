@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,8 @@ def decode_limit(source_length: int, config: DecodeConfig) -> int:
 class CTranslate2Translator(BaseTranslator):
     """Translate with a CTranslate2 export.
 
-    threads: CPU threads for one batch (CTranslate2's `intra_threads`; 0 lets it choose).
+    threads: CPU threads for one batch (CTranslate2's `intra_threads`; 0: the machine's cores shared
+        among the `decode.workers` batches decoded at once, CTranslate2's `inter_threads`).
     compute_type: `default` keeps the export's quantization; `int8`, `float32`, ... convert on load.
     batch_size: sentences per `translate_batch` call, after sorting by length.
     decode: beam_size, length_penalty, max_length, ... over the export's decode settings.
@@ -84,8 +86,14 @@ class CTranslate2Translator(BaseTranslator):
         self.max_source_length = int(self.info["max_source_length"])
         self.batch_size = batch_size
         self.threads = threads
+        self.compute_type = compute_type
+        workers = self.config.workers
         self.model = ctranslate2.Translator(
-            str(self.directory), device="cpu", compute_type=compute_type, intra_threads=threads
+            str(self.directory),
+            device="cpu",
+            compute_type=compute_type,
+            inter_threads=workers,
+            intra_threads=threads or max(1, (os.cpu_count() or 1) // workers),
         )
         files = self.info["tokenizer"]
         self.source = spm.SentencePieceProcessor(model_file=str(self.directory / files["source"]))
@@ -112,7 +120,11 @@ class CTranslate2Translator(BaseTranslator):
         return self.with_config(**changes) if changes else self
 
     def with_config(self, **changes) -> CTranslate2Translator:
-        """The same loaded model with other decode settings (nothing is reloaded)."""
+        """The same loaded model with other decode settings (reloaded only for other `workers`: CTranslate2
+        fixes its worker threads when it loads a model)."""
+        if changes.get("workers", self.config.workers) != self.config.workers:
+            decode = {**dataclasses.asdict(self.config), **changes}
+            return CTranslate2Translator(self.directory, self.threads, self.compute_type, self.batch_size, **decode)
         other = object.__new__(CTranslate2Translator)
         other.__dict__.update(self.__dict__)
         other.config = _searched(dataclasses.replace(self.config, **changes), self.directory)
@@ -139,8 +151,8 @@ class CTranslate2Translator(BaseTranslator):
         limits = [decode_limit(len(pieces) + 1, self.config) for pieces in sources]
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         results: list = [None] * len(sources)
-        for start in range(0, len(order), self.batch_size):
-            self._decode([order[start : start + self.batch_size]], sources, limits, results)
+        batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        self._decode(batches, sources, limits, results)
         # A sentence decoded past its own limit (its batch allowed more) is decoded again with its limit.
         again: dict[int, list[int]] = {}
         for i, candidates in enumerate(results):
@@ -168,21 +180,29 @@ class CTranslate2Translator(BaseTranslator):
         where our search allows only EOS. results[i] = [(pieces, log-probability, ended with EOS)]: every
         finished beam, unranked (`_ranked` ranks them with our length penalty)."""
         beam = max(self.config.beam_size, 1)
-        for indices in batches:
-            outputs = self.model.translate_batch(
-                [sources[i] for i in indices],
-                beam_size=beam,
-                # All `beam` hypotheses: like ours, the search goes on until `beam` have finished.
-                num_hypotheses=beam,
-                # Raw log-probabilities: CTranslate2 4's penalty is length ** alpha, not GNMT's.
-                length_penalty=0.0,
-                max_decoding_length=max(1, max(limits[i] for i in indices) - 1),
-                min_decoding_length=0,
-                max_input_length=0,
-                return_scores=True,
-                return_end_token=True,
+        # Submitted all at once, the batches run `decode.workers` at a time (CTranslate2's inter_threads).
+        pending = [
+            (
+                indices,
+                self.model.translate_batch(
+                    [sources[i] for i in indices],
+                    beam_size=beam,
+                    # All `beam` hypotheses: like ours, the search goes on until `beam` have finished.
+                    num_hypotheses=beam,
+                    # Raw log-probabilities: CTranslate2 4's penalty is length ** alpha, not GNMT's.
+                    length_penalty=0.0,
+                    max_decoding_length=max(1, max(limits[i] for i in indices) - 1),
+                    min_decoding_length=0,
+                    max_input_length=0,
+                    return_scores=True,
+                    return_end_token=True,
+                    asynchronous=True,
+                ),
             )
-            for index, output in zip(indices, outputs):
+            for indices in batches
+        ]
+        for indices, outputs in pending:
+            for index, output in zip(indices, (output.result() for output in outputs)):
                 results[index] = [
                     (pieces[:-1], score, True) if pieces and pieces[-1] == "</s>" else (pieces, score, False)
                     for pieces, score in zip(output.hypotheses, output.scores)

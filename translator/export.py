@@ -35,12 +35,18 @@ SUB_BATCH = 8  # sentences decoded together inside the graph, after sorting a re
 
 
 def search_sorted(
-    translator: Translator, ragged: tf.RaggedTensor, sub_batch: int, prefixes: tf.RaggedTensor | None = None
+    translator: Translator,
+    ragged: tf.RaggedTensor,
+    sub_batch: int,
+    prefixes: tf.RaggedTensor | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search over a request as the in-process translator does it: sentences sorted by length
     and decoded `sub_batch` at a time, so that a short sentence is neither padded to the request's
     longest nor kept in the loop until the longest finishes. Outputs do not depend on the grouping
     (each sentence stops at its own limit).
+
+    The sub-batches are dealt round-robin to `decode.workers` loops that share no data, so the graph's
+    executor runs them side by side (as the in-process translator runs its batches).
 
     ragged [batch, (tokens)] (EOS-terminated), prefixes [batch, (tokens)] or None → (ids [batch, n,
     max_length], scores [batch, n]) in input order.
@@ -55,23 +61,37 @@ def search_sorted(
     max_length = prefixed_length(tf.reduce_max(tf.concat([lengths, [0]], 0)), longest_prefix, translator.config)
     chunks = tf.maximum((batch + sub_batch - 1) // sub_batch, 1)  # one (empty) chunk for an empty request
     no_seed = tf.zeros([2], tf.int32)  # exports never sample
+    streams, n = translator.config.workers, translator.hypotheses
 
     def decode_chunk(index, ids_array, scores_array):
         chunk = ordered[index * sub_batch : (index + 1) * sub_batch].to_tensor()
         prefix = ordered_prefixes[index * sub_batch : (index + 1) * sub_batch].to_tensor()
         ids, scores = translator.search_ids(chunk, prefix, no_seed)  # [chunk, n, its own length ≤ max_length]
         ids = tf.pad(ids, [[0, 0], [0, 0], [0, max_length - tf.shape(ids)[2]]])
-        return index + 1, ids_array.write(index, ids), scores_array.write(index, scores)
+        return index + streams, ids_array.write(index // streams, ids), scores_array.write(index // streams, scores)
 
-    arrays = (
-        tf.TensorArray(tf.int32, size=chunks, infer_shape=False),
-        tf.TensorArray(tf.float32, size=chunks, infer_shape=False),
+    all_ids, all_scores = [], []
+    for stream in range(streams):  # stream s decodes chunks s, s + streams, s + 2 streams, ...
+        size = tf.maximum((chunks - stream + streams - 1) // streams, 0)
+        arrays = (
+            tf.TensorArray(tf.int32, size=size, infer_shape=False, element_shape=[None, None, None]),
+            tf.TensorArray(tf.float32, size=size, infer_shape=False, element_shape=[None, None]),
+        )
+        _, ids_array, scores_array = tf.while_loop(
+            lambda index, *_: index < chunks, decode_chunk, (tf.constant(stream), *arrays)
+        )
+        # A stream without chunks (a request of fewer) contributes no rows; concat of an empty array cannot.
+        all_ids.append(tf.cond(size > 0, ids_array.concat, lambda: tf.zeros([0, n, max_length], tf.int32)))
+        all_scores.append(tf.cond(size > 0, scores_array.concat, lambda: tf.zeros([0, n], tf.float32)))
+    # Row r of the concatenation is the sentence at sorted position `positions[r]`.
+    sorted_positions = tf.range(batch)
+    positions = tf.concat(
+        [tf.boolean_mask(sorted_positions, (sorted_positions // sub_batch) % streams == s) for s in range(streams)], 0
     )
-    _, ids_array, scores_array = tf.while_loop(lambda index, *_: index < chunks, decode_chunk, (0, *arrays))
-    inverse = tf.math.invert_permutation(order)
+    inverse = tf.math.invert_permutation(tf.gather(order, positions))
     # TensorArray.concat forgets the ranks; the signatures promise them (score [batch], scores [batch, n]).
-    ids = tf.ensure_shape(tf.gather(ids_array.concat(), inverse), [None, None, None])
-    return ids, tf.ensure_shape(tf.gather(scores_array.concat(), inverse), [None, None])
+    ids = tf.ensure_shape(tf.gather(tf.concat(all_ids, 0), inverse), [None, None, None])
+    return ids, tf.ensure_shape(tf.gather(tf.concat(all_scores, 0), inverse), [None, None])
 
 
 def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):

@@ -15,6 +15,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import tensorflow as tf
@@ -226,9 +227,11 @@ class Translator(tf.Module, BaseTranslator):
 
         Returns, in input order, (ids [n, max_len], scores [n]) per sentence. Sampling draws batch k
         from the stream (decode.seed, k): the same input and settings give the same samples.
+        `decode.workers` batches are decoded at a time; the results do not depend on it.
         """
         results: list = [None] * len(sources)
-        for number, indices in enumerate(self._batches([len(s) for s in sources])):
+
+        def decode(number: int, indices: list[int]) -> None:
             batch = _pad([sources[i] for i in indices])
             prefix = (
                 _pad([prefixes[i] for i in indices], allow_empty=True)
@@ -237,8 +240,18 @@ class Translator(tf.Module, BaseTranslator):
             )
             seed = tf.constant([self.config.seed, number], tf.int32)
             ids, scores = self.search_ids(tf.constant(batch), tf.constant(prefix), seed)
+            ids, scores = ids.numpy(), scores.numpy()
             for row, index in enumerate(indices):
-                results[index] = (ids[row].numpy(), scores[row].numpy())
+                results[index] = (ids[row], scores[row])
+
+        batches = list(enumerate(self._batches([len(s) for s in sources])))
+        if self.config.workers == 1 or len(batches) == 1:
+            for number, indices in batches:
+                decode(number, indices)
+        else:
+            # TensorFlow releases the GIL while it runs a function: the batches really run side by side.
+            with ThreadPoolExecutor(self.config.workers, thread_name_prefix="decode") as pool:
+                list(pool.map(decode, *zip(*batches)))  # list(): the first error is raised here
         return results
 
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:

@@ -79,6 +79,7 @@ def bench_decode(
     methods: tuple[str, ...] = DEFAULT_METHODS,
     threads: int = 0,
     work_dir: str | None = None,
+    workers: int | None = None,
 ) -> dict:
     unknown = [method for method in methods if method not in IN_PROCESS_METHODS + EXPORT_METHODS]
     if unknown:
@@ -86,7 +87,8 @@ def bench_decode(
 
         known = ", ".join(IN_PROCESS_METHODS + EXPORT_METHODS)
         raise TranslatorError(f"unknown method(s) {', '.join(unknown)}: choose from {known}")
-    base = Translator.from_run_dir(run_dir, jit_compile=jit_compile, beam_size=1)
+    workers = {} if workers is None else {"workers": workers}  # default: the run's decode.workers
+    base = Translator.from_run_dir(run_dir, jit_compile=jit_compile, beam_size=1, **workers)
     model, config, checkpoint = base.model, RunDirectory(run_dir).load_config(), base.checkpoint.path
     _, sentences, references = split_pairs(base, split)
     sentences = sentences[:limit] if limit else sentences
@@ -137,6 +139,7 @@ def bench_decode(
         },
         "xla": jit_compile,
         "threads": threads,
+        "workers": base.config.workers,
         "cached_uncached_agreement": agreement,
         "results": results,
         "machine": describe_machine(),
