@@ -124,7 +124,13 @@ class CTranslate2Translator(BaseTranslator):
         fixes its worker threads when it loads a model)."""
         if changes.get("workers", self.config.workers) != self.config.workers:
             decode = {**dataclasses.asdict(self.config), **changes}
-            return CTranslate2Translator(self.directory, self.threads, self.compute_type, self.batch_size, **decode)
+            return CTranslate2Translator(
+                self.directory,
+                threads=self.threads,
+                compute_type=self.compute_type,
+                batch_size=self.batch_size,
+                **decode,
+            )
         other = object.__new__(CTranslate2Translator)
         other.__dict__.update(self.__dict__)
         other.config = _searched(dataclasses.replace(self.config, **changes), self.directory)

@@ -87,8 +87,8 @@ def bench_decode(
 
         known = ", ".join(IN_PROCESS_METHODS + EXPORT_METHODS)
         raise TranslatorError(f"unknown method(s) {', '.join(unknown)}: choose from {known}")
-    workers = {} if workers is None else {"workers": workers}  # default: the run's decode.workers
-    base = Translator.from_run_dir(run_dir, jit_compile=jit_compile, beam_size=1, **workers)
+    overrides = {} if workers is None else {"workers": workers}  # default: the run's decode.workers
+    base = Translator.from_run_dir(run_dir, jit_compile=jit_compile, beam_size=1, **overrides)
     model, config, checkpoint = base.model, RunDirectory(run_dir).load_config(), base.checkpoint.path
     _, sentences, references = split_pairs(base, split)
     sentences = sentences[:limit] if limit else sentences
