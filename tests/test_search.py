@@ -177,6 +177,34 @@ def test_beam_search_never_reorders_the_memory():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
+@pytest.mark.parametrize("seed, constrained", [(1, False), (0, True), (2, True), (3, True)])  # each drops some
+def test_dropping_finished_sentences_changes_no_result(seed, constrained):
+    """Sentences leave the batch at the step they are done; the n-best lists and scores stay those of
+    the search that keeps every sentence to the end, eagerly and in a graph."""
+    model = biased_model(seed)
+    start, cache = start_and_cache(model, 12)
+    limits = tf.constant([6, 12, 9]) if constrained else None
+    prefixes = tf.constant([[7, 0], [0, 0], [9, 11]]) if constrained else None
+    batch_sizes = []
+
+    def step(tokens, index, state):
+        batch_sizes.append(tokens.shape[0])
+        return model.decode_step(tokens, index, state)
+
+    def search(cache, drop):
+        return beam_search(step, start, cache, 3, 12, EOS, 0.6, limits, prefixes, drop_finished=drop)
+
+    expected_ids, expected_scores = search(cache, False)
+    kept_batch = batch_sizes[:]
+    batch_sizes.clear()
+    for ids, scores in (search(cache, True), tf.function(lambda c: search(c, True))(cache)):
+        np.testing.assert_array_equal(ids.numpy(), expected_ids.numpy())
+        np.testing.assert_allclose(scores.numpy(), expected_scores.numpy(), atol=1e-5)
+    eager = batch_sizes[: len(kept_batch)]
+    assert set(kept_batch) == {9} and eager[0] == 9 and eager[-1] < 9  # 3 sentences · 3 beams, then fewer
+    assert eager == sorted(eager, reverse=True) and all(size % 3 == 0 for size in eager)
+
+
 def test_two_stage_top_k_equals_one_top_k_over_every_beam():
     """Beam search's candidates: the k best of each beam, then the k best of those, must be the k
     best over beam·vocab in the same order, ties included (lower beam, then lower token first)."""

@@ -31,7 +31,9 @@ _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _PREFIX = tf.TensorSpec([None], tf.string, name="prefix")
 
 
-SUB_BATCH = 8  # sentences decoded together inside the graph, after sorting a request by length (8 > 16 > 32 measured)
+# Sentences decoded together inside the graph, after sorting a request by length: with two streams,
+# 16 gave 17.4-20.7 sentences/s, 8 gave 13.8-15.8 and 32 14.2 on requests of 32 (docs/benchmarks.md, 2026-12-03).
+SUB_BATCH = 16
 
 
 def search_sorted(

@@ -203,6 +203,7 @@ class Translator(tf.Module, BaseTranslator):
             limits,
             prefix_ids,
             normalize=False,
+            drop_finished=not self.jit_compile,  # XLA keeps fixed shapes
         )
 
     def encode_prefix(self, text: tf.Tensor) -> tf.RaggedTensor:

@@ -4,10 +4,11 @@ The contract:
     step_fn(token_ids [batch], index: int32 scalar, cache) -> (logits [batch, vocab] float32, cache)
 With `normalize=False` the step returns log-probabilities instead, used as they are: an ensemble's
 mean of its models' log-probabilities, which is deliberately not renormalized.
-`cache` is a dict of tensors (any nesting) with batch on axis 0 and shapes that never change. Its
-entry `"memory"` (cross-attention keys/values, source mask) is constant across steps and the same for
-every beam of a sentence: beam search tiles it once and never reorders it. Everything else in the
-cache follows the beams and is gathered at each step.
+`cache` is a dict of tensors (any nesting) with batch on axis 0 and shapes that never change (but
+for the batch, where beam search drops finished sentences). Its entry `"memory"` (cross-attention
+keys/values, source mask) is constant across steps and the same for every beam of a sentence: beam
+search tiles it once and never reorders it (with `drop_finished` it loses the rows of sentences that
+are done). Everything else in the cache follows the beams and is gathered at each step.
 
 All searches are pure TensorFlow functions with fixed shapes, so they run eagerly, inside
 `tf.function` and with `jit_compile=True`. Scores use a finite "infinity" so that masked candidates
@@ -228,80 +229,165 @@ def beam_search(
     limits: tf.Tensor | None = None,
     prefix_ids: tf.Tensor | None = None,
     normalize: bool = True,
+    drop_finished: bool = False,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """Beam search keeping finished hypotheses, with the GNMT length penalty and early stopping.
 
     Each step expands the live beams and keeps the top 2·beam candidates, so that at least `beam`
     of them do not end in EOS: the best non-EOS ones stay alive, and EOS candidates ranked in the top
-    `beam` compete (score divided by the length penalty) for the `beam` finished slots. The loop
-    stops when no live beam can still beat the worst finished hypothesis of its sentence, or at `max_length`.
+    `beam` compete (score divided by the length penalty) for the `beam` finished slots. A sentence is
+    done when none of its live beams can still beat its worst finished hypothesis; the loop stops when
+    every sentence is done, or at `max_length`.
 
     start_ids [batch] → (ids [batch, beam, max_length], scores [batch, beam]) sorted best first: an
     n-best list per sentence. Sentences with fewer than `beam` finished hypotheses are completed with
     live ones (scored as if they ended at `max_length`). `limits` [batch] caps each sentence's length
     (EOS included) below `max_length`, the size of the buffers; `prefix_ids` [batch, prefix] forces
     every beam's first tokens.
+
+    `drop_finished` takes each sentence out of the batch at the step it is done, so that the steps
+    after it compute only the sentences still being searched (CTranslate2 does the same), and the
+    memory is compacted then. A done sentence's result can no longer change, so the results are the
+    same either way. The batch then changes size from step to step: not for XLA, whose shapes are fixed.
     """
     if alpha < 0:
         raise ValueError("length_penalty must be >= 0: early stopping relies on it")
     batch = tf.shape(start_ids)[0]
     beams = beam_size
-    flat = lambda x: tf.reshape(x, tf.concat([[batch * beams], tf.shape(x)[2:]], 0))  # noqa: E731
-    cache = tf.nest.map_structure(lambda x: _tile_beams(x, beams), cache)
     max_penalty = length_penalty(max_length, alpha)
+    constraints = {name: x for name, x in (("limits", limits), ("prefix_ids", prefix_ids)) if x is not None}
 
-    def not_done(index, last_tokens, alive_ids, alive_scores, finished_ids, finished_scores, finished_flags, cache):
-        best_alive = alive_scores[:, 0] / max_penalty  # [batch]: the most any live beam can still reach
-        worst_finished = tf.reduce_min(tf.where(finished_flags, finished_scores, -INF), axis=1)  # [batch]
-        return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(best_alive < worst_finished)))
+    def done(state: dict) -> tf.Tensor:
+        """[sentences] bool: no live beam can still beat the worst finished hypothesis (log-probabilities
+        only fall, and no length penalty exceeds `max_penalty`, so the bound holds for every later step)."""
+        best_alive = state["alive_scores"][:, 0] / max_penalty  # the most any live beam can still reach
+        worst_finished = tf.reduce_min(tf.where(state["finished_flags"], state["finished_scores"], -INF), axis=1)
+        return best_alive < worst_finished
 
-    def step(index, last_tokens, alive_ids, alive_scores, finished_ids, finished_scores, finished_flags, cache):
-        output, cache = step_fn(flat(last_tokens), index, cache)
-        vocab = tf.shape(output)[-1]
-        output = tf.reshape(output, [batch, beams, vocab])
-        log_probs = _constrained_log_probs(output, index, limits, prefix_ids, eos_id, normalize)  # [batch, beam, vocab]
-        top_scores, origin, tokens = _top_candidates(alive_scores[:, :, tf.newaxis] + log_probs, 2 * beams)
-        ids = _write(tf.gather(alive_ids, origin, batch_dims=1), index, tokens)  # [batch, 2·beam, max_length]
+    def n_best(state: dict) -> tuple[tf.Tensor, tf.Tensor]:
+        """The sentences' results: finished hypotheses, with live ones filling empty slots (which
+        happens only when `max_length` was reached)."""
+        scores = tf.concat(
+            [tf.where(state["finished_flags"], state["finished_scores"], -INF), state["alive_scores"] / max_penalty],
+            axis=1,
+        )
+        scores, best = tf.math.top_k(scores, k=beams)
+        ids = tf.gather(tf.concat([state["finished_ids"], state["alive_ids"]], axis=1), best, batch_dims=1)
+        return ids, scores
+
+    def expand(index: tf.Tensor, state: dict) -> tuple[dict, tf.Tensor]:
+        """One step for every sentence in `state` → (the new state with its cache not yet reordered,
+        parent [sentences, beam]: the beam of the previous step each new live beam extends)."""
+        sentences = tf.shape(state["alive_scores"])[0]
+        output, cache = step_fn(tf.reshape(state["last_tokens"], [-1]), index, state["cache"])
+        output = tf.reshape(output, [sentences, beams, tf.shape(output)[-1]])
+        log_probs = _constrained_log_probs(
+            output, index, state["constraints"].get("limits"), state["constraints"].get("prefix_ids"), eos_id, normalize
+        )  # [sentences, beam, vocab]
+        top_scores, origin, tokens = _top_candidates(state["alive_scores"][:, :, tf.newaxis] + log_probs, 2 * beams)
+        ids = _write(tf.gather(state["alive_ids"], origin, batch_dims=1), index, tokens)  # [sentences, 2·beam, length]
         ended = tf.equal(tokens, eos_id)
         # EOS candidates finish only from the top `beam` ranks (as in fairseq): with beam 1 this is greedy.
         finishing = tf.logical_and(ended, tf.range(2 * beams)[tf.newaxis, :] < beams)
 
         # Live beams: the best candidates that did not end.
-        alive_scores, keep = tf.math.top_k(tf.where(ended, -INF, top_scores), k=beams)  # [batch, beam]
-        alive_ids = tf.gather(ids, keep, batch_dims=1)
-        last_tokens = tf.gather(tokens, keep, batch_dims=1)
-        parent = tf.gather(origin, keep, batch_dims=1)  # [batch, beam]
-        flat_parent = tf.reshape(parent + beams * tf.range(batch)[:, tf.newaxis], [-1])
-        cache = {
-            key: value if key == "memory" else tf.nest.map_structure(lambda x: _flat_gather(x, flat_parent), value)
-            for key, value in cache.items()
-        }
+        alive_scores, keep = tf.math.top_k(tf.where(ended, -INF, top_scores), k=beams)  # [sentences, beam]
 
         # Finished hypotheses: merge the ones that just ended with those kept so far.
         new_scores = tf.where(finishing, top_scores / length_penalty(index + 1, alpha), -INF)
-        merged_scores = tf.concat([finished_scores, new_scores], axis=1)  # [batch, 3·beam]
-        merged_ids = tf.concat([finished_ids, ids], axis=1)
-        merged_flags = tf.concat([finished_flags, finishing], axis=1)
+        merged_scores = tf.concat([state["finished_scores"], new_scores], axis=1)  # [sentences, 3·beam]
         finished_scores, best = tf.math.top_k(merged_scores, k=beams)
-        finished_ids = tf.gather(merged_ids, best, batch_dims=1)
-        finished_flags = tf.gather(merged_flags, best, batch_dims=1)
-        return index + 1, last_tokens, alive_ids, alive_scores, finished_ids, finished_scores, finished_flags, cache
+        new_state = {
+            **state,
+            "last_tokens": tf.gather(tokens, keep, batch_dims=1),
+            "alive_ids": tf.gather(ids, keep, batch_dims=1),
+            "alive_scores": alive_scores,
+            "finished_ids": tf.gather(tf.concat([state["finished_ids"], ids], axis=1), best, batch_dims=1),
+            "finished_scores": finished_scores,
+            "finished_flags": tf.gather(tf.concat([state["finished_flags"], finishing], axis=1), best, batch_dims=1),
+            "cache": cache,
+        }
+        return new_state, tf.gather(origin, keep, batch_dims=1)
 
-    first_beam_only = tf.concat([tf.zeros([batch, 1]), tf.fill([batch, beams - 1], -INF)], axis=1)
-    initial = (
-        tf.constant(0),
-        tf.tile(start_ids[:, tf.newaxis], [1, beams]),
-        tf.zeros([batch, beams, max_length], tf.int32),
-        first_beam_only,
-        tf.zeros([batch, beams, max_length], tf.int32),
-        tf.fill([batch, beams], -INF),
-        tf.zeros([batch, beams], tf.bool),
-        cache,
+    def reorder(cache: dict, rows: tf.Tensor) -> dict:
+        """The cache's rows [sentences·beam] in the order `rows` gives; the memory stays as it is."""
+        gather = lambda x: _flat_gather(x, rows)  # noqa: E731
+        return {key: value if key == "memory" else tf.nest.map_structure(gather, value) for key, value in cache.items()}
+
+    def step(index, state, results):
+        state, parent = expand(index, state)
+        sentences = tf.shape(parent)[0]
+        if not drop_finished:
+            rows = tf.reshape(parent + beams * tf.range(sentences)[:, tf.newaxis], [-1])
+            return index + 1, {**state, "cache": reorder(state["cache"], rows)}, results
+
+        def drop(state, parent, finished, results):
+            ids, scores = n_best(tf.nest.map_structure(lambda x: tf.boolean_mask(x, finished), _per_sentence(state)))
+            at = tf.boolean_mask(state["sentence"], finished)[:, tf.newaxis]
+            results = {
+                "ids": tf.tensor_scatter_nd_update(results["ids"], at, ids),
+                "scores": tf.tensor_scatter_nd_update(results["scores"], at, scores),
+            }
+            kept = tf.where(tf.logical_not(finished))[:, 0]
+            beam_rows = _beam_rows(kept, beams)
+            cache = {  # the memory loses the rows of the sentences that left; the rest is reordered below
+                key: tf.nest.map_structure(lambda x: _flat_gather(x, beam_rows), value) if key == "memory" else value
+                for key, value in state["cache"].items()
+            }
+            state = {**tf.nest.map_structure(lambda x: tf.gather(x, kept), _per_sentence(state)), "cache": cache}
+            return state, tf.gather(parent, kept), kept, results
+
+        def keep_all(state, parent, results):
+            return state, parent, tf.range(tf.cast(sentences, tf.int64)), results
+
+        finished = done(state)
+        state, parent, kept, results = tf.cond(
+            tf.reduce_any(finished),
+            lambda: drop(state, parent, finished, results),
+            lambda: keep_all(state, parent, results),
+        )
+        rows = tf.reshape(tf.cast(kept, tf.int32)[:, tf.newaxis] * beams + parent, [-1])
+        return index + 1, {**state, "cache": reorder(state["cache"], rows)}, results
+
+    def not_done(index, state, results):
+        return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(done(state))))
+
+    state = {
+        "last_tokens": tf.tile(start_ids[:, tf.newaxis], [1, beams]),
+        "alive_ids": tf.zeros([batch, beams, max_length], tf.int32),
+        "alive_scores": tf.concat([tf.zeros([batch, 1]), tf.fill([batch, beams - 1], -INF)], axis=1),
+        "finished_ids": tf.zeros([batch, beams, max_length], tf.int32),
+        "finished_scores": tf.fill([batch, beams], -INF),
+        "finished_flags": tf.zeros([batch, beams], tf.bool),
+        "constraints": constraints,
+        "cache": tf.nest.map_structure(lambda x: _tile_beams(x, beams), cache),
+    }
+    if not drop_finished:
+        _, state, _ = tf.while_loop(not_done, step, (tf.constant(0), state, {}), maximum_iterations=max_length)
+        return n_best(state)
+    state["sentence"] = tf.range(batch)  # each row's place in the input batch
+    results = {"ids": tf.zeros([batch, beams, max_length], tf.int32), "scores": tf.zeros([batch, beams])}
+    any_rows = lambda x: tf.TensorShape([None]).concatenate(x.shape[1:])  # noqa: E731
+    invariants = (
+        tf.TensorShape([]),
+        tf.nest.map_structure(any_rows, state),
+        {key: x.shape for key, x in results.items()},
     )
-    result = tf.while_loop(not_done, step, initial, maximum_iterations=max_length)
-    _, _, alive_ids, alive_scores, finished_ids, finished_scores, finished_flags, _ = result
-    # Fill empty finished slots with live beams (only happens when max_length was reached).
-    scores = tf.concat([tf.where(finished_flags, finished_scores, -INF), alive_scores / max_penalty], axis=1)
-    scores, best = tf.math.top_k(scores, k=beams)
-    ids = tf.gather(tf.concat([finished_ids, alive_ids], axis=1), best, batch_dims=1)
-    return ids, scores
+    _, state, results = tf.while_loop(
+        not_done, step, (tf.constant(0), state, results), shape_invariants=invariants, maximum_iterations=max_length
+    )
+    ids, scores = n_best(state)  # the sentences still live when max_length was reached
+    at = state["sentence"][:, tf.newaxis]
+    ids = tf.tensor_scatter_nd_update(results["ids"], at, ids)
+    return ids, tf.tensor_scatter_nd_update(results["scores"], at, scores)
+
+
+def _per_sentence(state: dict) -> dict:
+    """Everything in a beam search state with sentences on axis 0 (all but the cache, whose rows are beams)."""
+    return {key: value for key, value in state.items() if key != "cache"}
+
+
+def _beam_rows(sentences: tf.Tensor, beams: int) -> tf.Tensor:
+    """Sentence indices [n] → the rows of their beams in a [sentences·beam, ...] tensor, [n·beam]."""
+    sentences = tf.cast(sentences, tf.int32)
+    return tf.reshape(sentences[:, tf.newaxis] * beams + tf.range(beams)[tf.newaxis, :], [-1])
