@@ -197,10 +197,11 @@ def test_dropping_finished_sentences_changes_no_result(seed, constrained):
     expected_ids, expected_scores = search(cache, False)
     kept_batch = batch_sizes[:]
     batch_sizes.clear()
-    for ids, scores in (search(cache, True), tf.function(lambda c: search(c, True))(cache)):
+    eager_result = search(cache, True)
+    eager = batch_sizes[:]  # the step's batch, eagerly, at every step of the search that drops
+    for ids, scores in (eager_result, tf.function(lambda c: search(c, True))(cache)):
         np.testing.assert_array_equal(ids.numpy(), expected_ids.numpy())
         np.testing.assert_allclose(scores.numpy(), expected_scores.numpy(), atol=1e-5)
-    eager = batch_sizes[: len(kept_batch)]
     assert set(kept_batch) == {9} and eager[0] == 9 and eager[-1] < 9  # 3 sentences · 3 beams, then fewer
     assert eager == sorted(eager, reverse=True) and all(size % 3 == 0 for size in eager)
 

@@ -11,11 +11,11 @@ search tiles it once and never reorders it (with `drop_finished` it loses the ro
 are done). Everything else in the cache follows the beams and is gathered at each step.
 
 All searches are pure TensorFlow functions with fixed shapes, so they run eagerly, inside
-`tf.function` and with `jit_compile=True`. Scores use a finite "infinity" so that masked candidates
-never produce NaN. Each takes two optional per-sentence constraints: `limits` [batch] (tokens allowed,
-EOS included) and `prefix_ids` [batch, prefix] (target tokens forced at the first positions, 0-padded;
-their log-probabilities count in the score). Sampling draws from stateless random ops keyed by a seed
-and the step index, so a run repeats exactly.
+`tf.function` and with `jit_compile=True` (beam search with `drop_finished` excepted). Scores use a
+finite "infinity" so that masked candidates never produce NaN. Each takes two optional per-sentence
+constraints: `limits` [batch] (tokens allowed, EOS included) and `prefix_ids` [batch, prefix] (target
+tokens forced at the first positions, 0-padded; their log-probabilities count in the score).
+Sampling draws from stateless random ops keyed by a seed and the step index, so a run repeats exactly.
 """
 
 from __future__ import annotations
@@ -316,10 +316,9 @@ def beam_search(
 
     def step(index, state, results):
         state, parent = expand(index, state)
-        sentences = tf.shape(parent)[0]
+        every_sentence = tf.range(tf.shape(parent)[0])
         if not drop_finished:
-            rows = tf.reshape(parent + beams * tf.range(sentences)[:, tf.newaxis], [-1])
-            return index + 1, {**state, "cache": reorder(state["cache"], rows)}, results
+            return index + 1, {**state, "cache": reorder(state["cache"], _rows(every_sentence, parent))}, results
 
         def drop(state, parent, finished, results):
             ids, scores = n_best(tf.nest.map_structure(lambda x: tf.boolean_mask(x, finished), _per_sentence(state)))
@@ -328,8 +327,8 @@ def beam_search(
                 "ids": tf.tensor_scatter_nd_update(results["ids"], at, ids),
                 "scores": tf.tensor_scatter_nd_update(results["scores"], at, scores),
             }
-            kept = tf.where(tf.logical_not(finished))[:, 0]
-            beam_rows = _beam_rows(kept, beams)
+            kept = tf.cast(tf.where(tf.logical_not(finished))[:, 0], tf.int32)
+            beam_rows = _rows(kept, tf.range(beams)[tf.newaxis, :])
             cache = {  # the memory loses the rows of the sentences that left; the rest is reordered below
                 key: tf.nest.map_structure(lambda x: _flat_gather(x, beam_rows), value) if key == "memory" else value
                 for key, value in state["cache"].items()
@@ -338,7 +337,7 @@ def beam_search(
             return state, tf.gather(parent, kept), kept, results
 
         def keep_all(state, parent, results):
-            return state, parent, tf.range(tf.cast(sentences, tf.int64)), results
+            return state, parent, every_sentence, results
 
         finished = done(state)
         state, parent, kept, results = tf.cond(
@@ -346,8 +345,7 @@ def beam_search(
             lambda: drop(state, parent, finished, results),
             lambda: keep_all(state, parent, results),
         )
-        rows = tf.reshape(tf.cast(kept, tf.int32)[:, tf.newaxis] * beams + parent, [-1])
-        return index + 1, {**state, "cache": reorder(state["cache"], rows)}, results
+        return index + 1, {**state, "cache": reorder(state["cache"], _rows(kept, parent))}, results
 
     def not_done(index, state, results):
         return tf.logical_and(index < max_length, tf.logical_not(tf.reduce_all(done(state))))
@@ -387,7 +385,8 @@ def _per_sentence(state: dict) -> dict:
     return {key: value for key, value in state.items() if key != "cache"}
 
 
-def _beam_rows(sentences: tf.Tensor, beams: int) -> tf.Tensor:
-    """Sentence indices [n] → the rows of their beams in a [sentences·beam, ...] tensor, [n·beam]."""
-    sentences = tf.cast(sentences, tf.int32)
-    return tf.reshape(sentences[:, tf.newaxis] * beams + tf.range(beams)[tf.newaxis, :], [-1])
+def _rows(sentences: tf.Tensor, beam: tf.Tensor) -> tf.Tensor:
+    """The rows of a [sentences·beam, ...] tensor (the cache) that hold beam `beam` [n, beam] (or
+    [1, beam]) of sentence `sentences` [n], flattened to [n·beam]."""
+    beams = tf.shape(beam)[1]
+    return tf.reshape(sentences[:, tf.newaxis] * beams + beam, [-1])
