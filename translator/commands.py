@@ -454,7 +454,8 @@ def bench_train(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"best: {report['best']}, {report['best_vs_padded']}× the padded pipeline's target tokens/s")
+        against = report["best_vs_padded"]  # None unless `padded` was among the methods
+        print(f"best: {report['best']}" + (f", {against}× the padded pipeline's target tokens/s" if against else ""))
     return 0
 
 
