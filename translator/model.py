@@ -27,6 +27,7 @@ from translator.layers import (
     segment_mask,
 )
 from translator.layers.feed_forward import layer_norm
+from translator.layers.masks import padding_bias, step_bias
 from translator.layers.sublayers import derive_seed
 
 
@@ -181,16 +182,21 @@ class Seq2SeqTransformer(keras.Model):
         }
 
     def decode_step(self, token_ids, index, cache):
-        """token_ids [batch] at position `index` → (float32 logits [batch, vocab], cache)."""
-        x = self.target_embedding(token_ids[:, tf.newaxis], start=index)
+        """token_ids [batch] at position `index` → (float32 logits [batch, vocab], cache).
+
+        The step carries no length axis ([batch, dim] throughout) and makes its attention biases once
+        for every block: outside XLA each operation is dispatched on its own, and a step is many small ones.
+        """
+        x = self.target_embedding.embed_step(token_ids, index)
+        self_bias = step_bias(index, tf.shape(cache["decoder"][0]["key"])[2])
+        memory_bias = padding_bias(cache["memory"]["mask"])
         new_decoder = []
         for block, self_cache, cross_cache in zip(self.decoder_blocks, cache["decoder"], cache["memory"]["cross"]):
-            x, layer_cache = block.decode_step(
-                x, index, {"self": self_cache, "cross": cross_cache}, memory_padding_mask=cache["memory"]["mask"]
-            )
+            layer_cache = {"self": self_cache, "cross": cross_cache}
+            x, layer_cache = block.decode_step(x, index, layer_cache, self_bias, memory_bias)
             new_decoder.append(layer_cache["self"])
         logits = tf.cast(self.target_embedding.project(self._final(self.decoder_norm, x)), tf.float32)
-        return logits[:, 0], {"decoder": new_decoder, "memory": cache["memory"]}
+        return logits, {"decoder": new_decoder, "memory": cache["memory"]}
 
     def get_config(self):
         return {

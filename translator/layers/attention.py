@@ -8,7 +8,9 @@ compiles once, under `tf.function`, XLA or a TPU.
 
 import keras
 import tensorflow as tf
+from tensorflow.compiler.tf2xla.python import xla as tf2xla
 
+from translator.layers.dropout import compiling_with_xla
 from translator.layers.masks import step_bias
 from translator.layers.sublayers import dense
 from translator.layers.sublayers import dropout as sublayer_dropout
@@ -84,38 +86,42 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         return self._attend(q, k, v, bias, training, return_weights)
 
     def cached_call(self, query, cache, index=None, bias=None):
-        """One decoding step. query [batch, 1, dim].
+        """One decoding step. query [batch, dim] (one position per row, no length axis: every product
+        of the step is a plain matrix product, with no reshaping around it).
 
         Every cache tensor is stored heads first, [batch, heads, length, key_dim], the layout the step's
         two products read, so no step transposes the cache. Self-attention: writes this step's key/value
-        into `cache` (length max_length) at `index` and attends to slots ≤ index. Cross-attention: attends
-        to the projected memory in `cache` (`memory_cache`) with `bias`, leaving it untouched.
-        Returns (output [batch, 1, dim], cache).
+        into `cache` (length max_length) at `index` and attends to slots ≤ index (`bias`, if given, is
+        that `step_bias`, made once per step by the caller). Cross-attention: attends to the projected
+        memory in `cache` (`memory_cache`) with `bias`, leaving it untouched.
+        Returns (output [batch, dim], cache).
         """
+        one_position = [-1, self.num_heads, 1, self.key_dim]  # [batch, heads, 1, key_dim]: heads first already
         if self.self_attention:
-            q, k, v = self._project_self(query)
-            max_length = tf.shape(cache["key"])[2]
-            slot = tf.one_hot(index, max_length, dtype=k.dtype)[tf.newaxis, tf.newaxis, :, tf.newaxis]
-            cache = {
-                "key": cache["key"] * (1 - slot) + _heads_first(k) * slot,
-                "value": cache["value"] * (1 - slot) + _heads_first(v) * slot,
-            }
-            bias = step_bias(index, max_length)
+            q, k, v = (tf.reshape(x, one_position) for x in tf.split(self.query_key_value(query), 3, axis=-1))
+            cache = {"key": write_position(cache["key"], k, index), "value": write_position(cache["value"], v, index)}
+            if bias is None:
+                bias = step_bias(index, tf.shape(cache["key"])[2])
         else:
-            q = self._split_heads(self.query_projection(query))
-        return self._attend(q, cache["key"], cache["value"], bias, False, False, memory_layout="bhsd"), cache
+            q = tf.reshape(self.query_projection(query), one_position)
+        q = q * tf.cast(self.key_dim**-0.5, q.dtype)
+        scores = tf.cast(tf.matmul(q, cache["key"], transpose_b=True), tf.float32)  # [batch, heads, 1, S]
+        if bias is not None:
+            scores += tf.cast(bias, tf.float32)
+        weights = tf.cast(tf.nn.softmax(scores, axis=-1), self.compute_dtype)  # float32 softmax, as in `call`
+        context = tf.matmul(weights, cache["value"])  # [batch, heads, 1, key_dim]
+        return self.output_projection(tf.reshape(context, [-1, self.num_heads * self.key_dim])), cache
 
-    def _attend(self, query, key, value, bias, training, return_weights, memory_layout="bshd"):
-        """query [batch, T, heads, key_dim]; key and value in `memory_layout`: [batch, S, heads, key_dim]
-        ("bshd") or [batch, heads, S, key_dim] ("bhsd", the decoding cache)."""
+    def _attend(self, query, key, value, bias, training, return_weights):
+        """query [batch, T, heads, key_dim]; key and value [batch, S, heads, key_dim]."""
         query = query * tf.cast(self.key_dim**-0.5, query.dtype)
-        scores = tf.einsum(f"bthd,{memory_layout}->bhts", query, key)  # [batch, heads, T, S]
+        scores = tf.einsum("bthd,bshd->bhts", query, key)  # [batch, heads, T, S]
         scores = tf.cast(scores, tf.float32)
         if bias is not None:
             scores += tf.cast(bias, tf.float32)  # Keras autocasts float inputs to the compute dtype
         weights = tf.nn.softmax(scores, axis=-1)  # float32 softmax, also under mixed precision
         dropped = self.attention_dropout(tf.cast(weights, self.compute_dtype), training=training)
-        context = tf.einsum(f"bhts,{memory_layout}->bthd", dropped, value)
+        context = tf.einsum("bhts,bshd->bthd", dropped, value)
         batch, length = tf.shape(context)[0], tf.shape(context)[1]
         output = self.output_projection(tf.reshape(context, [batch, length, self.num_heads * self.key_dim]))
         return (output, weights) if return_weights else output
@@ -131,6 +137,30 @@ class CachedMultiHeadAttention(keras.layers.Layer):
             "bias_initializer": keras.initializers.serialize(self.bias_initializer),
             "seed": self.seed,
         }
+
+
+def write_position(cache: tf.Tensor, update: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+    """cache [batch, heads, length, key_dim] with update [batch, heads, 1, key_dim] at position `index`.
+
+    Under XLA a dynamic-update-slice, done in place in the loop's buffer; elsewhere one strided-slice
+    update (TensorFlow's kernel writes into the cache's own buffer when nothing else holds it). A one-hot
+    blend (cache·(1 − slot) + update·slot) reads and writes the whole cache at every step of every layer,
+    which at decoding batch sizes cost more than the step's products (docs/benchmarks.md, 2026-12-04).
+    """
+    index = tf.cast(index, tf.int32)
+    zero = tf.zeros_like(index)
+    if compiling_with_xla():  # the strided-slice update wants its bounds known when XLA compiles
+        return tf2xla.dynamic_update_slice(cache, update, tf.stack([zero, zero, index, zero]))
+    ignore = 0b1011  # batch, heads and key_dim: whole; length: [index, index + 1)
+    return tf.raw_ops.TensorStridedSliceUpdate(
+        input=cache,
+        begin=tf.stack([zero, zero, index, zero]),
+        end=tf.stack([zero, zero, index + 1, zero]),
+        strides=tf.ones([4], tf.int32),
+        value=update,
+        begin_mask=ignore,
+        end_mask=ignore,
+    )
 
 
 def _heads_first(x: tf.Tensor) -> tf.Tensor:

@@ -103,17 +103,18 @@ class TransformerDecoder(TransformerBlock):
         zeros = tf.zeros([batch, self.num_heads, max_length, key_dim], self.compute_dtype)
         return {"self": {"key": zeros, "value": zeros}, "cross": self.cross_attention.memory_cache(memory)}
 
-    def decode_step(self, inputs, index, cache, memory_padding_mask=None):
-        """inputs [batch, 1, dim] at position `index` → ([batch, 1, dim], updated cache)."""
+    def decode_step(self, inputs, index, cache, self_bias=None, memory_bias=None):
+        """inputs [batch, dim] at position `index` → ([batch, dim], updated cache). The model makes the
+        step's biases once for all blocks: `self_bias` (`step_bias`) and `memory_bias` (`padding_bias` of
+        the source mask)."""
         self_residual, cross_residual, feed_forward_residual = self._residuals()
         new_self = {}
 
         def self_attend(y):
-            output, new_self["cache"] = self.self_attention.cached_call(y, cache["self"], index=index)
+            output, new_self["cache"] = self.self_attention.cached_call(y, cache["self"], index, self_bias)
             return output
 
         x = self_residual(inputs, self_attend, False)
-        memory_bias = None if memory_padding_mask is None else padding_bias(memory_padding_mask)
         x = cross_residual(x, lambda y: self.cross_attention.cached_call(y, cache["cross"], bias=memory_bias)[0], False)
         x = feed_forward_residual(x, lambda y: self.feed_forward(y, training=False), False)
         return x, {"self": new_self["cache"], "cross": cache["cross"]}

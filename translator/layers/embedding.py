@@ -45,6 +45,13 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             positions = start + tf.range(tf.shape(ids)[1])
         return tokens + tf.cast(sinusoidal_positions(positions, self.embedding_dim), self.compute_dtype)
 
+    def embed_step(self, ids: tf.Tensor, index: tf.Tensor | int) -> tf.Tensor:
+        """One decoding step: [batch] ids, all at position `index` → [batch, dim] (what `call` gives for
+        [batch, 1] ids from `start=index`, without the length axis)."""
+        table = tf.cast(self.embeddings, self.compute_dtype)
+        tokens = tf.gather(table, ids) * math.sqrt(self.embedding_dim)
+        return tokens + tf.cast(sinusoidal_positions(index, self.embedding_dim), self.compute_dtype)
+
     def project(self, hidden: tf.Tensor) -> tf.Tensor:
         """[..., dim] → [..., vocab] logits with the transposed embedding matrix.
 
@@ -52,8 +59,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         product broadcasts as a batched matmul whose gradient builds a [batch, dim, vocab] tensor (half a
         gigabyte for one tutorial-size batch) and sums it over the batch.
         """
-        flat = tf.reshape(hidden, [-1, self.embedding_dim])
+        flat = hidden if hidden.shape.rank == 2 else tf.reshape(hidden, [-1, self.embedding_dim])
         logits = tf.matmul(flat, tf.cast(self.embeddings, hidden.dtype), transpose_b=True)
+        if hidden.shape.rank == 2:
+            return logits
         return tf.reshape(logits, tf.concat([tf.shape(hidden)[:-1], [self.vocab_size]], axis=0))
 
     def get_config(self):
