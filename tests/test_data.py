@@ -67,6 +67,23 @@ def test_stream_is_deterministic_and_resumable(corpus):
         np.testing.assert_array_equal(a[2], b[2])
 
 
+@pytest.mark.parametrize("shard", [None, (3, 1)])
+def test_shuffled_pair_numbers_give_the_order_of_shuffled_pairs(corpus, shard):
+    """Three epochs (each reshuffled) of `shuffled_pairs` equal those of a shuffle of the pairs themselves
+    with the same seed: shuffling numbers changes when the first pair is ready, not the data order."""
+    pairs = corpus.pairs() if shard is None else corpus.pairs().shard(*shard)
+    expected = pairs.shuffle(len(corpus), seed=5, reshuffle_each_iteration=True).repeat()
+    size = len(corpus) if shard is None else len(range(shard[1], len(corpus), shard[0]))
+    got = list(corpus.shuffled_pairs(5, shard).take(3 * size))
+    want = list(expected.take(3 * size))
+    assert len(got) == len(want) == 3 * size
+    for (source, target), (source_wanted, target_wanted) in zip(got, want):
+        np.testing.assert_array_equal(source.numpy(), source_wanted.numpy())
+        np.testing.assert_array_equal(target.numpy(), target_wanted.numpy())
+    first_epoch = {tuple(source.numpy()) for source, _ in got[:size]}
+    assert len(first_epoch) > 0.9 * size  # every pair once per epoch (a few sources repeat in the corpus)
+
+
 def test_cache_is_reused_and_keyed_by_tokenizer(corpus, tokenizer, tmp_path):
     data = DataConfig(train="bible_es_en/kjv:dev", max_source_length=64, max_target_length=64)
     first = TokenizedCorpus.load_or_build(data.train, data, tokenizer, tmp_path)

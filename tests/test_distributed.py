@@ -54,7 +54,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_workers(run_dir, tmp_path, steps: int, minutes: float) -> list[subprocess.Popen]:
+def start_workers(run_dir, tmp_path, steps: int, minutes: float, *settings: str) -> list[subprocess.Popen]:
     ports = [free_port(), free_port()]
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     workers = []
@@ -63,7 +63,7 @@ def start_workers(run_dir, tmp_path, steps: int, minutes: float) -> list[subproc
         command = [sys.executable, str(HELPERS / "multiworker_train.py"), str(run_dir), str(tmp_path / f"w{index}.npz")]
         workers.append(
             subprocess.Popen(
-                [*command, str(steps), str(minutes)],
+                [*command, str(steps), str(minutes), *settings],
                 env=env,
                 cwd=REPO,
                 stdout=subprocess.PIPE,
@@ -76,7 +76,8 @@ def start_workers(run_dir, tmp_path, steps: int, minutes: float) -> list[subproc
 
 def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(seeded_run, tmp_path):
     """Time-based checkpoints (each worker's own clock) are agreed by both workers; after both are
-    killed the run resumes on both from the chief's checkpoint; only the chief's files remain."""
+    killed the run resumes on both from the chief's checkpoint; only the chief's files remain. The
+    resumed part cools its learning rate down under a time budget: both workers plan the same cooldown."""
     run_dir = seeded_run()
     workers = start_workers(run_dir, tmp_path, steps=400, minutes=0.002)
     index = run_dir / "checkpoints" / "checkpoint"
@@ -90,13 +91,16 @@ def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(s
     assert index.exists(), "no checkpoint before the kill"
     killed_at = int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
 
-    workers = start_workers(run_dir, tmp_path, steps=killed_at + 12, minutes=0.002)
+    cooldown = ("train.cooldown=0.99", "train.max_minutes=60")  # begins at once, over the 12 steps left
+    workers = start_workers(run_dir, tmp_path, killed_at + 12, 0.002, *cooldown)
     outputs = [worker.communicate(timeout=900)[0] for worker in workers]
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
         assert f"resumed from step {killed_at}" in output, output[-3000:]
     assert "MultiWorkerMirroredStrategy with 2 replica(s)" in outputs[0]
-    assert f"finished at step {killed_at + 12}" in outputs[0]
+    assert f"finished at step {killed_at + 12} (learning rate cooled down to 0)" in outputs[0]
+    for output in outputs:
+        assert f"cooldown: the learning rate falls linearly to 0 over the next {12 - 1} steps" in output, output
     first, second = np.load(tmp_path / "w0.npz"), np.load(tmp_path / "w1.npz")
     for key in first.files:
         np.testing.assert_array_equal(first[key], second[key])

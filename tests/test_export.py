@@ -22,7 +22,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def exported(trained_run, tmp_path_factory):
-    translator = Translator.from_run_dir(trained_run)
+    translator = Translator.from_run_dir(trained_run, jit_compile=True)  # the export's graph against XLA's
     directory = tmp_path_factory.mktemp("export") / "model"
     export_saved_model(translator, directory)
     return translator, directory

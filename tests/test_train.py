@@ -257,26 +257,49 @@ def test_fixed_batching_logs_its_shapes_averages_and_resumes_exactly(seeded_run)
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
 
 
-def test_packed_batching_logs_its_shapes_averages_and_resumes_exactly(seeded_run):
-    """`train.batching=packed`: one or two shapes, logged before the first step; a resumed run (the
-    packed stream skips what it already took) ends exactly where a straight one does; averaging works."""
+def test_packed_batching_and_a_cooldown_log_their_plans_average_and_resume_exactly(seeded_run):
+    """`train.batching=packed`: one or two shapes, logged before the first step. `train.cooldown=0.5` of 6
+    steps: the rate falls to 0 over steps 4-6 and the run stops there. A run interrupted at step 5 (the
+    packed stream skips what it already took; the cooldown plan comes back from the checkpoint) ends in
+    the very same state as a straight one; more steps later do not reopen a finished cooldown."""
     settings = ["train.batching=packed", "train.pack_width=32", "model.dropout=0.1", "data.dev="]
-    settings += ["train.checkpoint_every=3"]
+    settings += ["train.checkpoint_every=3", "train.cooldown=0.5", "train.steps=6", "train.log_every=1"]
     lines = []
     straight, resumed = seeded_run("straight"), seeded_run("resumed")
-    train(load_config("tiny", [*settings, "train.steps=6", "train.average_last=2"]), straight, log=lines.append)
+    train(load_config("tiny", [*settings, "train.average_last=2"]), straight, log=lines.append)
     shapes = next(line for line in lines if line.startswith("batch shapes: "))
     assert lines.index(shapes) < next(i for i, line in enumerate(lines) if "| loss " in line)
     assert shapes.startswith("batch shapes: 2 (packed batching, pairs packed into rows of 32 tokens"), shapes
     assert (straight / "checkpoints" / "averaged").is_dir()
+    assert "step 3 | cooldown: the learning rate falls linearly to 0 over the next 3 steps" in lines
+    rates = [float(line.split("| lr ")[1].split()[0]) for line in lines if "| lr " in line]
+    # Logged after step k: the rate of update k (0-based), in warm-up (∝ k + 1) times the cooldown's
+    # factor, 1 for update 3, then 2/3, 1/3, 0.
+    assert rates[3] / rates[2] == pytest.approx(5 / 4 * 2 / 3, rel=2e-3)  # logged with 3 digits
+    assert rates[4] / rates[2] == pytest.approx(6 / 4 / 3, rel=2e-3)
+    assert rates[5] == 0.0
+    assert "finished at step 6 (learning rate cooled down to 0)" in lines[-1]
 
-    train(load_config("tiny", [*settings, "train.steps=3"]), resumed, log=lambda line: None)
-    train(load_config("tiny", [*settings, "train.steps=6"]), resumed, log=lambda line: None)
+    def interrupt_at_step_5(line):
+        if line.startswith("step      5/"):
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(load_config("tiny", settings), resumed, log=interrupt_at_step_5)
+    lines.clear()
+    train(load_config("tiny", settings), resumed, log=lines.append)
+    assert any(line.startswith("resumed from step 5") for line in lines)
+    assert not any("cooldown:" in line for line in lines)  # the plan came back with the checkpoint
     expected = checkpoint_weights(tf.train.latest_checkpoint(str(straight / "checkpoints")))
     actual = checkpoint_weights(tf.train.latest_checkpoint(str(resumed / "checkpoints")))
+    assert {"cooldown/start/.ATTRIBUTES/VARIABLE_VALUE", "cooldown/length/.ATTRIBUTES/VARIABLE_VALUE"} <= set(expected)
     assert expected.keys() == actual.keys() and len(expected) > 20
     for name in expected:
         np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+
+    lines.clear()
+    train(load_config("tiny", [*settings, "train.steps=20"]), resumed, log=lines.append)
+    assert "finished at step 6 (nothing to do: the run reached its limit)" in lines[-1]
 
 
 @pytest.mark.parametrize("batching", ["fixed", "packed"])

@@ -406,7 +406,7 @@ def bench_decode(args: argparse.Namespace) -> int:
         args.split,
         args.limit,
         args.beam_size,
-        not args.no_xla,
+        False if args.no_xla else None,
         args.uncached_limit,
         methods,
         args.threads,

@@ -82,6 +82,10 @@ class TrainConfig:
     accumulate_steps: int = 1  # batches per update: an effective batch of accumulate_steps × batch_tokens
     learning_rate: float = 2.0  # scale of the inverse-square-root schedule
     warmup_steps: int = 4000
+    # The last fraction of the run over which the learning rate falls linearly to zero (0: never). It
+    # begins at (1 - cooldown) × train.steps, or at (1 - cooldown) × train.max_minutes, whichever comes
+    # first; then it spans the steps left (by the time budget: at the speed measured so far)
+    cooldown: float = 0.0
     adam_beta_2: float = 0.98
     label_smoothing: float = 0.1
     clip_norm: float = 0.0  # 0: no clipping
@@ -118,7 +122,7 @@ class TrainConfig:
             raise TranslatorError(f"train.batching must be bucketed, fixed or packed, got {self.batching!r}")
         _at_least(self, "train", 0, "average_last", "eval_every", "early_stopping", "cpu_devices", "warmup_steps")
         _at_least(self, "train", 0.0, "max_minutes", "clip_norm", "checkpoint_minutes", "learning_rate")
-        _fraction(self, "train", "label_smoothing")
+        _fraction(self, "train", "label_smoothing", "cooldown")
         if self.mixed_precision not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):
             raise TranslatorError(
                 "train.mixed_precision must be auto, float32, mixed_bfloat16 or mixed_float16, "
@@ -137,6 +141,10 @@ class DecodeConfig:
     # batches side by side keep two cores busier than one batch on both (docs/benchmarks.md). The
     # translations do not depend on it; with a CTranslate2 export it is CTranslate2's inter_threads.
     workers: int = 2
+    # Compile the searches with XLA: a real model decodes faster from its first batches on; each batch
+    # shape compiles once, in seconds. The default of translators loaded from a run (translate, evaluate,
+    # load, the dev BLEU while training); `bench decode --no-xla` and `Translator(jit_compile=...)` override it.
+    xla: bool = True
     # Sampling (back-translation) replaces greedy and beam search unless sampling_topk is 1. The
     # convention is CTranslate2's and OpenNMT's: 1 takes the most likely token (no sampling), 0 samples
     # from the whole vocabulary, K from the K most likely.

@@ -128,6 +128,28 @@ class TokenizedCorpus:
         eos = lambda ids: tf.concat([ids, [EOS_ID]], axis=0)  # noqa: E731
         return tf.data.Dataset.from_tensor_slices((source, target)).map(lambda s, t: (eos(s), eos(t)))
 
+    def shuffled_pairs(self, seed: int, shard: tuple[int, int] | None = None) -> tf.data.Dataset:
+        """The pairs of `pairs` (only every `shard[0]`-th from `shard[1]` on, if given), in a new random
+        order each epoch, forever.
+
+        The pair numbers are shuffled, not the pairs: a tf.data shuffle draws its order from its seed and
+        buffer alone, so the order is the one `pairs().shuffle(len(self), seed)` gives (tested), but the
+        first batch waits for a buffer of integers instead of every pair of the corpus made into tensors
+        (seconds at the start of every run).
+        """
+        numbers = tf.data.Dataset.range(len(self))
+        if shard is not None:
+            numbers = numbers.shard(*shard)
+        numbers = numbers.shuffle(len(self), seed=seed, reshuffle_each_iteration=True).repeat()
+        values = (tf.constant(self.source_values), tf.constant(self.target_values))
+        offsets = tuple(tf.constant(starts, tf.int64) for starts in self.value_offsets)
+        eos = tf.constant([EOS_ID], values[0].dtype)
+
+        def pair(number):
+            return tuple(tf.concat([ids[at[number] : at[number + 1]], eos], 0) for ids, at in zip(values, offsets))
+
+        return numbers.map(pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
 
 def _tokenize(encode, texts: list[str], chunk: int = 8192) -> list[np.ndarray]:
     ids: list[np.ndarray] = []
@@ -272,10 +294,10 @@ def training_dataset(
     """
     if pack_width:
         return packed_dataset(corpus, batch_tokens, pack_width, seed, skip_batches, input_context)
-    dataset = corpus.pairs()
+    shard = None
     if input_context is not None and input_context.num_input_pipelines > 1:
-        dataset = dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-    dataset = dataset.shuffle(len(corpus), seed=seed, reshuffle_each_iteration=True).repeat()
+        shard = (input_context.num_input_pipelines, input_context.input_pipeline_id)
+    dataset = corpus.shuffled_pairs(seed, shard)
     if shapes is None:
         dataset = bucket_batches(dataset, batch_tokens, max_target_length)
     else:

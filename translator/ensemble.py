@@ -43,20 +43,21 @@ class EnsembleTranslator(Translator):
 
     @classmethod
     def from_run_dirs(
-        cls, run_dirs: list[str | os.PathLike], checkpoint: str = "auto", jit_compile: bool = True, **decode
+        cls, run_dirs: list[str | os.PathLike], checkpoint: str = "auto", jit_compile: bool | None = None, **decode
     ) -> EnsembleTranslator:
         """The runs' models, each restored from its `checkpoint` choice, decoding with the first run's
         decode settings updated by `decode`. Tokenizers are compared before any model is built."""
         check_one_tokenizer([(run_dir, Tokenizer.load(RunDirectory(run_dir).tokenizer_dir)) for run_dir in run_dirs])
         members = [Translator.from_run_dir(run_dir, checkpoint, jit_compile, **decode) for run_dir in run_dirs]
-        return cls(members, members[0].config, jit_compile)
+        return cls(members, members[0].config, members[0].jit_compile)
 
     @property
     def run_dirs(self) -> list[str]:
         return [member.run_dir for member in self.members]
 
     def with_config(self, **changes) -> EnsembleTranslator:
-        return EnsembleTranslator(self.members, dataclasses.replace(self.config, **changes), self.jit_compile)
+        jit_compile = changes.get("xla", self.jit_compile)
+        return EnsembleTranslator(self.members, dataclasses.replace(self.config, **changes), jit_compile)
 
     def start_cache(self, source_ids: tf.Tensor, max_length: tf.Tensor) -> dict:
         """One cache per model, split by the cache rule: every model's memory under `memory` (never

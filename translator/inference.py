@@ -95,10 +95,11 @@ class Translator(tf.Module, BaseTranslator):
 
     @classmethod
     def from_run_dir(
-        cls, run_dir: str | os.PathLike, checkpoint: str = "auto", jit_compile: bool = True, **decode
+        cls, run_dir: str | os.PathLike, checkpoint: str = "auto", jit_compile: bool | None = None, **decode
     ) -> Translator:
         """The run's model (float32) restored from `checkpoint` (auto, averaged, best, latest), with
-        the run's decode settings updated by `decode` (beam_size=..., length_penalty=...)."""
+        the run's decode settings updated by `decode` (beam_size=..., length_penalty=...). The searches
+        compile with XLA as `decode.xla` says, unless `jit_compile` is given."""
         run = RunDirectory(run_dir)
         config = run.load_config()
         if not Tokenizer.saved_in(run.tokenizer_dir):
@@ -114,16 +115,18 @@ class Translator(tf.Module, BaseTranslator):
         choice = choose_checkpoint(run, checkpoint)
         model = build_model(config, tokenizer)
         restore(tf.train.Checkpoint(model=model), choice.path, partial=True)
-        return cls(model, tokenizer, decode_config, config.data.max_source_length, jit_compile, run.path, choice)
+        xla = decode_config.xla if jit_compile is None else jit_compile
+        return cls(model, tokenizer, decode_config, config.data.max_source_length, xla, run.path, choice)
 
     def with_config(self, **changes) -> Translator:
-        """The same model and tokenizer with other decode settings (a new compiled search)."""
+        """The same model and tokenizer with other decode settings (a new compiled search; `xla=`
+        switches XLA)."""
         return Translator(
             self.model,
             self.tokenizer,
             dataclasses.replace(self.config, **changes),
             self.max_source_length,
-            self.jit_compile,
+            changes.get("xla", self.jit_compile),
             self.run_dir,
             self.checkpoint,
         )

@@ -1,25 +1,78 @@
-"""The inverse-square-root learning-rate schedule of "Attention Is All You Need"."""
+"""Learning-rate schedules: the inverse-square-root schedule of "Attention Is All You Need", and the
+linear cooldown that ends a run at a learning rate of zero."""
+
+from __future__ import annotations
 
 import keras
 import tensorflow as tf
 
+NEVER = 2**62  # a cooldown start no run reaches: the factor stays exactly 1
+
+
+class Cooldown(tf.Module):
+    """Where the learning rate falls linearly to zero: over the updates [start, start + length).
+
+    A run with a fixed budget learns most from its last steps when the rate ends at zero: the weights
+    settle instead of jittering at the size of the last step (the "cooldown" of warmup-stable-decay
+    schedules, Hägele et al., 2024). `start` and `length` are variables, not constants, because a run
+    with a time budget can only fix them once it has measured its speed; they are checkpointed with the
+    run, so a resumed run keeps the plan it made. Before `begin` is called the factor is exactly 1.
+    """
+
+    def __init__(self, start: int = NEVER, length: int = 1, name: str = "cooldown"):
+        super().__init__(name=name)
+        self.start = tf.Variable(start, dtype=tf.int64, trainable=False, name="start")
+        self.length = tf.Variable(max(length, 1), dtype=tf.int64, trainable=False, name="length")
+
+    @property
+    def started(self) -> bool:
+        return int(self.start.numpy()) < NEVER
+
+    @property
+    def end(self) -> int:
+        """The update at which the rate reaches zero (training has nothing left to do)."""
+        return int(self.start.numpy()) + int(self.length.numpy())
+
+    def begin(self, start: int, length: int) -> None:
+        self.start.assign(start)
+        self.length.assign(max(length, 1))
+
+    def factor(self, step: tf.Tensor) -> tf.Tensor:
+        """1 before `start`, then (start + length - step) / length, then 0 (float32)."""
+        left = tf.cast(self.start + self.length - tf.cast(step, tf.int64), tf.float32)
+        return tf.clip_by_value(left / tf.cast(self.length, tf.float32), 0.0, 1.0)
+
 
 @keras.saving.register_keras_serializable(package="translator")
 class InverseSqrtSchedule(keras.optimizers.schedules.LearningRateSchedule):
-    """lr(step) = scale · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5): linear warm-up, then 1/√step.
+    """lr(step) = scale · d_model^-0.5 · min(step^-0.5, step · warmup^-1.5): linear warm-up, then 1/√step,
+    times a `Cooldown`'s factor when one is given.
 
-    It is a function of the optimizer's step counter only, so restoring the optimizer restores it.
+    It is a function of the optimizer's step counter (and the cooldown's variables) only, so restoring
+    the optimizer (and the cooldown) restores it.
     """
 
-    def __init__(self, d_model: int, warmup_steps: int = 4000, scale: float = 2.0):
+    def __init__(self, d_model: int, warmup_steps: int = 4000, scale: float = 2.0, cooldown: Cooldown | None = None):
         self.d_model = d_model
         self.warmup_steps = warmup_steps
         self.scale = scale
+        self.cooldown = cooldown
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32) + 1.0
+        counted = tf.cast(step, tf.float32) + 1.0
         warmup = float(max(self.warmup_steps, 1))
-        return self.scale * self.d_model**-0.5 * tf.minimum(tf.math.rsqrt(step), step * warmup**-1.5)
+        rate = self.scale * self.d_model**-0.5 * tf.minimum(tf.math.rsqrt(counted), counted * warmup**-1.5)
+        return rate if self.cooldown is None else rate * self.cooldown.factor(step)
 
     def get_config(self):
-        return {"d_model": self.d_model, "warmup_steps": self.warmup_steps, "scale": self.scale}
+        config = {"d_model": self.d_model, "warmup_steps": self.warmup_steps, "scale": self.scale}
+        if self.cooldown is not None:
+            cooldown = self.cooldown
+            config["cooldown"] = {"start": int(cooldown.start.numpy()), "length": int(cooldown.length.numpy())}
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        cooldown = config.pop("cooldown", None)
+        return cls(**config, cooldown=None if cooldown is None else Cooldown(**cooldown))

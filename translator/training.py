@@ -35,6 +35,7 @@ from translator.model import build_model
 from translator.optimizers import transformer_adam
 from translator.precision import resolve_precision
 from translator.rundir import RunDirectory
+from translator.schedules import Cooldown
 from translator.strategy import build_strategy, describe_strategy, is_chief
 
 
@@ -55,16 +56,18 @@ def _format_minutes(seconds: float) -> str:
     )
 
 
-def build_optimizer(config: ExperimentConfig) -> keras.optimizers.LossScaleOptimizer:
-    """Adam on the inverse-sqrt schedule, inside a loss-scale optimizer for every precision: it skips
-    any step whose gradients are not finite. Only float16 needs a real (dynamic) scale; elsewhere the
-    scale stays at 1 (a skipped step halves it, which is exact in float32 and bfloat16)."""
+def build_optimizer(config: ExperimentConfig, cooldown: Cooldown | None = None) -> keras.optimizers.LossScaleOptimizer:
+    """Adam on the inverse-sqrt schedule (times `cooldown`'s factor), inside a loss-scale optimizer for
+    every precision: it skips any step whose gradients are not finite. Only float16 needs a real
+    (dynamic) scale; elsewhere the scale stays at 1 (a skipped step halves it, which is exact in float32
+    and bfloat16)."""
     float16 = config.train.mixed_precision == "mixed_float16"
     adam = transformer_adam(
         config.model.d_model,
         config.train.warmup_steps,
         config.train.learning_rate,
         beta_2=config.train.adam_beta_2,
+        cooldown=cooldown,
     )  # clipping is done by the train step, on the gradient of the whole global batch
     return keras.optimizers.LossScaleOptimizer(
         adam, initial_scale=2.0**15 if float16 else 1.0, dynamic_growth_steps=2000 if float16 else 2**31 - 1
@@ -164,7 +167,9 @@ class Trainer:
         policy = self.config.train.mixed_precision
         with self.strategy.scope():
             self.model = build_model(self.config, self.tokenizer, dtype=policy, seed=self.config.train.seed)
-            self.optimizer = build_optimizer(self.config)
+            # The learning rate's cooldown (train.cooldown): planned during the run, checkpointed with it.
+            self.cooldown = Cooldown() if self.config.train.cooldown > 0 else None
+            self.optimizer = build_optimizer(self.config, self.cooldown)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             self.seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False, name="seconds")
@@ -173,7 +178,7 @@ class Trainer:
             # replicas. A resumed run skips exactly these, whatever the replica count was.
             self.batches_consumed = tf.Variable(0, dtype=tf.int64, trainable=False, name="batches_consumed")
             self.trained_replicas = tf.Variable(0, dtype=tf.int64, trainable=False, name="trained_replicas")
-            self.checkpoint = tf.train.Checkpoint(
+            state = dict(
                 model=self.model,
                 optimizer=self.optimizer,
                 step=self.step,
@@ -185,6 +190,8 @@ class Trainer:
                 # would draw other masks than an uninterrupted one.
                 dropout_seeds=[v for v in self.model.non_trainable_variables if "seed_generator" in v.path],
             )
+            planned = {} if self.cooldown is None else {"cooldown": self.cooldown}
+            self.checkpoint = tf.train.Checkpoint(**state, **planned)
         # Saving is collective under multi-worker strategies: other workers save too, to scratch space
         # named by their task (a restarted worker finds and removes it). Every worker resumes from the
         # chief's checkpoint, so all start from the same step.
@@ -194,7 +201,11 @@ class Trainer:
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), self.config.train.keep_checkpoints)
         latest = tf.train.latest_checkpoint(str(self.run.checkpoint_dir))
         if latest:
-            restore(self.checkpoint, latest)
+            # The cooldown's plan apart: a run begun without train.cooldown has none saved, and one
+            # resumed without it leaves the saved plan unused.
+            restore(tf.train.Checkpoint(**state), latest, partial=True)
+            if self.cooldown is not None:
+                tf.train.Checkpoint(cooldown=self.cooldown).restore(latest).expect_partial()
             log(f"resumed from step {int(self.step.numpy())} ({latest})")
             before, now = int(self.trained_replicas.numpy()), self.strategy.num_replicas_in_sync
             if before and before != now:
@@ -273,6 +284,41 @@ class Trainer:
         """Steps whose update was skipped for non-finite gradients (the inner optimizer did not count them)."""
         return int(self.step.numpy()) - int(self.optimizer.iterations.numpy())
 
+    def _cooldown_due(self, step: int, limit_seconds: float) -> bool:
+        """Whether the learning rate's cooldown should begin now (train.cooldown of the steps or the time)."""
+        if self.cooldown is None or self.cooldown.started:
+            return False
+        rest = 1.0 - self.config.train.cooldown
+        return step >= rest * self.config.train.steps or float(self.seconds.numpy()) >= rest * limit_seconds
+
+    def _begin_cooldown(self, step: int, limit_seconds: float, steps_per_second: float) -> None:
+        """Plan the cooldown over the steps left: to train.steps, or as many as the time left allows at
+        `steps_per_second` (every worker plans the same: their estimates are averaged)."""
+        left = self.config.train.steps - step
+        if math.isfinite(limit_seconds):
+            time_left = max(limit_seconds - float(self.seconds.numpy()), 0.0)
+            left = min(left, int(self._agreed_mean(time_left * steps_per_second)))
+        start = int(self.optimizer.iterations.numpy())
+        self.cooldown.begin(start, left)
+        self.log(
+            f"step {step} | cooldown: the learning rate falls linearly to 0 over the next {max(left, 1):,} steps"
+            + (f" (estimated from {steps_per_second:.2f} steps/s)" if math.isfinite(limit_seconds) else "")
+        )
+
+    def _cooled_down(self) -> bool:
+        return (
+            self.cooldown is not None
+            and self.cooldown.started
+            and (int(self.optimizer.iterations.numpy()) >= self.cooldown.end)
+        )
+
+    def _agreed_mean(self, value: float) -> float:
+        """The mean of `value` over the workers (itself on one machine): a figure every worker shares."""
+        if not isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return value
+        values = self.strategy.run(lambda: tf.constant(value, tf.float32))
+        return float(self.strategy.reduce("mean", values, axis=None).numpy())
+
     def _all_agree(self, *wishes: bool) -> tuple[bool, ...]:
         """For each wish (stop, save now), whether any worker has it. Each worker measures its own
         clock, yet every worker must stop and save (a collective operation) at the same step. One
@@ -297,6 +343,7 @@ class Trainer:
                 self.tokenizer,
                 greedy_config(self.config.decode),
                 self.config.data.max_source_length,
+                jit_compile=self.config.decode.xla,
             )
         sources, references = self.dev_pairs
         return evaluate_translator(self.dev_translator, sources=sources, references=[references])["bleu"]["score"]
@@ -305,7 +352,7 @@ class Trainer:
         config = self.config.train
         limit_seconds = config.max_minutes * 60 if config.max_minutes > 0 else math.inf
         start_step = int(self.step.numpy())
-        if start_step >= config.steps or self.seconds.numpy() >= limit_seconds:
+        if start_step >= config.steps or self.seconds.numpy() >= limit_seconds or self._cooled_down():
             self.log(f"finished at step {start_step} (nothing to do: the run reached its limit)")
             return TrainResult(start_step, float("nan"), self._best(), self.seconds.numpy() / 60, self.run.path)
         self.want_dev = bool(self.config.data.dev)  # read now: a bad dev set fails before training starts
@@ -345,6 +392,7 @@ class Trainer:
         window_loss = window_tokens = 0.0
         window_start = last_save = time.monotonic()
         session_start, base_seconds = time.monotonic(), float(self.seconds.numpy())
+        first_step_done = None  # (time, step) after this session's first step, which includes tracing
         self.stale_evals, loss, last_eval = 0, float("nan"), -1
         self.dev_scores: dict[int, float] = {}
         stop_reason = "step limit"
@@ -357,15 +405,23 @@ class Trainer:
                 window_loss += float(loss_sum)
                 window_tokens += float(tokens)
                 step = int(self.step.numpy())
+                if first_step_done is None:
+                    first_step_done = (time.monotonic(), step)
                 if step % config.log_every == 0 or step == start_step + 1:
                     now = time.monotonic()
                     loss = window_loss / max(window_tokens, 1)
                     self._log_progress(step, loss, window_tokens / max(now - window_start, 1e-9), limit_seconds)
                     window_loss = window_tokens = 0.0
                     window_start = now
-                out_of_time, save_due = self._all_agree(
-                    self.seconds.numpy() >= limit_seconds, time.monotonic() - last_save > config.checkpoint_minutes * 60
+                out_of_time, save_due, cool_now = self._all_agree(
+                    self.seconds.numpy() >= limit_seconds,
+                    time.monotonic() - last_save > config.checkpoint_minutes * 60,
+                    self._cooldown_due(step, limit_seconds),
                 )
+                if cool_now:
+                    steps_done, since = step - first_step_done[1], time.monotonic() - first_step_done[0]
+                    rate = steps_done / since if steps_done else step / max(float(self.seconds.numpy()), 1e-9)
+                    self._begin_cooldown(step, limit_seconds, rate)
                 if step % config.checkpoint_every == 0 or save_due:
                     self.save()
                     last_save = time.monotonic()
@@ -376,6 +432,9 @@ class Trainer:
                         break
                 if out_of_time:
                     stop_reason = f"time budget ({config.max_minutes:g} minutes)"
+                    break
+                if self._cooled_down():
+                    stop_reason = "learning rate cooled down to 0"
                     break
         except KeyboardInterrupt:
             self.save()

@@ -1,6 +1,6 @@
 """One worker of a MultiWorkerMirroredStrategy run (TF_CONFIG set by the test): trains the tiny
-preset with time-based checkpoints every CHECKPOINT_MINUTES, then saves its final weights to
-WEIGHTS_FILE for comparison with the other worker."""
+preset with time-based checkpoints every CHECKPOINT_MINUTES (and any further KEY=VALUE settings), then
+saves its final weights to WEIGHTS_FILE for comparison with the other worker."""
 
 import sys
 
@@ -9,7 +9,7 @@ import numpy as np
 from translator.config import load_config
 from translator.training import Trainer
 
-run_dir, weights_file, steps, minutes = sys.argv[1:5]
+run_dir, weights_file, steps, minutes, *settings = sys.argv[1:]
 config = load_config(
     "tiny",
     [
@@ -19,6 +19,7 @@ config = load_config(
         f"train.checkpoint_minutes={minutes}",
         "train.log_every=5",
         "data.dev=",
+        *settings,
     ],
 )
 trainer = Trainer(config, run_dir, log=lambda line: print(line, flush=True))
