@@ -13,8 +13,11 @@ leaves the previous checkpoint as the latest.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -396,52 +399,55 @@ class Trainer:
         self.stale_evals, loss, last_eval = 0, float("nan"), -1
         self.dev_scores: dict[int, float] = {}
         stop_reason = "step limit"
-        try:
-            while int(self.step.numpy()) < config.steps:
-                loss_sum, tokens = train_step(iterator)
-                self.step.assign_add(1)
-                self.batches_consumed.assign_add(self.batches_per_step)
-                self.seconds.assign(base_seconds + time.monotonic() - session_start)
-                window_loss += float(loss_sum)
-                window_tokens += float(tokens)
-                step = int(self.step.numpy())
-                if first_step_done is None:
-                    first_step_done = (time.monotonic(), step)
-                if step % config.log_every == 0 or step == start_step + 1:
-                    now = time.monotonic()
-                    loss = window_loss / max(window_tokens, 1)
-                    self._log_progress(step, loss, window_tokens / max(now - window_start, 1e-9), limit_seconds)
-                    window_loss = window_tokens = 0.0
-                    window_start = now
-                out_of_time, save_due, cool_now = self._all_agree(
-                    self.seconds.numpy() >= limit_seconds,
-                    time.monotonic() - last_save > config.checkpoint_minutes * 60,
-                    self._cooldown_due(step, limit_seconds),
-                )
-                if cool_now:
-                    steps_done, since = step - first_step_done[1], time.monotonic() - first_step_done[0]
-                    rate = steps_done / since if steps_done else step / max(float(self.seconds.numpy()), 1e-9)
-                    self._begin_cooldown(step, limit_seconds, rate)
-                if step % config.checkpoint_every == 0 or save_due:
-                    self.save()
-                    last_save = time.monotonic()
-                if self.want_dev and config.eval_every > 0 and step % config.eval_every == 0:
-                    last_eval = step
-                    if self._evaluate_and_keep_best(step):
-                        stop_reason = f"early stopping ({self.stale_evals} evaluations without improvement)"
+        with _stop_at_a_step_boundary() as stop:
+            try:
+                while int(self.step.numpy()) < config.steps:
+                    loss_sum, tokens = train_step(iterator)
+                    self.step.assign_add(1)
+                    self.batches_consumed.assign_add(self.batches_per_step)
+                    self.seconds.assign(base_seconds + time.monotonic() - session_start)
+                    window_loss += float(loss_sum)
+                    window_tokens += float(tokens)
+                    step = int(self.step.numpy())
+                    if first_step_done is None:
+                        first_step_done = (time.monotonic(), step)
+                    if step % config.log_every == 0 or step == start_step + 1:
+                        now = time.monotonic()
+                        loss = window_loss / max(window_tokens, 1)
+                        self._log_progress(step, loss, window_tokens / max(now - window_start, 1e-9), limit_seconds)
+                        window_loss = window_tokens = 0.0
+                        window_start = now
+                    out_of_time, save_due, cool_now = self._all_agree(
+                        self.seconds.numpy() >= limit_seconds,
+                        time.monotonic() - last_save > config.checkpoint_minutes * 60,
+                        self._cooldown_due(step, limit_seconds),
+                    )
+                    if cool_now:
+                        steps_done, since = step - first_step_done[1], time.monotonic() - first_step_done[0]
+                        rate = steps_done / since if steps_done else step / max(float(self.seconds.numpy()), 1e-9)
+                        self._begin_cooldown(step, limit_seconds, rate)
+                    if step % config.checkpoint_every == 0 or save_due:
+                        self.save()
+                        last_save = time.monotonic()
+                    if self.want_dev and config.eval_every > 0 and step % config.eval_every == 0:
+                        last_eval = step
+                        if self._evaluate_and_keep_best(step):
+                            stop_reason = f"early stopping ({self.stale_evals} evaluations without improvement)"
+                            break
+                    if out_of_time:
+                        stop_reason = f"time budget ({config.max_minutes:g} minutes)"
                         break
-                if out_of_time:
-                    stop_reason = f"time budget ({config.max_minutes:g} minutes)"
-                    break
-                if self._cooled_down():
-                    stop_reason = "learning rate cooled down to 0"
-                    break
-        except KeyboardInterrupt:
-            self.save()
-            self.log(
-                f"interrupted: checkpoint written at step {int(self.step.numpy())}; run the same command to resume"
-            )
-            raise
+                    if self._cooled_down():
+                        stop_reason = "learning rate cooled down to 0"
+                        break
+                    if stop.is_set():
+                        raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                self.save()
+                self.log(
+                    f"interrupted: checkpoint written at step {int(self.step.numpy())}; run the same command to resume"
+                )
+                raise
         self.save()
         step = int(self.step.numpy())
         if self.want_dev and last_eval != step:
@@ -498,6 +504,27 @@ class Trainer:
             tf.summary.scalar("train/loss", loss, step=step)
             tf.summary.scalar("train/target_tokens_per_second", speed, step=step)
             tf.summary.scalar("train/learning_rate", learning_rate, step=step)
+
+
+@contextlib.contextmanager
+def _stop_at_a_step_boundary():
+    """While training: the first Ctrl-C (SIGINT) only sets the event it yields, which the loop checks after
+    each step, so the checkpoint written on the way out is never one whose save was cut in half; a second
+    Ctrl-C interrupts at once. Outside the main thread (where Python delivers signals) it changes nothing."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def first(signum, frame):
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the second one raises KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, first)
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> TrainResult:
