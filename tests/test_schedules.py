@@ -42,9 +42,8 @@ def test_schedule_config_round_trips_with_its_cooldown_plan():
     schedule = InverseSqrtSchedule(d_model=64, warmup_steps=10, scale=0.5, cooldown=cooldown)
     config = keras.saving.serialize_keras_object(schedule)
     again = keras.saving.deserialize_keras_object(config)
-    assert (
-        again.get_config() == schedule.get_config() == {**again.get_config(), "cooldown": {"start": 100, "length": 40}}
-    )
+    assert again.get_config() == schedule.get_config()
+    assert again.get_config()["cooldown"] == {"start": 100, "length": 40}
     np.testing.assert_array_equal(_rates(again, range(0, 200, 7)), _rates(schedule, range(0, 200, 7)))
     plain = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(InverseSqrtSchedule(64)))
     assert plain.cooldown is None and "cooldown" not in plain.get_config()

@@ -122,11 +122,19 @@ class TokenizedCorpus:
         )
 
     def pairs(self) -> tf.data.Dataset:
-        """(source ids + EOS, target ids + EOS) pairs as variable-length int32 tensors."""
-        source = tf.RaggedTensor.from_row_lengths(self.source_values, self.source_lengths - 1)
-        target = tf.RaggedTensor.from_row_lengths(self.target_values, self.target_lengths - 1)
-        eos = lambda ids: tf.concat([ids, [EOS_ID]], axis=0)  # noqa: E731
-        return tf.data.Dataset.from_tensor_slices((source, target)).map(lambda s, t: (eos(s), eos(t)))
+        """(source ids + EOS, target ids + EOS) pairs as variable-length int32 tensors, in corpus order."""
+        return tf.data.Dataset.range(len(self)).map(self._pair_at(), num_parallel_calls=tf.data.AUTOTUNE)
+
+    def _pair_at(self):
+        """pair number → (source ids + EOS, target ids + EOS), sliced from the flat value arrays."""
+        values = (tf.constant(self.source_values), tf.constant(self.target_values))
+        offsets = tuple(tf.constant(starts, tf.int64) for starts in self.value_offsets)
+        eos = tf.constant([EOS_ID], values[0].dtype)
+
+        def pair(number):
+            return tuple(tf.concat([ids[at[number] : at[number + 1]], eos], 0) for ids, at in zip(values, offsets))
+
+        return pair
 
     def shuffled_pairs(self, seed: int, shard: tuple[int, int] | None = None) -> tf.data.Dataset:
         """The pairs of `pairs` (only every `shard[0]`-th from `shard[1]` on, if given), in a new random
@@ -141,14 +149,7 @@ class TokenizedCorpus:
         if shard is not None:
             numbers = numbers.shard(*shard)
         numbers = numbers.shuffle(len(self), seed=seed, reshuffle_each_iteration=True).repeat()
-        values = (tf.constant(self.source_values), tf.constant(self.target_values))
-        offsets = tuple(tf.constant(starts, tf.int64) for starts in self.value_offsets)
-        eos = tf.constant([EOS_ID], values[0].dtype)
-
-        def pair(number):
-            return tuple(tf.concat([ids[at[number] : at[number + 1]], eos], 0) for ids, at in zip(values, offsets))
-
-        return numbers.map(pair, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        return numbers.map(self._pair_at(), num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _tokenize(encode, texts: list[str], chunk: int = 8192) -> list[np.ndarray]:

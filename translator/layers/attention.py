@@ -149,12 +149,13 @@ def write_position(cache: tf.Tensor, update: tf.Tensor, index: tf.Tensor) -> tf.
     """
     index = tf.cast(index, tf.int32)
     zero = tf.zeros_like(index)
+    begin = tf.stack([zero, zero, index, zero])
     if compiling_with_xla():  # the strided-slice update wants its bounds known when XLA compiles
-        return tf2xla.dynamic_update_slice(cache, update, tf.stack([zero, zero, index, zero]))
+        return tf2xla.dynamic_update_slice(cache, update, begin)
     ignore = 0b1011  # batch, heads and key_dim: whole; length: [index, index + 1)
     return tf.raw_ops.TensorStridedSliceUpdate(
         input=cache,
-        begin=tf.stack([zero, zero, index, zero]),
+        begin=begin,
         end=tf.stack([zero, zero, index + 1, zero]),
         strides=tf.ones([4], tf.int32),
         value=update,

@@ -39,8 +39,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def call(self, ids: tf.Tensor, start: tf.Tensor | int = 0, positions: tf.Tensor | None = None) -> tf.Tensor:
         """[batch, length] ids → [batch, length, dim]. Positions count from `start`, unless `positions`
         [batch, length] gives each token's own (packed rows restart them at every pair)."""
-        table = tf.cast(self.embeddings, self.compute_dtype)
-        tokens = tf.gather(table, ids) * math.sqrt(self.embedding_dim)
+        tokens = self._scaled_tokens(ids)
         if positions is None:
             positions = start + tf.range(tf.shape(ids)[1])
         return tokens + tf.cast(sinusoidal_positions(positions, self.embedding_dim), self.compute_dtype)
@@ -48,9 +47,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def embed_step(self, ids: tf.Tensor, index: tf.Tensor | int) -> tf.Tensor:
         """One decoding step: [batch] ids, all at position `index` → [batch, dim] (what `call` gives for
         [batch, 1] ids from `start=index`, without the length axis)."""
-        table = tf.cast(self.embeddings, self.compute_dtype)
-        tokens = tf.gather(table, ids) * math.sqrt(self.embedding_dim)
-        return tokens + tf.cast(sinusoidal_positions(index, self.embedding_dim), self.compute_dtype)
+        return self._scaled_tokens(ids) + tf.cast(sinusoidal_positions(index, self.embedding_dim), self.compute_dtype)
+
+    def _scaled_tokens(self, ids: tf.Tensor) -> tf.Tensor:
+        return tf.gather(tf.cast(self.embeddings, self.compute_dtype), ids) * math.sqrt(self.embedding_dim)
 
     def project(self, hidden: tf.Tensor) -> tf.Tensor:
         """[..., dim] → [..., vocab] logits with the transposed embedding matrix.
@@ -59,10 +59,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         product broadcasts as a batched matmul whose gradient builds a [batch, dim, vocab] tensor (half a
         gigabyte for one tutorial-size batch) and sums it over the batch.
         """
-        flat = hidden if hidden.shape.rank == 2 else tf.reshape(hidden, [-1, self.embedding_dim])
-        logits = tf.matmul(flat, tf.cast(self.embeddings, hidden.dtype), transpose_b=True)
-        if hidden.shape.rank == 2:
-            return logits
+        embeddings = tf.cast(self.embeddings, hidden.dtype)
+        if hidden.shape.rank == 2:  # a decoding step's [batch, dim]
+            return tf.matmul(hidden, embeddings, transpose_b=True)
+        logits = tf.matmul(tf.reshape(hidden, [-1, self.embedding_dim]), embeddings, transpose_b=True)
         return tf.reshape(logits, tf.concat([tf.shape(hidden)[:-1], [self.vocab_size]], axis=0))
 
     def get_config(self):
