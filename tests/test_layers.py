@@ -58,27 +58,34 @@ def test_decode_step_equals_teacher_forcing_in_xla():
     memory, mask = model.encode(SOURCE)
 
     @tf.function(jit_compile=True)
-    def run(cache):
+    def run(memory, mask):
+        cache = model.init_cache(memory, mask, max_length=8)  # under XLA: 8 slots, written in place
+        assert cache["decoder"][0]["key"].shape[2] == 8
         outputs = []
         for index in range(TARGET_IN.shape[1]):
             step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache)
+            assert cache["decoder"][0]["key"].shape[2] == 8
             outputs.append(step_logits)
         return tf.stack(outputs, 1)
 
-    stepped = run(model.init_cache(memory, mask, max_length=8)).numpy()
+    stepped = run(memory, mask).numpy()
     assert np.abs(stepped - logits(model))[TARGET_IN.numpy() != 0].max() <= 1e-4
 
 
-def test_cache_has_fixed_shapes_and_memory_is_untouched():
+def test_cache_grows_by_one_position_per_step_and_memory_is_untouched():
     model = tiny_model()
     memory, mask = model.encode(SOURCE)
-    cache = model.init_cache(memory, mask, max_length=6)
-    _, updated = model.decode_step(tf.constant([2, 2]), tf.constant(0), cache)
-    for before, after in zip(tf.nest.flatten(cache), tf.nest.flatten(updated)):
-        assert before.shape == after.shape
-    for before, after in zip(tf.nest.flatten(cache["memory"]), tf.nest.flatten(updated["memory"])):
-        assert before is after
-    assert cache["decoder"][0]["key"].shape == (2, 4, 6, 8)  # [batch, heads, max_length, key_dim]
+    cache = model.init_cache(memory, mask, max_length=6)  # outside XLA: no slots, whatever max_length says
+    for index in range(3):
+        updated = model.decode_step(tf.constant([2, 2]), tf.constant(index), cache)[1]
+        for before, after in zip(cache["decoder"], updated["decoder"]):
+            for name in ("key", "value"):
+                assert before[name].shape[2] == index and after[name].shape[2] == index + 1
+                np.testing.assert_array_equal(after[name][:, :, :index], before[name])
+        for before, after in zip(tf.nest.flatten(cache["memory"]), tf.nest.flatten(updated["memory"])):
+            assert before is after
+        cache = updated
+    assert cache["decoder"][0]["key"].shape == (2, 4, 3, 8)  # [batch, heads, steps so far, key_dim]
 
 
 def test_layer_configs_round_trip():

@@ -6,10 +6,12 @@ Four entry points with one job each:
 - `init_cache(memory, mask, max_length)` → the decoding cache;
 - `decode_step(token_ids, index, cache)` → (logits, cache), one position at a time.
 
-The cache follows the rule search relies on: every tensor has batch on axis 0 and a fixed shape.
-`cache["decoder"]` (self-attention keys/values, written at `index`) follows the beams and must be
-reordered; `cache["memory"]` (cross-attention keys/values and the source mask) is computed once and is
-the same for every beam of a sentence, so search never reorders it.
+The cache follows the rule search relies on: every tensor has batch on axis 0.
+`cache["decoder"]` (self-attention keys/values: fixed slots written at `index` under XLA, grown by one
+position per step elsewhere) has a row per hypothesis, follows the beams and must be reordered;
+`cache["memory"]` (cross-attention keys/values and the source mask) is computed once and is the same
+for every beam of a sentence, so it keeps one row per sentence: search never tiles or reorders it,
+and `decode_step` lets each sentence's consecutive token rows (its beams) attend to that one row.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from translator.layers import (
     TransformerEncoder,
     segment_mask,
 )
+from translator.layers.dropout import compiling_with_xla
 from translator.layers.feed_forward import layer_norm
 from translator.layers.masks import padding_bias, step_bias
 from translator.layers.sublayers import derive_seed
@@ -174,7 +177,8 @@ class Seq2SeqTransformer(keras.Model):
         return (logits, attention) if return_attention else logits
 
     def init_cache(self, memory, mask, max_length: int):
-        """The decoding cache for up to `max_length` target positions."""
+        """The decoding cache for up to `max_length` target positions (slots allocated under XLA only:
+        elsewhere the self-attention cache grows step by step; `TransformerDecoder.init_cache`)."""
         caches = [block.init_cache(memory, max_length) for block in self.decoder_blocks]
         return {
             "decoder": [cache["self"] for cache in caches],
@@ -182,13 +186,16 @@ class Seq2SeqTransformer(keras.Model):
         }
 
     def decode_step(self, token_ids, index, cache):
-        """token_ids [batch] at position `index` → (float32 logits [batch, vocab], cache).
+        """token_ids [batch] at position `index` → (float32 logits [batch, vocab], cache). The memory
+        has the token rows' sentences as rows: batch / memory rows consecutive token rows per sentence.
 
         The step carries no length axis ([batch, dim] throughout) and makes its attention biases once
         for every block: outside XLA each operation is dispatched on its own, and a step is many small ones.
         """
         x = self.target_embedding.embed_step(token_ids, index)
-        self_bias = step_bias(index, tf.shape(cache["decoder"][0]["key"])[2])
+        # Under XLA the self-attention cache has slots not yet written, hidden by this bias; elsewhere
+        # it holds exactly the positions decoded so far.
+        self_bias = step_bias(index, tf.shape(cache["decoder"][0]["key"])[2]) if compiling_with_xla() else None
         memory_bias = padding_bias(cache["memory"]["mask"])
         new_decoder = []
         for block, self_cache, cross_cache in zip(self.decoder_blocks, cache["decoder"], cache["memory"]["cross"]):

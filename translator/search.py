@@ -4,14 +4,18 @@ The contract:
     step_fn(token_ids [batch], index: int32 scalar, cache) -> (logits [batch, vocab] float32, cache)
 With `normalize=False` the step returns log-probabilities instead, used as they are: an ensemble's
 mean of its models' log-probabilities, which is deliberately not renormalized.
-`cache` is a dict of tensors (any nesting) with batch on axis 0 and shapes that never change (but
-for the batch, where beam search drops finished sentences). Its entry `"memory"` (cross-attention
-keys/values, source mask) is constant across steps and the same for every beam of a sentence: beam
-search tiles it once and never reorders it (with `drop_finished` it loses the rows of sentences that
-are done). Everything else in the cache follows the beams and is gathered at each step.
+`cache` is a dict of tensors (any nesting) with batch on axis 0. Its entry `"memory"` (cross-attention
+keys/values, source mask) is constant across steps and the same for every beam of a sentence, so it
+keeps one row per sentence: beam search never tiles or reorders it (with `drop_finished` it loses the
+rows of sentences that are done). The step's token rows are the sentences' hypotheses, each sentence's
+consecutively (row = sentence · beams + beam), so the step finds a row's memory at row // beams, with
+beams = rows / memory rows. Everything else in the cache has a row per hypothesis, follows the beams
+and is gathered at each step; it may grow from step to step along any axis but its last (the model's
+self-attention cache does, outside XLA).
 
-All searches are pure TensorFlow functions with fixed shapes, so they run eagerly, inside
-`tf.function` and with `jit_compile=True` (beam search with `drop_finished` excepted). Scores use a
+All searches are pure TensorFlow functions, so they run eagerly, inside `tf.function` and with
+`jit_compile=True` (beam search with `drop_finished` excepted; under XLA the step must keep its
+cache's shapes). Scores use a
 finite "infinity" so that masked candidates never produce NaN. Each takes two optional per-sentence
 constraints: `limits` [batch] (tokens allowed, EOS included) and `prefix_ids` [batch, prefix] (target
 tokens forced at the first positions, 0-padded; their log-probabilities count in the score).
@@ -23,6 +27,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import tensorflow as tf
+
+from translator.layers.dropout import compiling_with_xla
 
 INF = 1.0e7
 StepFn = Callable[[tf.Tensor, tf.Tensor, dict], tuple[tf.Tensor, dict]]
@@ -192,7 +198,10 @@ def _token_by_token(
         tf.zeros([batch], tf.bool),
         cache,
     )
-    _, _, ids, scores, _, _ = tf.while_loop(not_done, step, initial, maximum_iterations=max_length)
+    invariants = (*(x.shape for x in initial[:-1]), _cache_shapes(cache))
+    _, _, ids, scores, _, _ = tf.while_loop(
+        not_done, step, initial, shape_invariants=invariants, maximum_iterations=max_length
+    )
     return ids, scores
 
 
@@ -328,9 +337,8 @@ def beam_search(
                 "scores": tf.tensor_scatter_nd_update(results["scores"], at, scores),
             }
             kept = tf.cast(tf.where(tf.logical_not(finished))[:, 0], tf.int32)
-            beam_rows = _rows(kept, tf.range(beams)[tf.newaxis, :])
             cache = {  # the memory loses the rows of the sentences that left; the rest is reordered below
-                key: tf.nest.map_structure(lambda x: _flat_gather(x, beam_rows), value) if key == "memory" else value
+                key: tf.nest.map_structure(lambda x: _flat_gather(x, kept), value) if key == "memory" else value
                 for key, value in state["cache"].items()
             }
             state = {**tf.nest.map_structure(lambda x: tf.gather(x, kept), _per_sentence(state)), "cache": cache}
@@ -358,17 +366,26 @@ def beam_search(
         "finished_scores": tf.fill([batch, beams], -INF),
         "finished_flags": tf.zeros([batch, beams], tf.bool),
         "constraints": constraints,
-        "cache": tf.nest.map_structure(lambda x: _tile_beams(x, beams), cache),
+        "cache": {
+            key: value if key == "memory" else tf.nest.map_structure(lambda x: _tile_beams(x, beams), value)
+            for key, value in cache.items()
+        },
     }
     if not drop_finished:
-        _, state, _ = tf.while_loop(not_done, step, (tf.constant(0), state, {}), maximum_iterations=max_length)
+        invariants = (
+            tf.TensorShape([]),
+            {**tf.nest.map_structure(lambda x: x.shape, _per_sentence(state)), "cache": _cache_shapes(state["cache"])},
+            {},
+        )
+        _, state, _ = tf.while_loop(
+            not_done, step, (tf.constant(0), state, {}), shape_invariants=invariants, maximum_iterations=max_length
+        )
         return n_best(state)
     state["sentence"] = tf.range(batch)  # each row's place in the input batch
     results = {"ids": tf.zeros([batch, beams, max_length], tf.int32), "scores": tf.zeros([batch, beams])}
-    any_rows = lambda x: tf.TensorShape([None]).concatenate(x.shape[1:])  # noqa: E731
     invariants = (
         tf.TensorShape([]),
-        tf.nest.map_structure(any_rows, state),
+        {**tf.nest.map_structure(_any_rows, _per_sentence(state)), "cache": _cache_shapes(state["cache"], True)},
         {key: x.shape for key, x in results.items()},
     )
     _, state, results = tf.while_loop(
@@ -378,6 +395,21 @@ def beam_search(
     at = state["sentence"][:, tf.newaxis]
     ids = tf.tensor_scatter_nd_update(results["ids"], at, ids)
     return ids, tf.tensor_scatter_nd_update(results["scores"], at, scores)
+
+
+def _any_rows(x: tf.Tensor) -> tf.TensorShape:
+    return tf.TensorShape([None]).concatenate(x.shape[1:])
+
+
+def _cache_shapes(cache: dict, memory_loses_rows: bool = False) -> dict:
+    """The search loop's shape invariants for `cache`: what follows the beams may change along any axis
+    but its last (under XLA it keeps its shape); the memory keeps its shape, or all of it but its rows
+    if `memory_loses_rows`."""
+    if compiling_with_xla():
+        return tf.nest.map_structure(lambda x: x.shape, cache)
+    growing = lambda x: tf.TensorShape([None] * (x.shape.rank - 1)).concatenate(x.shape[-1:])  # noqa: E731
+    memory = _any_rows if memory_loses_rows else lambda x: x.shape
+    return {key: tf.nest.map_structure(memory if key == "memory" else growing, value) for key, value in cache.items()}
 
 
 def _per_sentence(state: dict) -> dict:

@@ -1,9 +1,15 @@
-"""Multi-head attention with a fixed-size key/value cache for incremental decoding.
+"""Multi-head attention with a key/value cache for incremental decoding.
 
 Self-attention projects queries, keys and values with one fused matrix; cross-attention projects the
-memory once (`project_memory`) and reuses it at every step. The self-attention cache is pre-allocated
-to the maximum length and written at `index`, so every decoding step has the same shapes: the loop
-compiles once, under `tf.function`, XLA or a TPU.
+memory once (`project_memory`) and reuses it at every step. The self-attention cache takes one of two
+forms, chosen by where the step runs:
+- under XLA (or on a TPU), shapes must not change: the cache is pre-allocated to the maximum length,
+  written in place at `index`, and a bias hides the slots not yet written;
+- elsewhere (eager, `tf.function`, a SavedModel) it starts empty and each step appends its position,
+  so attention and the beams' reordering touch only the positions decoded so far, not the maximum
+  length (TensorFlow's executor does not write a loop's buffer in place: each write was a full copy).
+  With the beams' shared memory below, beam search got 1.22× faster at the `small` size
+  (docs/benchmarks.md, "the cache grows, and the beams share their memory").
 """
 
 import keras
@@ -90,26 +96,38 @@ class CachedMultiHeadAttention(keras.layers.Layer):
         of the step is a plain matrix product, with no reshaping around it).
 
         Every cache tensor is stored heads first, [batch, heads, length, key_dim], the layout the step's
-        two products read, so no step transposes the cache. Self-attention: writes this step's key/value
-        into `cache` (length max_length) at `index` and attends to slots ≤ index (`bias`, if given, is
-        that `step_bias`, made once per step by the caller). Cross-attention: attends to the projected
-        memory in `cache` (`memory_cache`) with `bias`, leaving it untouched.
-        Returns (output [batch, dim], cache).
+        two products read, so no step transposes the cache. Self-attention under XLA: writes this step's
+        key/value into `cache` (length max_length) at `index` and attends to slots ≤ index (`bias`, if
+        given, is that `step_bias`, made once per step by the caller); elsewhere: appends them to `cache`
+        (length `index`) and attends to all of it. Cross-attention: attends to the projected memory in
+        `cache` (`memory_cache`) with `bias`, leaving it untouched; the memory may have one row per
+        sentence for `beams` consecutive query rows (the search's layout). Returns (output [batch, dim], cache).
         """
         one_position = [-1, self.num_heads, 1, self.key_dim]  # [batch, heads, 1, key_dim]: heads first already
         if self.self_attention:
             q, k, v = (tf.reshape(x, one_position) for x in tf.split(self.query_key_value(query), 3, axis=-1))
-            cache = {"key": write_position(cache["key"], k, index), "value": write_position(cache["value"], v, index)}
-            if bias is None:
-                bias = step_bias(index, tf.shape(cache["key"])[2])
+            new = {"key": k, "value": v}
+            if compiling_with_xla():
+                cache = {name: write_position(cache[name], new[name], index) for name in new}
+                if bias is None:
+                    bias = step_bias(index, tf.shape(cache["key"])[2])
+            else:
+                cache = {name: tf.concat([cache[name], new[name]], axis=2) for name in new}
         else:
-            q = tf.reshape(self.query_projection(query), one_position)
+            # The memory has a row per sentence, the queries `beams` consecutive rows per sentence: each
+            # sentence's beams attend together, [sentences, heads, beams, key_dim], so the memory is read
+            # once per sentence rather than once per beam (and the products have beams rows, not one).
+            sentences = tf.shape(cache["key"])[0]
+            q = tf.reshape(self.query_projection(query), [sentences, -1, self.num_heads, self.key_dim])
+            q = tf.transpose(q, [0, 2, 1, 3])
         q = q * tf.cast(self.key_dim**-0.5, q.dtype)
-        scores = tf.cast(tf.matmul(q, cache["key"], transpose_b=True), tf.float32)  # [batch, heads, 1, S]
+        scores = tf.cast(tf.matmul(q, cache["key"], transpose_b=True), tf.float32)  # [batch, heads, 1 or beams, S]
         if bias is not None:
             scores += tf.cast(bias, tf.float32)
         weights = tf.cast(tf.nn.softmax(scores, axis=-1), self.compute_dtype)  # float32 softmax, as in `call`
-        context = tf.matmul(weights, cache["value"])  # [batch, heads, 1, key_dim]
+        context = tf.matmul(weights, cache["value"])  # [batch, heads, 1 or beams, key_dim]
+        if not self.self_attention:
+            context = tf.transpose(context, [0, 2, 1, 3])  # [sentences, beams, heads, key_dim]
         return self.output_projection(tf.reshape(context, [-1, self.num_heads * self.key_dim])), cache
 
     def _attend(self, query, key, value, bias, training, return_weights):
@@ -140,28 +158,17 @@ class CachedMultiHeadAttention(keras.layers.Layer):
 
 
 def write_position(cache: tf.Tensor, update: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
-    """cache [batch, heads, length, key_dim] with update [batch, heads, 1, key_dim] at position `index`.
+    """cache [batch, heads, length, key_dim] with update [batch, heads, 1, key_dim] at position `index`:
+    XLA's dynamic-update-slice, done in place in the loop's buffer (XLA only).
 
-    Under XLA a dynamic-update-slice, done in place in the loop's buffer; elsewhere one strided-slice
-    update (TensorFlow's kernel writes into the cache's own buffer when nothing else holds it). A one-hot
-    blend (cache·(1 − slot) + update·slot) reads and writes the whole cache at every step of every layer,
-    which at decoding batch sizes cost more than the step's products (docs/benchmarks.md, 2026-12-04).
+    A one-hot blend (cache·(1 − slot) + update·slot) would read and write the whole cache at every
+    step of every layer, which at decoding batch sizes costs more than the step's products.
     """
+    if cache.shape[2] == 0:
+        raise ValueError("an empty self-attention cache under XLA: call init_cache inside the XLA function")
     index = tf.cast(index, tf.int32)
     zero = tf.zeros_like(index)
-    begin = tf.stack([zero, zero, index, zero])
-    if compiling_with_xla():  # the strided-slice update wants its bounds known when XLA compiles
-        return tf2xla.dynamic_update_slice(cache, update, begin)
-    ignore = 0b1011  # batch, heads and key_dim: whole; length: [index, index + 1)
-    return tf.raw_ops.TensorStridedSliceUpdate(
-        input=cache,
-        begin=begin,
-        end=tf.stack([zero, zero, index + 1, zero]),
-        strides=tf.ones([4], tf.int32),
-        value=update,
-        begin_mask=ignore,
-        end_mask=ignore,
-    )
+    return tf2xla.dynamic_update_slice(cache, update, tf.stack([zero, zero, index, zero]))
 
 
 def _heads_first(x: tf.Tensor) -> tf.Tensor:
