@@ -246,7 +246,12 @@ def _parser() -> argparse.ArgumentParser:
         help="time the slow uncached decoder on the first N only (its speed is per sentence)",
     )
     decode.add_argument("--beam-size", type=int, default=4)
-    decode.add_argument("--no-xla", action="store_true", help="run the searches without XLA")
+    decode.add_argument(
+        "--xla",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="compile the searches with XLA, or not (default: the run's decode.xla)",
+    )
     decode.add_argument(
         "--methods",
         default="uncached_greedy,greedy,beam",

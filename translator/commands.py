@@ -406,7 +406,7 @@ def bench_decode(args: argparse.Namespace) -> int:
         args.split,
         args.limit,
         args.beam_size,
-        False if args.no_xla else None,
+        args.xla,
         args.uncached_limit,
         methods,
         args.threads,

@@ -141,10 +141,13 @@ class DecodeConfig:
     # batches side by side keep two cores busier than one batch on both (docs/benchmarks.md). The
     # translations do not depend on it; with a CTranslate2 export it is CTranslate2's inter_threads.
     workers: int = 2
-    # Compile the searches with XLA: a real model decodes faster from its first batches on; each batch
-    # shape compiles once, in seconds. The default of translators loaded from a run (translate, evaluate,
-    # load, the dev BLEU while training); `bench decode --no-xla` and `Translator(jit_compile=...)` override it.
-    xla: bool = True
+    # Compile the searches with XLA. Off by default: since the cache grows step by step and the beams
+    # share their memory, beam search without XLA is as fast at the tutorial size and 1.2× faster at the
+    # `small` size (docs/benchmarks.md, 2026-12-04), with no compilation for each batch shape and with
+    # finished sentences leaving the batch. The default of translators loaded from a run (translate,
+    # evaluate, load, the dev BLEU while training); `bench decode --xla` and `Translator(jit_compile=...)`
+    # override it.
+    xla: bool = False
     # Sampling (back-translation) replaces greedy and beam search unless sampling_topk is 1. The
     # convention is CTranslate2's and OpenNMT's: 1 takes the most likely token (no sampling), 0 samples
     # from the whole vocabulary, K from the K most likely.
