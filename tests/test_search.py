@@ -122,6 +122,31 @@ def test_translator_keeps_input_order_and_batches_by_length(tokenizer):
     assert all(sum(1 for _ in b) * max(lengths[i] for i in b) <= 32 for b in batches)
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_the_exports_chunks_give_each_sentence_its_own_result(tokenizer, workers):
+    """`export.search_sorted` sorts a request by length and decodes it in chunks on `workers` loops:
+    whatever the request's size (empty, fewer sentences than loops, chunks and a part), every sentence
+    gets its result alone, in input order."""
+    from translator.export import search_sorted
+
+    model = tiny_model(vocab_size=tokenizer.source_vocab_size)
+    config = DecodeConfig(beam_size=2, max_length=12, workers=workers)
+    translator = Translator(model, tokenizer, config, jit_compile=False)
+    sources = [[*range(5, 5 + (7 * n) % 11), EOS] for n in range(9)]
+    search = tf.function(lambda ragged: search_sorted(translator, ragged, sub_batch=2), reduce_retracing=True)
+    alone = [
+        translator.search_ids(tf.constant([s]), tf.zeros([1, 0], tf.int32), tf.zeros([2], tf.int32)) for s in sources
+    ]
+    for size in (0, 2, 5, 9):  # chunks of 2 on 2 or 3 loops
+        ids, scores = search(tf.ragged.constant(sources[:size], dtype=tf.int32, ragged_rank=1, inner_shape=()))
+        assert ids.shape[0] == scores.shape[0] == size
+        for row, (own_ids, own_scores) in enumerate(alone[:size]):
+            length = own_ids.shape[2]
+            np.testing.assert_array_equal(ids[row, :, :length].numpy(), own_ids[0].numpy())
+            assert not ids[row, :, length:].numpy().any()
+            np.testing.assert_allclose(scores[row].numpy(), own_scores[0].numpy(), atol=1e-5)
+
+
 def test_batches_decoded_side_by_side_give_exactly_the_results_in_sequence(tokenizer):
     model = tiny_model(vocab_size=tokenizer.source_vocab_size)
     config = DecodeConfig(beam_size=3, max_length=12, batch_tokens=64, workers=1)

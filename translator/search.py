@@ -15,10 +15,10 @@ self-attention cache does, outside XLA).
 
 All searches are pure TensorFlow functions, so they run eagerly, inside `tf.function` and with
 `jit_compile=True` (beam search with `drop_finished` excepted; under XLA the step must keep its
-cache's shapes). Scores use a
-finite "infinity" so that masked candidates never produce NaN. Each takes two optional per-sentence
-constraints: `limits` [batch] (tokens allowed, EOS included) and `prefix_ids` [batch, prefix] (target
-tokens forced at the first positions, 0-padded; their log-probabilities count in the score).
+cache's shapes). Scores use a finite "infinity" so that masked candidates never produce NaN. Each
+takes two optional per-sentence constraints: `limits` [batch] (tokens allowed, EOS included) and
+`prefix_ids` [batch, prefix] (target tokens forced at the first positions, 0-padded; their
+log-probabilities count in the score).
 Sampling draws from stateless random ops keyed by a seed and the step index, so a run repeats exactly.
 """
 
