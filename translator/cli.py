@@ -261,6 +261,11 @@ def _parser() -> argparse.ArgumentParser:
         "--threads", type=int, default=0, help="CTranslate2 threads per batch (0: the cores shared among the workers)"
     )
     decode.add_argument("--workers", type=int, help="batches decoded at once (default: the run's decode.workers)")
+    decode.add_argument(
+        "--batch-tokens",
+        type=int,
+        help="source tokens per batch, padding included (default: the run's decode.batch_tokens)",
+    )
     decode.add_argument("--work-dir", type=Path, help="exports for savedmodel/ct2 methods (default: a temporary one)")
     decode.add_argument("--json", action="store_true", help="print one JSON object")
     train_bench = benchmark("train", "training throughput: padded, bucketed, fixed or packed batches, with/without XLA")

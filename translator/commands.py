@@ -412,6 +412,7 @@ def bench_decode(args: argparse.Namespace) -> int:
         args.threads,
         str(args.work_dir) if args.work_dir else None,
         args.workers,
+        args.batch_tokens,
     )
     if args.json:
         print(json.dumps(report, indent=2))

@@ -80,6 +80,7 @@ def bench_decode(
     threads: int = 0,
     work_dir: str | None = None,
     workers: int | None = None,
+    batch_tokens: int | None = None,
 ) -> dict:
     unknown = [method for method in methods if method not in IN_PROCESS_METHODS + EXPORT_METHODS]
     if unknown:
@@ -87,7 +88,10 @@ def bench_decode(
 
         known = ", ".join(IN_PROCESS_METHODS + EXPORT_METHODS)
         raise TranslatorError(f"unknown method(s) {', '.join(unknown)}: choose from {known}")
-    overrides = {} if workers is None else {"workers": workers}  # default: the run's decode.workers
+    # Defaults: the run's decode.workers and decode.batch_tokens.
+    overrides = {
+        key: value for key, value in (("workers", workers), ("batch_tokens", batch_tokens)) if value is not None
+    }
     base = Translator.from_run_dir(run_dir, jit_compile=jit_compile, beam_size=1, **overrides)
     model, config, checkpoint = base.model, RunDirectory(run_dir).load_config(), base.checkpoint.path
     _, sentences, references = split_pairs(base, split)
@@ -140,6 +144,7 @@ def bench_decode(
         "xla": base.jit_compile,
         "threads": threads,
         "workers": base.config.workers,
+        "batch_tokens": base.config.batch_tokens,
         "cached_uncached_agreement": agreement,
         "results": results,
         "machine": describe_machine(),
