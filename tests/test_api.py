@@ -62,6 +62,26 @@ def test_one_fit_step_equals_one_step_of_our_loop(tokenizer):
         np.testing.assert_allclose(fitted, looped, atol=1e-5)
 
 
+def test_fit_traces_its_step_once_for_an_unbuilt_model(tokenizer):
+    class Counted(translator.Seq2SeqTransformer):
+        traces = 0
+
+        def train_step(self, data):
+            Counted.traces += 1  # Python runs only while the step is traced
+            return super().train_step(data)
+
+    sources, targets = read_corpus("train", 16)
+    data = translator.data.batches((sources, targets), tokenizer, batch_tokens=400).take(2)
+    size = tokenizer.source_vocab_size
+    model = Counted(size, size, num_layers=1, d_model=16, num_heads=2, ffn_dim=32)
+    model.compile(optimizer=translator.optimizers.transformer_adam(16, warmup_steps=5),
+                  loss=translator.losses.smoothed_cross_entropy(0.1))
+    assert not model.built
+    model.fit(data, epochs=1, verbose=0)
+    assert Counted.traces == 1  # Keras alone: 2 (the first trace creates the weights and Adam's slots)
+    assert len(model.optimizer.variables) > 2 * len(model.trainable_variables)
+
+
 def test_batches_drop_long_pairs_and_pad_labels_with_zeros(tokenizer):
     sources = ["Y dijo Dios.", "palabra " * 80, "En el principio."]
     targets = ["And God said.", "word", "In the beginning."]

@@ -176,6 +176,21 @@ class Seq2SeqTransformer(keras.Model):
         logits = tf.cast(self.target_embedding.project(self._final(self.decoder_norm, x)), tf.float32)
         return (logits, attention) if return_attention else logits
 
+    def make_train_function(self, force=False):
+        """`fit`'s step, with every weight and optimizer slot created before it is traced.
+
+        Without a distribution strategy, Keras defers both to the first trace, and a `tf.function` that
+        creates variables is traced twice: a second full trace of forward, backward and update, nearly
+        half of a small model's first epoch (`tests/test_api.py` counts the traces).
+        """
+        if self.train_function is None or force:
+            with self.distribute_strategy.scope():
+                if not self.built:
+                    self.build()
+                if self.optimizer is not None and not self.optimizer.built:
+                    self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
+
     def init_cache(self, memory, mask, max_length: int):
         """The decoding cache for up to `max_length` target positions (slots allocated under XLA only:
         elsewhere the self-attention cache grows step by step; `TransformerDecoder.init_cache`)."""
