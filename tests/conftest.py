@@ -47,6 +47,19 @@ def pytest_unconfigure(config):
         shutil.rmtree(config.tfds_data_dir, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def thread_setting_stays_in_its_test():
+    """The decoding commands set TF_NUM_INTRAOP_THREADS for their process (`translator.threads`). Run
+    in-process by a test, they would hand it to every later subprocess and kernel of this worker; it is
+    put back as it was after each test."""
+    value = os.environ.get("TF_NUM_INTRAOP_THREADS")
+    yield
+    if value is None:
+        os.environ.pop("TF_NUM_INTRAOP_THREADS", None)
+    else:
+        os.environ["TF_NUM_INTRAOP_THREADS"] = value
+
+
 @pytest.fixture(scope="session", autouse=True)
 def shipped_corpus(pytestconfig) -> str:
     """The shipped corpus built once as a TFDS dataset, before any test (or subprocess of one) reads it."""

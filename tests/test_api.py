@@ -74,8 +74,10 @@ def test_fit_traces_its_step_once_for_an_unbuilt_model(tokenizer):
     data = translator.data.batches((sources, targets), tokenizer, batch_tokens=400).take(2)
     size = tokenizer.source_vocab_size
     model = Counted(size, size, num_layers=1, d_model=16, num_heads=2, ffn_dim=32)
-    model.compile(optimizer=translator.optimizers.transformer_adam(16, warmup_steps=5),
-                  loss=translator.losses.smoothed_cross_entropy(0.1))
+    model.compile(
+        optimizer=translator.optimizers.transformer_adam(16, warmup_steps=5),
+        loss=translator.losses.smoothed_cross_entropy(0.1),
+    )
     assert not model.built
     model.fit(data, epochs=1, verbose=0)
     assert Counted.traces == 1  # Keras alone: 2 (the first trace creates the weights and Adam's slots)

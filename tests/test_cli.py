@@ -1,14 +1,18 @@
 """The command line: help with examples, one-line errors with exit code 2, translate and evaluate."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from tests.conftest import train_command
+from translator import commands
 from translator.cli import main
 from translator.errors import TranslatorError
+from translator.threads import INTRA_OP_VARIABLE, threads_per_worker
 
 pytestmark = pytest.mark.slow
 
@@ -85,6 +89,32 @@ def test_translate_and_evaluate_from_a_run(trained_run, tmp_path, capsys):
     report = json.loads((trained_run / "eval" / "in.json").read_text())
     assert set(report) >= {"bleu", "chrf", "ter", "checkpoint"}
     assert len((trained_run / "eval" / "in.hyp").read_text().splitlines()) == 2
+
+
+def test_decoding_commands_share_the_cores_among_their_workers(trained_run, tmp_path, monkeypatch, capsys):
+    assert [threads_per_worker(workers, cores) for workers, cores in ((2, 2), (2, 8), (4, 1), (3, 8))] == [1, 4, 1, 2]
+    source = tmp_path / "in.es"
+    source.write_text("Y dijo Dios.\n", encoding="utf-8")
+    args = ["translate", "--run-dir", str(trained_run), "--input", str(source)]
+    monkeypatch.delenv(INTRA_OP_VARIABLE, raising=False)
+    assert main([*args, "--workers", "3"]) == 0
+    assert os.environ[INTRA_OP_VARIABLE] == str(threads_per_worker(3))  # read by TensorFlow at its start
+    monkeypatch.setenv(INTRA_OP_VARIABLE, "5")
+    assert main(args) == 0 and os.environ[INTRA_OP_VARIABLE] == "5"  # the user's own setting wins
+    monkeypatch.delenv(INTRA_OP_VARIABLE)
+    target = tmp_path / "in.en"
+    target.write_text("And God said.\n", encoding="utf-8")
+    assert main(["score", "--run-dir", str(trained_run), "--src", str(source), "--tgt", str(target)]) == 0
+    assert INTRA_OP_VARIABLE not in os.environ  # scoring runs one batch at a time, on every core
+    compiled = shutil.copytree(trained_run, tmp_path / "xla-run")
+    config = (compiled / "config.yaml").read_text()
+    assert "  xla: false\n" in config
+    (compiled / "config.yaml").write_text(config.replace("  xla: false\n", "  xla: true\n"))
+    commands._share_cores([str(compiled)])
+    assert INTRA_OP_VARIABLE not in os.environ  # XLA's compiled search spreads its work over every core
+    commands._share_cores([str(compiled)], xla=False)  # bench decode --no-xla
+    assert os.environ[INTRA_OP_VARIABLE] == str(threads_per_worker(2))
+    capsys.readouterr()
 
 
 def test_non_utf8_input_names_the_line(trained_run, tmp_path, capsys):

@@ -163,7 +163,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     served = serve.add_mutually_exclusive_group(required=True)
     served.add_argument("--export-dir", help="an exported SavedModel")
-    served.add_argument("--run-dir", help="a run directory (its --checkpoint; XLA-compiled)")
+    served.add_argument("--run-dir", help="a run directory (its --checkpoint; XLA if its decode.xla is true)")
     served.add_argument("--ct2-dir", help="a CTranslate2 export")
     serve.add_argument("--checkpoint", default="auto", help="with --run-dir: auto, averaged, best or latest")
     _serve_flags(serve)

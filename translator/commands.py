@@ -43,10 +43,11 @@ def _paths(args: argparse.Namespace, name: str) -> list[str]:
     return [] if value is None else list(value) if isinstance(value, list) else [value]
 
 
-def _translator(args: argparse.Namespace, decode: dict):
+def _translator(args: argparse.Namespace, decode: dict, decoding: bool = False):
     """The translator a command names (--run-dir with its --checkpoint, several for an ensemble,
     --export-dir or --ct2-dir), with the decode flags applied; notes about the checkpoint choice go to
-    stderr."""
+    stderr. A command that `decoding` runs the search's loops side by side (`_share_cores`); scoring and
+    exporting run one batch at a time, on every core."""
     from translator.api import load
 
     run_dirs, export_dirs, ct2_dirs = (_paths(args, name) for name in ("run_dir", "export_dir", "ct2_dir"))
@@ -62,6 +63,8 @@ def _translator(args: argparse.Namespace, decode: dict):
         if sampling:
             raise TranslatorError(f"{_flags(sampling)}: sampling needs --run-dir (not --ct2-dir)")
         return CTranslate2Translator(ct2_dirs[0], threads=args.threads, batch_size=args.batch_size, **decode)
+    if decoding:
+        _share_cores(run_dirs, decode.get("workers"))
     if export_dirs:
         if "workers" in decode:
             raise TranslatorError("--workers: give it with --run-dir or --ct2-dir (a SavedModel decodes as served)")
@@ -81,6 +84,22 @@ def _translator(args: argparse.Namespace, decode: dict):
     return translator
 
 
+def _share_cores(run_dirs: list[str], workers: int | None = None, xla: bool | None = None) -> None:
+    """Before TensorFlow's first operation: the decoding loops of these runs (or of a SavedModel, with no
+    runs) get the cores shared among them (`translator.threads`). Not under XLA, whose compiled search
+    spreads its own work over every core: given one thread a loop, it ran at half its speed."""
+    from translator.config import DecodeConfig
+    from translator.rundir import RunDirectory
+    from translator.threads import share_cores_among_workers
+
+    runs = [RunDirectory(path) for path in run_dirs]
+    settings = [run.load_config().decode for run in runs if run.exists()]  # a missing run: load's error
+    if xla is None:
+        xla = any(setting.xla for setting in settings)
+    if not xla:
+        share_cores_among_workers(workers or (settings[0].workers if settings else DecodeConfig.workers))
+
+
 def evaluate(args: argparse.Namespace, decode: dict) -> int:
     from translator import storage
     from translator.corpus import read_lines
@@ -96,7 +115,7 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
         for path, stream in zip(args.ref, references):
             if len(stream) != len(sources):
                 raise TranslatorError(f"{path} has {len(stream)} lines but {args.src} has {len(sources)}")
-    translator = _translator(args, decode)
+    translator = _translator(args, decode, decoding=True)
     result = evaluate_translator(translator, args.split, sources, references, progress=sys.stderr.isatty())
     name = args.src.stem if args.src else args.split
     ct2_dir = args.ct2_dir[0] if args.ct2_dir else None
@@ -132,7 +151,8 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
 def translate(args: argparse.Namespace, decode: dict) -> int:
     from translator.corpus import read_lines
 
-    translator = _translator(args, decode)  # before the output is touched: a failed load destroys nothing
+    # Before the output is touched: a failed load destroys nothing.
+    translator = _translator(args, decode, decoding=True)
     lines = read_lines(args.input) if args.input else (line.rstrip("\n") for line in sys.stdin)
     prefixes = None
     if args.prefix_file:  # line-aligned with the input, so both are read before anything is written
@@ -354,7 +374,7 @@ def serve(args: argparse.Namespace, decode: dict) -> int:
     path = args.export_dir or args.ct2_dir or args.run_dir
     if args.ct2_dir and decode:
         raise TranslatorError("--beam-size, --length-penalty: give them with --run-dir")
-    translator = load(path) if args.ct2_dir else _translator(args, decode)
+    translator = load(path) if args.ct2_dir else _translator(args, decode, decoding=True)
     options = ServeOptions(
         model_name=args.model_name,
         version=posixpath.basename(path.rstrip("/")) if posixpath.basename(path.rstrip("/")).isdigit() else "1",
@@ -401,6 +421,7 @@ def bench_decode(args: argparse.Namespace) -> int:
     from translator.bench.decode import bench_decode as run_benchmark
 
     methods = tuple(method.strip() for method in args.methods.split(",") if method.strip())
+    _share_cores([str(args.run_dir)], args.workers, args.xla)  # the SavedModel's worker process inherits it
     report = run_benchmark(
         str(args.run_dir),
         args.split,

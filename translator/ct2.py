@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ import numpy as np
 from translator.config import DecodeConfig
 from translator.constants import EOS_ID
 from translator.errors import TranslatorError
+from translator.threads import threads_per_worker
 from translator.translation import BaseTranslator, Score, Translation, decode_changes
 
 EXPORT_INFO = "export.json"
@@ -93,7 +93,7 @@ class CTranslate2Translator(BaseTranslator):
             device="cpu",
             compute_type=compute_type,
             inter_threads=workers,
-            intra_threads=threads or max(1, (os.cpu_count() or 1) // workers),
+            intra_threads=threads or threads_per_worker(workers),
         )
         files = self.info["tokenizer"]
         self.source = spm.SentencePieceProcessor(model_file=str(self.directory / files["source"]))
