@@ -46,8 +46,8 @@ def _paths(args: argparse.Namespace, name: str) -> list[str]:
 def _translator(args: argparse.Namespace, decode: dict, decoding: bool = False):
     """The translator a command names (--run-dir with its --checkpoint, several for an ensemble,
     --export-dir or --ct2-dir), with the decode flags applied; notes about the checkpoint choice go to
-    stderr. A command that `decoding` runs the search's loops side by side (`_share_cores`); scoring and
-    exporting run one batch at a time, on every core."""
+    stderr. `decoding`: the command runs the search's loops side by side, which then share the cores
+    (`_share_cores`); scoring and exporting run one batch at a time, on every core."""
     from translator.api import load
 
     run_dirs, export_dirs, ct2_dirs = (_paths(args, name) for name in ("run_dir", "export_dir", "ct2_dir"))
