@@ -91,7 +91,7 @@ def test_translate_and_evaluate_from_a_run(trained_run, tmp_path, capsys):
     assert len((trained_run / "eval" / "in.hyp").read_text().splitlines()) == 2
 
 
-def test_decoding_commands_share_the_cores_among_their_workers(trained_run, tmp_path, monkeypatch, capsys):
+def test_decoding_commands_share_the_cores_among_their_workers(trained_run, tmp_path, monkeypatch):
     assert [threads_per_worker(workers, cores) for workers, cores in ((2, 2), (2, 8), (4, 1), (3, 8))] == [1, 4, 1, 2]
     source = tmp_path / "in.es"
     source.write_text("Y dijo Dios.\n", encoding="utf-8")
@@ -114,7 +114,6 @@ def test_decoding_commands_share_the_cores_among_their_workers(trained_run, tmp_
     assert INTRA_OP_VARIABLE not in os.environ  # XLA's compiled search spreads its work over every core
     commands._share_cores([str(compiled)], xla=False)  # bench decode --no-xla
     assert os.environ[INTRA_OP_VARIABLE] == str(threads_per_worker(2))
-    capsys.readouterr()
 
 
 def test_non_utf8_input_names_the_line(trained_run, tmp_path, capsys):

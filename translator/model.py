@@ -180,8 +180,8 @@ class Seq2SeqTransformer(keras.Model):
         """`fit`'s step, with every weight and optimizer slot created before it is traced.
 
         Without a distribution strategy, Keras defers both to the first trace, and a `tf.function` that
-        creates variables is traced twice: a second full trace of forward, backward and update, nearly
-        half of a small model's first epoch (`tests/test_api.py` counts the traces).
+        creates variables is traced twice: a second full trace of forward, backward and update
+        (`tests/test_api.py` counts the traces).
         """
         if self.train_function is None or force:
             with self.distribute_strategy.scope():
