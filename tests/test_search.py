@@ -228,13 +228,14 @@ def test_dropping_finished_sentences_changes_no_result(seed, constrained):
     assert eager == sorted(eager, reverse=True) and all(size % 3 == 0 for size in eager)
 
 
-def test_two_stage_top_k_equals_one_top_k_over_every_beam():
+@pytest.mark.parametrize("vocab", [50, 2100])  # 2,100: the blocked top-k, with a padded last block
+def test_two_stage_top_k_equals_one_top_k_over_every_beam(vocab):
     """Beam search's candidates: the k best of each beam, then the k best of those, must be the k
     best over beam·vocab in the same order, ties included (lower beam, then lower token first)."""
     from translator.search import _top_candidates
 
     rng = np.random.default_rng(0)
-    batch, beams, vocab, k = 3, 4, 50, 8
+    batch, beams, k = 3, 4, 8
     scores = rng.integers(-6, 0, size=[batch, beams, vocab]).astype("float32")  # many ties
     scores[1, 1:] = -INF  # the first step: only the first beam is alive
     top_scores, origin, tokens = _top_candidates(tf.constant(scores), k)
@@ -242,6 +243,29 @@ def test_two_stage_top_k_equals_one_top_k_over_every_beam():
     np.testing.assert_array_equal(top_scores, expected_scores)
     np.testing.assert_array_equal(origin, expected // vocab)
     np.testing.assert_array_equal(tokens, expected % vocab)
+
+
+@pytest.mark.parametrize("vocab", [1024, 8000, 8001, 32000])
+@pytest.mark.parametrize("k", [1, 8])
+def test_top_k_by_blocks_equals_top_k_ties_included(vocab, k):
+    """The blocked top-k gives TopKV2's values and indices exactly, whatever the ties: few distinct
+    values (ties across blocks), the best entries in the last blocks with ties in earlier ones, rows
+    all equal, -INF rows, -inf entries, and a vocabulary that is not a multiple of the block; in a
+    graph and compiled by XLA too."""
+    from translator.search import top_k_by_blocks
+
+    rng = np.random.default_rng(vocab + k)
+    x = rng.integers(-5, 0, size=[2, 3, vocab]).astype("float32")
+    x[0, 1] = -INF
+    x[1, 0] = 0.0
+    x[1, 2, rng.integers(0, vocab, size=vocab // 2)] = -np.inf
+    x[0, 2] = rng.normal(size=vocab).astype("float32")
+    x[1, 1, -3:] = 0.0  # the best blocks are the last ones, and ties with lower blocks follow
+    expected_values, expected_indices = tf.math.top_k(x, k=k)
+    for run in (top_k_by_blocks, tf.function(top_k_by_blocks, jit_compile=True)):
+        values, indices = run(tf.constant(x), k)
+        np.testing.assert_array_equal(values, expected_values)
+        np.testing.assert_array_equal(indices, expected_indices)
 
 
 # Sampling

@@ -47,8 +47,10 @@ def search_sorted(
     longest nor kept in the loop until the longest finishes. Outputs do not depend on the grouping
     (each sentence stops at its own limit).
 
-    The sub-batches are dealt round-robin to `decode.workers` loops that share no data, so the graph's
-    executor runs them side by side (as the in-process translator runs its batches).
+    The sorted sentences are dealt to `decode.workers` loops that share no data, so the graph's
+    executor runs them side by side (as the in-process translator runs its batches): loop s takes
+    sorted positions s, s + workers, s + 2·workers, ..., so that every loop gets its share of short
+    and long sentences and the loops finish together.
 
     ragged [batch, (tokens)] (EOS-terminated), prefixes [batch, (tokens)] or None → (ids [batch, n,
     max_length], scores [batch, n]) in input order.
@@ -57,40 +59,38 @@ def search_sorted(
     if prefixes is None:
         prefixes = tf.RaggedTensor.from_row_lengths(tf.zeros([0], tf.int32), tf.zeros_like(lengths, tf.int64))
     order = tf.argsort(lengths, stable=True)
-    ordered, ordered_prefixes = tf.gather(ragged, order), tf.gather(prefixes, order)
-    batch = tf.shape(lengths)[0]
     longest_prefix = tf.reduce_max(tf.concat([tf.cast(prefixes.row_lengths(), tf.int32), [0]], 0))
     max_length = prefixed_length(tf.reduce_max(tf.concat([lengths, [0]], 0)), longest_prefix, translator.config)
-    chunks = tf.maximum((batch + sub_batch - 1) // sub_batch, 1)  # one (empty) chunk for an empty request
     no_seed = tf.zeros([2], tf.int32)  # exports never sample
     streams, n = translator.config.workers, translator.hypotheses
 
-    def decode_chunk(index, ids_array, scores_array):
-        chunk = ordered[index * sub_batch : (index + 1) * sub_batch].to_tensor()
-        prefix = ordered_prefixes[index * sub_batch : (index + 1) * sub_batch].to_tensor()
-        ids, scores = translator.search_ids(chunk, prefix, no_seed)  # [chunk, n, its own length ≤ max_length]
-        ids = tf.pad(ids, [[0, 0], [0, 0], [0, max_length - tf.shape(ids)[2]]])
-        return index + streams, ids_array.write(index // streams, ids), scores_array.write(index // streams, scores)
+    all_ids, all_scores, all_rows = [], [], []
+    for stream in range(streams):
+        rows = order[stream::streams]  # this loop's sentences, shortest first
+        sentences, sentence_prefixes = tf.gather(ragged, rows), tf.gather(prefixes, rows)
+        count = tf.shape(rows)[0]
+        chunks = (count + sub_batch - 1) // sub_batch
 
-    all_ids, all_scores = [], []
-    for stream in range(streams):  # stream s decodes chunks s, s + streams, s + 2 streams, ...
-        size = tf.maximum((chunks - stream + streams - 1) // streams, 0)
+        def decode_chunk(index, ids_array, scores_array, sentences=sentences, sentence_prefixes=sentence_prefixes):
+            chunk = sentences[index * sub_batch : (index + 1) * sub_batch].to_tensor()
+            prefix = sentence_prefixes[index * sub_batch : (index + 1) * sub_batch].to_tensor()
+            ids, scores = translator.search_ids(chunk, prefix, no_seed)  # [chunk, n, its own length ≤ max_length]
+            ids = tf.pad(ids, [[0, 0], [0, 0], [0, max_length - tf.shape(ids)[2]]])
+            return index + 1, ids_array.write(index, ids), scores_array.write(index, scores)
+
         arrays = (
-            tf.TensorArray(tf.int32, size=size, infer_shape=False, element_shape=[None, None, None]),
-            tf.TensorArray(tf.float32, size=size, infer_shape=False, element_shape=[None, None]),
+            tf.TensorArray(tf.int32, size=chunks, infer_shape=False, element_shape=[None, None, None]),
+            tf.TensorArray(tf.float32, size=chunks, infer_shape=False, element_shape=[None, None]),
         )
         _, ids_array, scores_array = tf.while_loop(
-            lambda index, *_: index < chunks, decode_chunk, (tf.constant(stream), *arrays)
+            lambda index, *_, chunks=chunks: index < chunks, decode_chunk, (tf.constant(0), *arrays)
         )
-        # A stream without chunks (a request of fewer) contributes no rows; concat of an empty array cannot.
-        all_ids.append(tf.cond(size > 0, ids_array.concat, lambda: tf.zeros([0, n, max_length], tf.int32)))
-        all_scores.append(tf.cond(size > 0, scores_array.concat, lambda: tf.zeros([0, n], tf.float32)))
-    # Row r of the concatenation is the sentence at sorted position `positions[r]`.
-    sorted_positions = tf.range(batch)
-    positions = tf.concat(
-        [tf.boolean_mask(sorted_positions, (sorted_positions // sub_batch) % streams == s) for s in range(streams)], 0
-    )
-    inverse = tf.math.invert_permutation(tf.gather(order, positions))
+        # A loop without sentences (a request of fewer) contributes no rows; concat of an empty array cannot.
+        all_ids.append(tf.cond(chunks > 0, ids_array.concat, lambda: tf.zeros([0, n, max_length], tf.int32)))
+        all_scores.append(tf.cond(chunks > 0, scores_array.concat, lambda: tf.zeros([0, n], tf.float32)))
+        all_rows.append(rows)
+    # Row r of the concatenation is the request's sentence `rows[r]`.
+    inverse = tf.math.invert_permutation(tf.concat(all_rows, 0))
     # TensorArray.concat forgets the ranks; the signatures promise them (score [batch], scores [batch, n]).
     ids = tf.ensure_shape(tf.gather(tf.concat(all_ids, 0), inverse), [None, None, None])
     return ids, tf.ensure_shape(tf.gather(tf.concat(all_scores, 0), inverse), [None, None])

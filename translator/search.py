@@ -214,13 +214,44 @@ def _flat_gather(x: tf.Tensor, flat_indices: tf.Tensor) -> tf.Tensor:
     return tf.gather(x, flat_indices, axis=0)
 
 
+TOP_K_BLOCK = 64  # vocabulary entries per block in `top_k_by_blocks`
+
+
+def top_k_by_blocks(x: tf.Tensor, k: int, block: int = TOP_K_BLOCK) -> tuple[tf.Tensor, tf.Tensor]:
+    """`tf.math.top_k(x, k)` over a long last axis (a vocabulary), the same values and indices, ties
+    included, in a third of the time on CPU.
+
+    TensorFlow's TopKV2 walks each row element by element: k = 8 of 8,000 for 100 rows took 2.4 ms a
+    step, as long as a quarter of the decoder's matrix products. Here each row is cut into blocks of
+    `block` entries; a vectorized max per block, the top k blocks (the k best entries lie in them:
+    each block holding one has a max at least as good, and ties go to the lower block as to the lower
+    index), then one top-k over those k blocks put back in index order, so that ties still go to the
+    lower index (0.85 ms). Rows too short for k blocks use TopKV2 itself.
+    """
+    vocab = x.shape[-1]
+    if vocab is None or vocab < 2 * k * block:
+        return tf.math.top_k(x, k=k)
+    blocks = -(-vocab // block)
+    flat = tf.reshape(x, [-1, vocab])
+    if blocks * block != vocab:  # -inf padding: never above a real entry, and its ties lose on index
+        flat = tf.pad(flat, [[0, 0], [0, blocks * block - vocab]], constant_values=float("-inf"))
+    flat = tf.reshape(flat, [-1, blocks, block])
+    _, top_blocks = tf.math.top_k(tf.reduce_max(flat, axis=-1), k=k)  # [rows, k]
+    top_blocks = tf.sort(top_blocks, axis=-1)
+    candidates = tf.reshape(tf.gather(flat, top_blocks, batch_dims=1), [-1, k * block])
+    values, positions = tf.math.top_k(candidates, k=k)
+    indices = tf.gather(top_blocks, positions // block, batch_dims=1) * block + positions % block
+    shape = tf.concat([tf.shape(x)[:-1], [k]], axis=0)
+    return tf.reshape(values, shape), tf.reshape(indices, shape)
+
+
 def _top_candidates(scores: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """The k best of scores [batch, beam, vocab] over all beams → (scores, beam, token), each [batch, k].
 
     Two small top-k's instead of one over beam·vocab: the k best overall are among the k best of each
     beam, and ties keep the one-pass order (lower beam, then lower token), so the result is the same.
     """
-    beam_scores, beam_tokens = tf.math.top_k(scores, k=k)  # [batch, beam, k]
+    beam_scores, beam_tokens = top_k_by_blocks(scores, k)  # [batch, beam, k]
     batch, beams = tf.shape(scores)[0], tf.shape(scores)[1]
     top_scores, top_positions = tf.math.top_k(tf.reshape(beam_scores, [batch, beams * k]), k=k)  # [batch, k]
     tokens = tf.gather(tf.reshape(beam_tokens, [batch, beams * k]), top_positions, batch_dims=1)
