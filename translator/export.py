@@ -31,8 +31,9 @@ _TEXT = tf.TensorSpec([None], tf.string, name="text")
 _PREFIX = tf.TensorSpec([None], tf.string, name="prefix")
 
 
-# Sentences decoded together inside the graph, after sorting a request by length: with two streams,
-# 16 gave 17.4-20.7 sentences/s, 8 gave 13.8-15.8 and 32 14.2 on requests of 32 (docs/benchmarks.md, 2026-12-03).
+# Sentences decoded together by one loop inside the graph: with two loops, 16 gave 17.4-20.7 sentences/s,
+# 8 gave 13.8-15.8 and 32 14.2 on requests of 32 (docs/benchmarks.md, 2026-12-03); now that a request's
+# sentences are dealt to the loops in turn, a request of 32 is one sub-batch of 16 per loop.
 SUB_BATCH = 16
 
 
