@@ -47,9 +47,15 @@ def end_at_limit(log_probs: tf.Tensor, index: tf.Tensor, limits: tf.Tensor | Non
     """
     if limits is None:
         return log_probs
-    at_limit = tf.reshape(index >= limits - 1, [-1] + [1] * (log_probs.shape.rank - 1))
-    not_eos = tf.not_equal(tf.range(tf.shape(log_probs)[-1]), eos_id)
-    return tf.where(tf.logical_and(at_limit, not_eos), tf.constant(-INF, log_probs.dtype), log_probs)
+    at_limit = index >= limits - 1  # [batch]
+
+    def constrained():
+        rows = tf.reshape(at_limit, [-1] + [1] * (log_probs.shape.rank - 1))
+        not_eos = tf.not_equal(tf.range(tf.shape(log_probs)[-1]), eos_id)
+        return tf.where(tf.logical_and(rows, not_eos), tf.constant(-INF, log_probs.dtype), log_probs)
+
+    # Most steps have no sentence at its limit: they skip a select over the whole vocabulary.
+    return tf.cond(tf.reduce_any(at_limit), constrained, lambda: log_probs)
 
 
 def force_prefix(log_probs: tf.Tensor, index: tf.Tensor, prefix_ids: tf.Tensor | None) -> tf.Tensor:
