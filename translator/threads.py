@@ -4,9 +4,9 @@ operations get the cores shared among the loops rather than all of them.
 TensorFlow gives every operation a pool of threads the size of the machine by default. A decoding
 step is hundreds of small operations; with two loops each splitting every operation over all the
 cores, the threads wait on each other at every one of them. Sharing the cores out instead made beam
-search 1.34x (small) and 1.44x (tutorial size) faster on 2 cores and 2 workers (docs/benchmarks.md, "each
-loop its share of the cores"). CTranslate2 is given
-the same split (`inter_threads` = workers, `intra_threads` = `threads_per_worker`).
+search 1.34x (small) and 1.44x (tutorial size) faster on 2 cores and 2 workers (docs/benchmarks.md,
+"each loop its share of the cores"). CTranslate2 is given the same split (`inter_threads` = workers,
+`intra_threads` = `threads_per_worker`).
 
 Training keeps TensorFlow's default: its operations are few and large, and it runs one step at a time.
 """
