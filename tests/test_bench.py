@@ -95,12 +95,14 @@ def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_
     pytest.importorskip("ctranslate2", reason="ctranslate2 is not installed (pip install '.[ctranslate2]')")
     methods = "beam,savedmodel,ct2_beam,ct2_int8_beam"
     args = ["bench", "decode", "--run-dir", str(trained_run), "--limit", "8", "--methods", methods, "--no-xla"]
-    assert main([*args, "--batch-tokens", "40", "--work-dir", str(tmp_path), "--json"]) == 0
+    assert main([*args, "--batch-tokens", "40", "--ct2-batch-size", "3", "--work-dir", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {row["method"]: row for row in report["results"]}
     assert list(rows) == methods.split(",") and report["cached_uncached_agreement"] is None
     # 40 source tokens over 4 beams: a batch holds one sentence (every sentence pads to 8 tokens or more).
     assert report["batch_tokens"] == 40 and rows["beam"]["batch_size"] == 1.0
+    # The SavedModel gets requests of 32 (here all 8 at once); CTranslate2 batches of 3: 3, 3 and 2.
+    assert rows["savedmodel"]["batch_size"] == 8.0 and rows["ct2_beam"]["batch_size"] == 2.7
     # The SavedModel runs our own search: the same translations as `beam`.
     assert rows["savedmodel"]["agreement_with_beam"] == 1.0 and rows["savedmodel"]["bleu"] == rows["beam"]["bleu"]
     for method in ("savedmodel", "ct2_beam", "ct2_int8_beam"):

@@ -14,7 +14,7 @@ ctranslate2 = pytest.importorskip("ctranslate2", reason="ctranslate2 is not inst
 
 from translator.cli import main  # noqa: E402
 from translator.config import DecodeConfig  # noqa: E402
-from translator.ct2 import CTranslate2Translator  # noqa: E402
+from translator.ct2 import DEFAULT_BATCH_SIZE, CTranslate2Translator  # noqa: E402
 from translator.ct2_export import check_mappable, export_ctranslate2  # noqa: E402
 from translator.errors import TranslatorError  # noqa: E402
 from translator.evaluation import split_pairs  # noqa: E402
@@ -73,6 +73,17 @@ def test_workers_change_the_speed_not_the_translations(run_and_export, test_spli
     assert [[(c.text, c.score) for c in nbest] for nbest in got] == [
         [(c.text, c.score) for c in nbest] for nbest in expected
     ]
+
+
+def test_batch_size_changes_the_batches_not_the_translations(run_and_export, test_split):
+    _, theirs, directory = run_and_export
+    sources, _ = test_split
+    assert theirs.batch_size == DEFAULT_BATCH_SIZE
+    one_by_one = CTranslate2Translator(directory, batch_size=1)
+    expected, got = theirs.translate_nbest(sources, n_best=2), one_by_one.translate_nbest(sources, n_best=2)
+    assert [[c.text for c in nbest] for nbest in got] == [[c.text for c in nbest] for nbest in expected]
+    # Padded beside longer sentences or alone, a sentence's scores agree to float32 round-off.
+    assert max(abs(a.score - b.score) for x, y in zip(expected, got) for a, b in zip(x, y)) < 1e-4
 
 
 @pytest.mark.parametrize(
@@ -163,7 +174,10 @@ def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 4 and all(re.match(r"^-?\d+\.\d{4}\t", line) for line in lines)
 
-    assert main(["evaluate", "--ct2-dir", str(output), "--split", "test", "--beam-size", "1"]) == 0
+    assert main(["translate", "--run-dir", str(trained_run), "--input", str(source), "--batch-size", "8"]) == 2
+    assert "--threads and --batch-size apply to --ct2-dir only" in capsys.readouterr().err
+
+    assert main(["evaluate", "--ct2-dir", str(output), "--split", "test", "--beam-size", "1", "--batch-size", "4"]) == 0
     report = json.loads((output / "eval" / "test.json").read_text(encoding="utf-8"))
     ours = run_and_export[0].configured(beam_size=1)
     from translator.evaluation import evaluate_translator

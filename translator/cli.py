@@ -196,7 +196,7 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--output", type=Path, help="default: standard output")
     score.add_argument("--checkpoint", default="auto", help="with --run-dir: auto, averaged, best or latest")
     score.add_argument("--threads", type=int, default=0, help="with --ct2-dir: CPU threads (0: all)")
-    score.add_argument("--batch-size", type=int, default=32, help="with --ct2-dir: sentences per batch")
+    score.add_argument("--batch-size", type=int, help="with --ct2-dir: sentences per batch (default 16)")
 
     info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
     info.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
@@ -259,6 +259,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     decode.add_argument(
         "--threads", type=int, default=0, help="CTranslate2 threads per batch (0: the cores shared among the workers)"
+    )
+    decode.add_argument(
+        "--ct2-batch-size", type=int, help="CTranslate2's sentences per batch (default: its translator's, 16)"
     )
     decode.add_argument("--workers", type=int, help="batches decoded at once (default: the run's decode.workers)")
     decode.add_argument(
@@ -374,7 +377,7 @@ def _ct2_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=int, default=0, help="with --ct2-dir: CPU threads per worker (0: the cores shared among them)"
     )
-    parser.add_argument("--batch-size", type=int, default=32, help="with --ct2-dir: sentences per batch")
+    parser.add_argument("--batch-size", type=int, help="with --ct2-dir: sentences per batch (default 16)")
 
 
 def _decode_overrides(args: argparse.Namespace) -> dict:

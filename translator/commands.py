@@ -62,7 +62,8 @@ def _translator(args: argparse.Namespace, decode: dict, decoding: bool = False):
 
         if sampling:
             raise TranslatorError(f"{_flags(sampling)}: sampling needs --run-dir (not --ct2-dir)")
-        return CTranslate2Translator(ct2_dirs[0], threads=args.threads, batch_size=args.batch_size, **decode)
+        batching = {} if args.batch_size is None else {"batch_size": args.batch_size}
+        return CTranslate2Translator(ct2_dirs[0], threads=args.threads, **batching, **decode)
     if decoding:
         _share_cores(run_dirs, decode.get("workers"))
     if export_dirs:
@@ -76,7 +77,7 @@ def _translator(args: argparse.Namespace, decode: dict, decoding: bool = False):
             )
         return load(export_dirs[0])
     translator = load(run_dirs if len(run_dirs) > 1 else run_dirs[0], args.checkpoint, **decode)
-    if getattr(args, "threads", 0) or getattr(args, "batch_size", 32) != 32:
+    if getattr(args, "threads", 0) or getattr(args, "batch_size", None) is not None:
         raise TranslatorError("--threads and --batch-size apply to --ct2-dir only")
     for member in getattr(translator, "members", [translator]):
         if member.checkpoint.note:
@@ -434,6 +435,7 @@ def bench_decode(args: argparse.Namespace) -> int:
         str(args.work_dir) if args.work_dir else None,
         args.workers,
         args.batch_tokens,
+        args.ct2_batch_size,
     )
     if args.json:
         print(json.dumps(report, indent=2))

@@ -6,9 +6,10 @@ over the whole prefix each step: the TF tutorial's way), `greedy` (cached, batch
 are steady-state speeds, not tracing or XLA compilation.
 
 On request it also times the exports of the same checkpoint, each in a fresh process of its own
-(`translator.bench.export_worker`): `savedmodel` (its `serving_default`, batches of 32 in file order,
+(`translator.bench.export_worker`): `savedmodel` (its `serving_default`, requests of 32 in file order,
 as TensorFlow Serving receives them), `ct2_beam` (CTranslate2, float32) and `ct2_int8_beam` (CTranslate2,
-int8 weights), at the same beam size as `beam`, with their BLEU, their agreement with `beam` (share of
+int8 weights; both given the whole split, as `beam` is, and batched by their translator's default), at the
+same beam size as `beam`, with their BLEU, their agreement with `beam` (share of
 sentences with the identical best translation), peak memory and size on disk.
 """
 
@@ -50,7 +51,7 @@ def _timed_translate(translator: Translator, sources: list[np.ndarray]) -> tuple
 IN_PROCESS_METHODS = ("uncached_greedy", "greedy", "beam")
 EXPORT_METHODS = ("savedmodel", "ct2_beam", "ct2_int8_beam")
 DEFAULT_METHODS = IN_PROCESS_METHODS
-EXPORT_BATCH_SIZE = 32
+SAVEDMODEL_REQUEST_SIZE = 32  # sentences per request to the SavedModel, as a server would send them
 
 
 def _size_mb(paths) -> float:
@@ -59,9 +60,16 @@ def _size_mb(paths) -> float:
     return round(sum(file.stat().st_size for file in files) / 2**20, 2)
 
 
-def _run_export(kind: str, model: Path, sentences: list[str], threads: int) -> dict:
+def _batch_size(kind: str, ct2_batch_size: int | None = None) -> int:
+    """Sentences per batch of an export: the SavedModel's requests; CTranslate2's own batches."""
+    from translator.ct2 import DEFAULT_BATCH_SIZE
+
+    return SAVEDMODEL_REQUEST_SIZE if kind == "savedmodel" else ct2_batch_size or DEFAULT_BATCH_SIZE
+
+
+def _run_export(kind: str, model: Path, sentences: list[str], threads: int, batch_size: int) -> dict:
     """Time an export in a fresh process (see `translator.bench.export_worker`)."""
-    request = json.dumps({"sentences": sentences, "batch_size": EXPORT_BATCH_SIZE, "threads": threads})
+    request = json.dumps({"sentences": sentences, "batch_size": batch_size, "threads": threads})
     command = [sys.executable, "-m", "translator.bench.export_worker", kind, str(model)]
     done = subprocess.run(command, input=request, capture_output=True, text=True, timeout=3600)
     if done.returncode != 0:
@@ -81,6 +89,7 @@ def bench_decode(
     work_dir: str | None = None,
     workers: int | None = None,
     batch_tokens: int | None = None,
+    ct2_batch_size: int | None = None,
 ) -> dict:
     unknown = [method for method in methods if method not in IN_PROCESS_METHODS + EXPORT_METHODS]
     if unknown:
@@ -127,7 +136,7 @@ def bench_decode(
 
     agreement = _in_process(base, model, config, sources, uncached_limit, methods, beam_size, record)
     if any(method in EXPORT_METHODS for method in methods):
-        _exports(base.with_config(beam_size=beam_size), sentences, methods, threads, work_dir, record)
+        _exports(base.with_config(beam_size=beam_size), sentences, methods, threads, work_dir, record, ct2_batch_size)
     return {
         "benchmark": "decode",
         "run_dir": str(run_dir),
@@ -198,7 +207,9 @@ def _uncached(model, config, sources, uncached_limit, record) -> list[np.ndarray
     return uncached
 
 
-def _exports(beam: Translator, sentences: list[str], methods, threads: int, work_dir, record) -> None:
+def _exports(
+    beam: Translator, sentences: list[str], methods, threads: int, work_dir, record, ct2_batch_size: int | None
+) -> None:
     """Export the checkpoint in the formats asked for, and time each in its own process."""
     scratch = None if work_dir else tempfile.TemporaryDirectory(prefix="bench-decode-")
     root = Path(work_dir or scratch.name)
@@ -211,12 +222,12 @@ def _exports(beam: Translator, sentences: list[str], methods, threads: int, work
         for method in (m for m in EXPORT_METHODS if m in methods):
             kind, name, quantization = formats[method]
             directory = beam.export(root / name, format=kind, quantization=quantization)
-            run = _run_export(kind, directory, sentences, threads)
+            batch = _batch_size(kind, ct2_batch_size)
+            run = _run_export(kind, directory, sentences, threads, batch)
             hypotheses = run["hypotheses"]
             # Generated tokens, EOS included, counted by re-tokenizing the output text.
             ids = beam.tokenizer.encode_target(tf.constant(hypotheses)) if hypotheses else None
             tokens = int(ids.row_lengths().numpy().sum()) + len(hypotheses) if hypotheses else 0
-            batch = EXPORT_BATCH_SIZE
             batches = max(1, -(-len(sentences) // batch))
             size = _size_mb([directory])
             record(
