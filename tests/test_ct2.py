@@ -176,6 +176,8 @@ def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run
 
     assert main(["translate", "--run-dir", str(trained_run), "--input", str(source), "--batch-size", "8"]) == 2
     assert "--threads and --batch-size apply to --ct2-dir only" in capsys.readouterr().err
+    assert main(["translate", "--ct2-dir", str(output), "--input", str(source), "--precision", "bfloat16"]) == 2
+    assert "--precision needs --run-dir" in capsys.readouterr().err
 
     assert main(["evaluate", "--ct2-dir", str(output), "--split", "test", "--beam-size", "1", "--batch-size", "4"]) == 0
     report = json.loads((output / "eval" / "test.json").read_text(encoding="utf-8"))

@@ -52,3 +52,44 @@ def test_a_run_with_auto_precision_records_and_logs_the_resolved_policy(seeded_r
     train(load_config("tiny", settings), run_dir, log=lines.append)
     assert RunDirectory(run_dir).load_config().train.mixed_precision == expected
     assert any(f"precision: {expected} ({reason})" in line for line in lines)
+
+
+def test_bfloat16_decoding_runs_the_float32_weights_in_bfloat16(trained_run, tmp_path):
+    """decode.precision: bfloat16 builds the decoding model under mixed_bfloat16 from the same float32
+    checkpoint; it scores a translation within bfloat16 round-off of float32, and a SavedModel exported
+    from it decodes in bfloat16 too."""
+    import numpy as np
+
+    from tests.conftest import read_corpus
+    from translator.config import DecodeConfig
+    from translator.export import SavedModelTranslator
+    from translator.inference import Translator
+
+    full = Translator.from_run_dir(trained_run, jit_compile=False, beam_size=2)
+    half = Translator.from_run_dir(trained_run, jit_compile=False, beam_size=2, precision="bfloat16")
+    assert (full.model.dtype_policy.name, half.model.dtype_policy.name) == ("float32", "mixed_bfloat16")
+    assert all(np.array_equal(a, b) for a, b in zip(full.model.get_weights(), half.model.get_weights()))
+    sources = read_corpus("test", 12)[0]
+    targets = full.translate(sources)
+    per_token = [
+        abs(a.log_prob - b.log_prob) / a.tokens
+        for a, b in zip(full.score(sources, targets), half.score(sources, targets))
+    ]
+    # bfloat16 keeps 8 bits of mantissa: close, not equal (a wrong weight or mask would be off by whole units).
+    assert 0 < max(per_token) < 0.1
+    translations = half.translate(sources)
+    assert len(translations) == len(sources) and all(isinstance(text, str) for text in translations)
+
+    with pytest.raises(TranslatorError, match="decode.precision is chosen when the model is loaded"):
+        full.with_config(precision="bfloat16")
+    with pytest.raises(TranslatorError, match="decode.precision must be float32 or bfloat16"):
+        DecodeConfig(precision="float16")
+
+    exported = SavedModelTranslator(half.export(tmp_path / "savedmodel"))
+    assert exported.translate(sources[:4]) == half.translate(sources[:4])
+    scores = {
+        name: [best[0].score for best in translator.translate_nbest(sources[:4])]
+        for name, translator in (("exported", exported), ("half", half), ("full", full))
+    }
+    assert np.allclose(scores["exported"], scores["half"], atol=1e-5)
+    assert not np.allclose(scores["exported"], scores["full"], atol=1e-5)  # the export computes in bfloat16

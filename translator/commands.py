@@ -436,6 +436,7 @@ def bench_decode(args: argparse.Namespace) -> int:
         args.workers,
         args.batch_tokens,
         args.ct2_batch_size,
+        args.precision,
     )
     if args.json:
         print(json.dumps(report, indent=2))

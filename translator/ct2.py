@@ -40,6 +40,8 @@ def _searched(config: DecodeConfig, directory: Path) -> DecodeConfig:
     """`config`, refused if it asks for sampling: CTranslate2's own sampler does not follow decode.seed."""
     if config.sampling:
         raise TranslatorError(f"{directory}: sampling (--sampling-topk) needs --run-dir")
+    if config.precision != "float32":
+        raise TranslatorError(f"{directory}: --precision needs --run-dir; a CTranslate2 export has --quantization")
     return config
 
 

@@ -201,7 +201,8 @@ def export_ctranslate2(translator, directory: str | Path, quantization: str = DE
         "quantization": quantization,
         "tokenizer": files,
         "max_source_length": translator.max_source_length,
-        "decode": dataclasses.asdict(decode),
+        # CTranslate2 computes as its quantization says, never in our decode.precision.
+        "decode": {**dataclasses.asdict(decode), "precision": "float32"},
         "checkpoint": _checkpoint_info(translator),
         "config": _run_config(translator),
     }

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from translator.alignment import Alignment, last_layer_attention, make_alignment
 from translator.checkpoints import CheckpointChoice, choose_checkpoint, restore
-from translator.config import DecodeConfig
+from translator.config import DECODE_POLICIES, DecodeConfig
 from translator.constants import BOS_ID, EOS_ID, PAD_ID
 from translator.errors import TranslatorError
 from translator.model import Seq2SeqTransformer, build_model
@@ -113,7 +113,7 @@ class Translator(tf.Module, BaseTranslator):
             )
         decode_config = dataclasses.replace(config.decode, **decode)  # validated before the model is built
         choice = choose_checkpoint(run, checkpoint)
-        model = build_model(config, tokenizer)
+        model = build_model(config, tokenizer, dtype=DECODE_POLICIES[decode_config.precision])
         restore(tf.train.Checkpoint(model=model), choice.path, partial=True)
         xla = decode_config.xla if jit_compile is None else jit_compile
         return cls(model, tokenizer, decode_config, config.data.max_source_length, xla, run.path, choice)
@@ -121,6 +121,11 @@ class Translator(tf.Module, BaseTranslator):
     def with_config(self, **changes) -> Translator:
         """The same model and tokenizer with other decode settings (a new compiled search; `xla=`
         switches XLA)."""
+        if changes.get("precision", self.config.precision) != self.config.precision:
+            raise TranslatorError(
+                "decode.precision is chosen when the model is loaded: "
+                "Translator.from_run_dir(..., precision=...), or --precision"
+            )
         return Translator(
             self.model,
             self.tokenizer,

@@ -90,6 +90,7 @@ def bench_decode(
     workers: int | None = None,
     batch_tokens: int | None = None,
     ct2_batch_size: int | None = None,
+    precision: str | None = None,
 ) -> dict:
     unknown = [method for method in methods if method not in IN_PROCESS_METHODS + EXPORT_METHODS]
     if unknown:
@@ -98,9 +99,8 @@ def bench_decode(
         known = ", ".join(IN_PROCESS_METHODS + EXPORT_METHODS)
         raise TranslatorError(f"unknown method(s) {', '.join(unknown)}: choose from {known}")
     # Defaults: the run's decode.workers and decode.batch_tokens.
-    overrides = {
-        key: value for key, value in (("workers", workers), ("batch_tokens", batch_tokens)) if value is not None
-    }
+    settings = (("workers", workers), ("batch_tokens", batch_tokens), ("precision", precision))
+    overrides = {key: value for key, value in settings if value is not None}
     base = Translator.from_run_dir(run_dir, jit_compile=jit_compile, beam_size=1, **overrides)
     model, config, checkpoint = base.model, RunDirectory(run_dir).load_config(), base.checkpoint.path
     _, sentences, references = split_pairs(base, split)
@@ -154,6 +154,7 @@ def bench_decode(
         "threads": threads,
         "workers": base.config.workers,
         "batch_tokens": base.config.batch_tokens,
+        "precision": base.config.precision,
         "cached_uncached_agreement": agreement,
         "results": results,
         "machine": describe_machine(),
