@@ -87,8 +87,10 @@ def test_translate_and_evaluate_from_a_run(trained_run, tmp_path, capsys):
     scored = capsys.readouterr().out
     assert "BLEU|nrefs:2" in scored and "chrF2|nrefs:2" in scored and "TER|nrefs:2" in scored
     report = json.loads((trained_run / "eval" / "in.json").read_text())
-    assert set(report) >= {"bleu", "chrf", "ter", "checkpoint"}
+    assert set(report) >= {"bleu", "chrf", "ter", "checkpoint"} and report["precision"] == "float32"
     assert len((trained_run / "eval" / "in.hyp").read_text().splitlines()) == 2
+    assert main([*args, "--precision", "bfloat16"]) == 0 and "BLEU|nrefs:1" in capsys.readouterr().out
+    assert json.loads((trained_run / "eval" / "in.json").read_text())["precision"] == "bfloat16"
 
 
 def test_decoding_commands_share_the_cores_among_their_workers(trained_run, tmp_path, monkeypatch):

@@ -185,7 +185,7 @@ def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run
     from translator.evaluation import evaluate_translator
 
     assert report["bleu"]["score"] == evaluate_translator(ours, "test")["bleu"]["score"]
-    assert report["beam_size"] == 1 and report["ctranslate2"] == str(output)
+    assert report["beam_size"] == 1 and report["ctranslate2"] == str(output) and report["quantization"] == "none"
 
 
 def test_load_detects_the_export_and_the_core_refuses_without_ctranslate2(run_and_export):

@@ -127,11 +127,13 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
         "sentences": result["sentences"],
         "beam_size": translator.config.beam_size,
         "length_penalty": translator.config.length_penalty,
+        "precision": translator.config.precision,
     }
     extra["truncated"] = result["truncated"]  # sources longer than the model's maximum, cut before translation
     scores = {metric: result[metric] for metric in ("bleu", "chrf", "ter")}
     if ct2_dir:
         extra["ctranslate2"] = str(ct2_dir)
+        extra["quantization"] = translator.info.get("quantization", "none")  # what CTranslate2 computes in
     if members:  # reported beside the first run's own evaluations, never over them
         name = f"ensemble-{name}"
         extra["checkpoint"] = [member.checkpoint.path for member in members]
