@@ -80,7 +80,18 @@ def test_batch_size_changes_the_batches_not_the_translations(run_and_export, tes
     sources, _ = test_split
     assert theirs.batch_size == DEFAULT_BATCH_SIZE
     one_by_one = CTranslate2Translator(directory, batch_size=1)
-    expected, got = theirs.translate_nbest(sources, n_best=2), one_by_one.translate_nbest(sources, n_best=2)
+    sizes = {}  # the batch sizes each translator hands CTranslate2
+    for name, translator in (("default", theirs), ("one", one_by_one)):
+        decode = translator._decode
+        translator._decode = lambda batches, *rest, name=name, decode=decode: (
+            sizes.setdefault(name, []).extend(map(len, batches)),
+            decode(batches, *rest),
+        )[1]
+    try:
+        expected, got = theirs.translate_nbest(sources, n_best=2), one_by_one.translate_nbest(sources, n_best=2)
+    finally:
+        del theirs._decode  # the module's fixture is shared: back to the class's method
+    assert max(sizes["default"]) == min(DEFAULT_BATCH_SIZE, len(sources)) and set(sizes["one"]) == {1}
     assert [[c.text for c in nbest] for nbest in got] == [[c.text for c in nbest] for nbest in expected]
     # Padded beside longer sentences or alone, a sentence's scores agree to float32 round-off.
     assert max(abs(a.score - b.score) for x, y in zip(expected, got) for a, b in zip(x, y)) < 1e-4

@@ -13,6 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from translator.config import DECODE_POLICIES
 from translator.errors import TranslatorError
 
 # Run directories are strings, not Paths: pathlib would fold gs://bucket into gs:/bucket.
@@ -169,9 +170,7 @@ def _parser() -> argparse.ArgumentParser:
     _serve_flags(serve)
     serve.add_argument("--beam-size", type=int, help="with --run-dir: 1 for greedy (default: decode.beam_size)")
     serve.add_argument("--length-penalty", type=float, help="with --run-dir: GNMT alpha (default: the run's)")
-    serve.add_argument(
-        "--precision", choices=("float32", "bfloat16"), help="with --run-dir: decode.precision (default: the run's)"
-    )
+    _precision_flag(serve, "with --run-dir: ")
     serve.add_argument("--grpc-port", type=int, default=8500, help="TensorFlow Serving's gRPC API (default: 8500)")
     serve.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
     serve.add_argument("--model-name", default="translator", help="the NAME in /v1/models/NAME (default: translator)")
@@ -266,9 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument(
         "--ct2-batch-size", type=int, help="CTranslate2's sentences per batch (default: its translator's, 16)"
     )
-    decode.add_argument(
-        "--precision", choices=("float32", "bfloat16"), help="our search's decode.precision (default: the run's)"
-    )
+    _precision_flag(decode, "our search: ")
     decode.add_argument("--workers", type=int, help="batches decoded at once (default: the run's decode.workers)")
     decode.add_argument(
         "--batch-tokens",
@@ -354,10 +351,15 @@ def _decode_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--beam-size", type=int, help="1 for greedy search (default: the run's decode.beam_size)")
     parser.add_argument("--length-penalty", type=float, help="GNMT alpha (default: decode.length_penalty)")
     parser.add_argument("--max-length", type=int, help="maximum target tokens (default: decode.max_length)")
+    _precision_flag(parser)
+
+
+def _precision_flag(parser: argparse.ArgumentParser, scope: str = "") -> None:
     parser.add_argument(
         "--precision",
-        choices=("float32", "bfloat16"),
-        help="bfloat16: the matrix products in bfloat16, faster on AMX CPUs and GPUs (default: decode.precision)",
+        choices=tuple(DECODE_POLICIES),
+        help=f"{scope}bfloat16: the matrix products in bfloat16, faster on AMX CPUs and GPUs "
+        "(default: the run's decode.precision)",
     )
 
 

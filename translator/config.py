@@ -167,7 +167,7 @@ class DecodeConfig:
     def __post_init__(self):
         _at_least(self, "decode", 1, "beam_size", "max_length", "batch_tokens", "workers")
         if self.precision not in DECODE_POLICIES:
-            raise TranslatorError(f"decode.precision must be float32 or bfloat16, got {self.precision!r}")
+            raise TranslatorError(f"decode.precision must be {' or '.join(DECODE_POLICIES)}, got {self.precision!r}")
         _at_least(self, "decode", 0.0, "length_penalty")  # beam search's early stop relies on it
         _at_least(self, "decode", 0, "sampling_topk", "seed")
         if self.max_length_ratio <= 0:

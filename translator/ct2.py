@@ -37,7 +37,8 @@ EXPORT_INFO = "export.json"
 
 
 def _searched(config: DecodeConfig, directory: Path) -> DecodeConfig:
-    """`config`, refused if it asks for sampling: CTranslate2's own sampler does not follow decode.seed."""
+    """`config`, refused if it asks for sampling (CTranslate2's own sampler does not follow decode.seed)
+    or for another precision than float32 (CTranslate2 computes as the export's quantization says)."""
     if config.sampling:
         raise TranslatorError(f"{directory}: sampling (--sampling-topk) needs --run-dir")
     if config.precision != "float32":
@@ -47,7 +48,8 @@ def _searched(config: DecodeConfig, directory: Path) -> DecodeConfig:
 
 # Sentences per `translate_batch` call, after sorting by length. 16 was the fastest of 4, 8, 16, 32 and 64
 # for float32 at both the `small` and the tutorial size (int8: 8 and 16 within a few percent), and it
-# needs less memory than 32 (docs/benchmarks.md, "CTranslate2's batch size").
+# needs less memory than 32 (2-core Intel Xeon with AMX, 2026-12-05; docs/benchmarks.md, "CTranslate2's
+# batch size").
 DEFAULT_BATCH_SIZE = 16
 
 
