@@ -212,6 +212,7 @@ def test_mistakes_on_a_real_run_are_one_line_and_leave_the_output_alone(trained_
 def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run):
     quiet = run_cli("info", "--run-dir", str(trained_run))
     assert quiet.returncode == 0 and "parameters:" in quiet.stdout
+    assert "decoding precision here: float32 (auto: the model trained in float32)" in quiet.stdout
     assert "cuda" not in quiet.stderr.lower() and "oneDNN" not in quiet.stderr, quiet.stderr
 
 

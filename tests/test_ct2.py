@@ -190,13 +190,15 @@ def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run
     assert main(["translate", "--ct2-dir", str(output), "--input", str(source), "--precision", "bfloat16"]) == 2
     assert "--precision needs --run-dir" in capsys.readouterr().err
 
-    assert main(["evaluate", "--ct2-dir", str(output), "--split", "test", "--beam-size", "1", "--batch-size", "4"]) == 0
+    evaluate = ["evaluate", "--ct2-dir", str(output), "--split", "test", "--beam-size", "1", "--batch-size", "4"]
+    assert main([*evaluate, "--precision", "auto"]) == 0  # auto is float32 for CTranslate2
     report = json.loads((output / "eval" / "test.json").read_text(encoding="utf-8"))
     ours = run_and_export[0].configured(beam_size=1)
     from translator.evaluation import evaluate_translator
 
     assert report["bleu"]["score"] == evaluate_translator(ours, "test")["bleu"]["score"]
     assert report["beam_size"] == 1 and report["ctranslate2"] == str(output) and report["quantization"] == "none"
+    assert report["precision"] == "float32"
 
 
 def test_load_detects_the_export_and_the_core_refuses_without_ctranslate2(run_and_export):

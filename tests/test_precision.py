@@ -5,7 +5,7 @@ import tensorflow as tf
 
 from translator.config import load_config
 from translator.errors import TranslatorError
-from translator.precision import cpu_flags, resolve_precision
+from translator.precision import cpu_flags, resolve_decode_precision, resolve_precision
 from translator.rundir import RunDirectory
 from translator.training import train
 
@@ -36,6 +36,20 @@ def test_auto_picks_bfloat16_only_on_cpus_with_amx():
     assert resolve_precision("auto", strategy, frozenset())[0] == "float32"
     for explicit in ("float32", "mixed_bfloat16", "mixed_float16"):
         assert resolve_precision(explicit, strategy, frozenset({"amx_bf16"})) == (explicit, "as configured")
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="the CPU rule applies without GPUs")
+def test_auto_decodes_in_bfloat16_only_a_bfloat16_trained_model_on_amx():
+    amx, no_amx = frozenset({"avx512_bf16", "amx_bf16"}), frozenset({"avx2", "avx512_bf16"})
+    assert resolve_decode_precision("auto", "mixed_bfloat16", amx) == (
+        "bfloat16",
+        "auto: the model trained in mixed_bfloat16 and this CPU has AMX bfloat16 units",
+    )
+    assert resolve_decode_precision("auto", "mixed_bfloat16", no_amx)[0] == "float32"
+    for trained in ("float32", "mixed_float16"):
+        assert resolve_decode_precision("auto", trained, amx) == ("float32", f"auto: the model trained in {trained}")
+    for explicit in ("float32", "bfloat16"):
+        assert resolve_decode_precision(explicit, "float32", no_amx) == (explicit, "as configured")
 
 
 def test_an_unknown_precision_is_refused_in_one_line():
@@ -82,7 +96,7 @@ def test_bfloat16_decoding_runs_the_float32_weights_in_bfloat16(trained_run, tmp
 
     with pytest.raises(TranslatorError, match="decode.precision is chosen when the model is loaded"):
         full.with_config(precision="bfloat16")
-    with pytest.raises(TranslatorError, match="decode.precision must be float32 or bfloat16"):
+    with pytest.raises(TranslatorError, match="decode.precision must be auto, float32, bfloat16"):
         DecodeConfig(precision="float16")
 
     exported = SavedModelTranslator(half.export(tmp_path / "savedmodel"))
@@ -93,3 +107,45 @@ def test_bfloat16_decoding_runs_the_float32_weights_in_bfloat16(trained_run, tmp
     }
     assert np.allclose(scores["exported"], scores["half"], atol=1e-5)
     assert not np.allclose(scores["exported"], scores["full"], atol=1e-5)  # the export computes in bfloat16
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="the CPU rule applies without GPUs")
+def test_a_loaded_translator_holds_the_precision_auto_resolved_to(trained_run, tmp_path, monkeypatch, capsys):
+    """decode.precision: auto (the default) resolves at load against the run's recorded training
+    precision and the CPU: a float32 run decodes in float32 everywhere, a bfloat16 run in bfloat16 on
+    an AMX CPU only; a translator built around a model takes its model's policy. `translator export`
+    makes auto float32 (a SavedModel may be served elsewhere, and gained nothing from bfloat16)."""
+    import shutil
+
+    import yaml
+
+    from translator import precision
+    from translator.config import DecodeConfig
+    from translator.inference import Translator
+
+    assert DecodeConfig().precision == "auto"
+    assert load_config("tiny").train.mixed_precision == "float32"  # what trained_run recorded
+    bf16_run = tmp_path / "bf16"
+    shutil.copytree(trained_run, bf16_run, ignore=shutil.ignore_patterns("eval", "export*", "ctranslate2"))
+    config = yaml.safe_load((bf16_run / "config.yaml").read_text())
+    config["train"]["mixed_precision"] = "mixed_bfloat16"
+    (bf16_run / "config.yaml").write_text(yaml.safe_dump(config))
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    float32_run = Translator.from_run_dir(trained_run, jit_compile=False)
+    assert (float32_run.config.precision, float32_run.model.dtype_policy.name) == ("float32", "float32")
+    loaded = Translator.from_run_dir(bf16_run, jit_compile=False)
+    assert (loaded.config.precision, loaded.model.dtype_policy.name) == ("bfloat16", "mixed_bfloat16")
+    assert Translator(loaded.model, loaded.tokenizer, DecodeConfig(), jit_compile=False).config.precision == "bfloat16"
+    assert (
+        Translator.from_run_dir(bf16_run, jit_compile=False, precision="float32").model.dtype_policy.name == "float32"
+    )
+
+    from translator.cli import main
+
+    assert main(["export", "--run-dir", str(bf16_run), "--output", str(tmp_path / "saved")]) == 0
+    assert "precision float32)" in capsys.readouterr().out
+
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    loaded = Translator.from_run_dir(bf16_run, jit_compile=False)
+    assert (loaded.config.precision, loaded.model.dtype_policy.name) == ("float32", "float32")

@@ -13,7 +13,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from translator.config import DECODE_POLICIES
+from translator.config import DECODE_PRECISIONS
 from translator.errors import TranslatorError
 
 # Run directories are strings, not Paths: pathlib would fold gs://bucket into gs:/bucket.
@@ -357,9 +357,9 @@ def _decode_flags(parser: argparse.ArgumentParser) -> None:
 def _precision_flag(parser: argparse.ArgumentParser, scope: str = "") -> None:
     parser.add_argument(
         "--precision",
-        choices=tuple(DECODE_POLICIES),
-        help=f"{scope}bfloat16: the matrix products in bfloat16, faster on AMX CPUs and GPUs "
-        "(default: the run's decode.precision)",
+        choices=DECODE_PRECISIONS,
+        help=f"{scope}bfloat16: the matrix products in bfloat16, faster on AMX CPUs and GPUs; auto: bfloat16 "
+        "for a model trained in bfloat16 on such hardware, else float32 (default: the run's decode.precision)",
     )
 
 

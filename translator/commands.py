@@ -291,16 +291,23 @@ def _write(output, results, n_best: int) -> None:
 
 def export(args: argparse.Namespace, decode: dict) -> int:
     from translator import storage
+    from translator.precision import export_precision
     from translator.rundir import RunDirectory
 
+    if "precision" not in decode:
+        decode["precision"] = export_precision(RunDirectory(args.run_dir).load_config().decode.precision)
     translator = _translator(args, decode)
     run = RunDirectory(args.run_dir)
     output = args.output or (run.export_dir if args.format == "savedmodel" else storage.join(run.path, "ctranslate2"))
     translator.export(output, format=args.format, quantization=args.quantization)
-    weights = f", weights {args.quantization or 'none'}" if args.format == "ctranslate2" else ""
+    computes = (
+        f"weights {args.quantization or 'none'}"
+        if args.format == "ctranslate2"
+        else f"precision {translator.config.precision}"  # auto resolved on this machine: say to what
+    )
     print(
         f"exported {translator.checkpoint.path} to {output} as {args.format} (beam {translator.config.beam_size}, "
-        f"length penalty {translator.config.length_penalty}{weights})"
+        f"length penalty {translator.config.length_penalty}, {computes})"
     )
     return 0
 
@@ -331,6 +338,10 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
             f"{' (shared)' if tokenizer.shared else ''}"
         )
         print(f"translate/evaluate/export use: {_describe_choice(run)}")
+        from translator.precision import resolve_decode_precision
+
+        precision, why = resolve_decode_precision(config.decode.precision, config.train.mixed_precision)
+        print(f"decoding precision here: {precision} ({why})")
     for report in storage.glob(storage.join(run.eval_dir, "*.json")):
         scores = json.loads(storage.read_text(report))
         print(

@@ -158,16 +158,17 @@ class DecodeConfig:
     sampling_temperature: float = 1.0  # logits divided by this before sampling (< 1: sharper, > 1: flatter)
     seed: int = 0  # the sampling stream: the same seed and input give the same translations
     # bfloat16: the model's matrix products in bfloat16 (its weights stay float32; attention softmax and
-    # the output logits in float32), for CPUs with AMX units, GPUs and TPUs. On an AMX CPU the `small`
-    # model decoded 1.28-1.38× faster at the same BLEU, the tutorial size (d_model 128) no faster and
-    # 0.28 BLEU lower (docs/benchmarks.md, 2026-12-05). Not float32's translations to the letter, hence
-    # not the default.
-    precision: str = "float32"
+    # the output logits in float32), for CPUs with AMX units, GPUs and TPUs. auto: bfloat16 for a model
+    # that trained under mixed_bfloat16, on hardware that has it natively, else float32
+    # (translator.precision). On an AMX CPU the `small` model decoded 1.28-1.38× faster at the same BLEU;
+    # the float32-trained tutorial size no faster and 0.28 BLEU lower (docs/benchmarks.md, 2026-12-05).
+    # A loaded translator holds the resolved value, which reports record.
+    precision: str = "auto"
 
     def __post_init__(self):
         _at_least(self, "decode", 1, "beam_size", "max_length", "batch_tokens", "workers")
-        if self.precision not in DECODE_POLICIES:
-            raise TranslatorError(f"decode.precision must be {' or '.join(DECODE_POLICIES)}, got {self.precision!r}")
+        if self.precision not in DECODE_PRECISIONS:
+            raise TranslatorError(f"decode.precision must be {', '.join(DECODE_PRECISIONS)}, got {self.precision!r}")
         _at_least(self, "decode", 0.0, "length_penalty")  # beam search's early stop relies on it
         _at_least(self, "decode", 0, "sampling_topk", "seed")
         if self.max_length_ratio <= 0:
@@ -193,6 +194,7 @@ class DecodeConfig:
 
 # decode.precision → the Keras dtype policy the decoding model is built with.
 DECODE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
+DECODE_PRECISIONS = ("auto", *DECODE_POLICIES)  # what decode.precision and --precision accept
 
 
 def _at_least(section, name: str, minimum, *keys: str) -> None:

@@ -38,12 +38,12 @@ EXPORT_INFO = "export.json"
 
 def _searched(config: DecodeConfig, directory: Path) -> DecodeConfig:
     """`config`, refused if it asks for sampling (CTranslate2's own sampler does not follow decode.seed)
-    or for another precision than float32 (CTranslate2 computes as the export's quantization says)."""
+    or for bfloat16 (CTranslate2 computes as the export's quantization says); `auto` is float32 here."""
     if config.sampling:
         raise TranslatorError(f"{directory}: sampling (--sampling-topk) needs --run-dir")
-    if config.precision != "float32":
+    if config.precision not in ("auto", "float32"):
         raise TranslatorError(f"{directory}: --precision needs --run-dir; a CTranslate2 export has --quantization")
-    return config
+    return dataclasses.replace(config, precision="float32")
 
 
 # Sentences per `translate_batch` call, after sorting by length. 16 was the fastest of 4, 8, 16, 32 and 64

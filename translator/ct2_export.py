@@ -26,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from translator.config import DecodeConfig
 from translator.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from translator.ct2 import EXPORT_INFO
 from translator.errors import TranslatorError
@@ -203,7 +202,7 @@ def export_ctranslate2(translator, directory: str | Path, quantization: str = DE
         "tokenizer": files,
         "max_source_length": translator.max_source_length,
         # CTranslate2 computes as its quantization says, never in our decode.precision (`ct2._searched`).
-        "decode": {**dataclasses.asdict(decode), "precision": DecodeConfig.precision},
+        "decode": {**dataclasses.asdict(decode), "precision": "float32"},
         "checkpoint": _checkpoint_info(translator),
         "config": _run_config(translator),
     }

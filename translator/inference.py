@@ -26,6 +26,7 @@ from translator.config import DECODE_POLICIES, DecodeConfig
 from translator.constants import BOS_ID, EOS_ID, PAD_ID
 from translator.errors import TranslatorError
 from translator.model import Seq2SeqTransformer, build_model
+from translator.precision import resolve_decode_precision
 from translator.rundir import RunDirectory
 from translator.search import INF, beam_search, greedy_search, sampling_search
 from translator.tokenizer import Tokenizer
@@ -72,6 +73,9 @@ class Translator(tf.Module, BaseTranslator):
         super().__init__(name="translator")
         self.model = model
         self.tokenizer = tokenizer
+        if config.precision == "auto":  # a model built elsewhere computes as its dtype policy says
+            named = {policy: name for name, policy in DECODE_POLICIES.items()}.get(model.dtype_policy.name)
+            config = dataclasses.replace(config, precision=named or config.precision)
         self.config = config
         self.max_source_length = max_source_length
         self.jit_compile = jit_compile
@@ -97,9 +101,11 @@ class Translator(tf.Module, BaseTranslator):
     def from_run_dir(
         cls, run_dir: str | os.PathLike, checkpoint: str = "auto", jit_compile: bool | None = None, **decode
     ) -> Translator:
-        """The run's model (float32) restored from `checkpoint` (auto, averaged, best, latest), with
-        the run's decode settings updated by `decode` (beam_size=..., length_penalty=...). The searches
-        compile with XLA as `decode.xla` says, unless `jit_compile` is given."""
+        """The run's model restored from `checkpoint` (auto, averaged, best, latest), with the run's
+        decode settings updated by `decode` (beam_size=..., length_penalty=...). The searches compile
+        with XLA as `decode.xla` says, unless `jit_compile` is given. `precision="auto"` (the default)
+        is resolved here, against how the run trained and this machine (translator.precision), and
+        `config.precision` holds the result."""
         run = RunDirectory(run_dir)
         config = run.load_config()
         if not Tokenizer.saved_in(run.tokenizer_dir):
@@ -112,6 +118,8 @@ class Translator(tf.Module, BaseTranslator):
                 f"tokenizer.vocab_size={config.tokenizer.vocab_size}: the tokenizer belongs to another run"
             )
         decode_config = dataclasses.replace(config.decode, **decode)  # validated before the model is built
+        precision, _ = resolve_decode_precision(decode_config.precision, config.train.mixed_precision)
+        decode_config = dataclasses.replace(decode_config, precision=precision)
         choice = choose_checkpoint(run, checkpoint)
         model = build_model(config, tokenizer, dtype=DECODE_POLICIES[decode_config.precision])
         restore(tf.train.Checkpoint(model=model), choice.path, partial=True)

@@ -1,4 +1,5 @@
-"""The one place that turns `train.mixed_precision: auto` into a Keras dtype policy.
+"""The one place that turns `auto` precisions into concrete ones: `train.mixed_precision: auto` into a
+Keras dtype policy, `decode.precision: auto` into float32 or bfloat16.
 
 bfloat16 pays where the hardware multiplies it natively and the model is big enough: on a CPU with AMX
 units (Intel Sapphire Rapids and later) the `small` preset trains 1.33x faster under `mixed_bfloat16`
@@ -26,21 +27,53 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset()
 
 
-def resolve_precision(
-    name: str, strategy: tf.distribute.Strategy, flags: frozenset[str] | None = None
-) -> tuple[str, str]:
-    """(policy, why): `name` itself unless it is `auto`."""
-    if name != "auto":
-        return name, "as configured"
+def native_bfloat16(
+    strategy: tf.distribute.Strategy | None = None, flags: frozenset[str] | None = None
+) -> tuple[bool, str]:
+    """(whether this hardware multiplies bfloat16 natively, why): TPUs, NVIDIA GPUs of compute
+    capability 8.0 or more, CPUs with AMX units. `flags` stands for /proc/cpuinfo's (tests)."""
     if isinstance(strategy, tf.distribute.TPUStrategy):
-        return "mixed_bfloat16", "auto: a TPU"
+        return True, "a TPU"
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
         if all(tuple(detail.get("compute_capability", (0, 0))) >= (8, 0) for detail in details):
-            return "mixed_bfloat16", "auto: GPUs of compute capability 8.0 or more"
-        return "float32", "auto: a GPU without native bfloat16 (compute capability < 8.0)"
+            return True, "GPUs of compute capability 8.0 or more"
+        return False, "a GPU without native bfloat16 (compute capability < 8.0)"
     flags = cpu_flags() if flags is None else flags
     if "amx_bf16" in flags:
-        return "mixed_bfloat16", "auto: this CPU has AMX bfloat16 units"
-    return "float32", "auto: this CPU has no AMX bfloat16 units"
+        return True, "this CPU has AMX bfloat16 units"
+    return False, "this CPU has no AMX bfloat16 units"
+
+
+def resolve_precision(
+    name: str, strategy: tf.distribute.Strategy, flags: frozenset[str] | None = None
+) -> tuple[str, str]:
+    """(policy, why) for training: `name` itself unless it is `auto`."""
+    if name != "auto":
+        return name, "as configured"
+    native, why = native_bfloat16(strategy, flags)
+    return ("mixed_bfloat16" if native else "float32"), f"auto: {why}"
+
+
+def resolve_decode_precision(name: str, trained: str, flags: frozenset[str] | None = None) -> tuple[str, str]:
+    """(decode.precision, why): `name` itself unless it is `auto`, which decodes in bfloat16 a model that
+    trained under `mixed_bfloat16` (`trained`: the run's recorded train.mixed_precision) on hardware that
+    multiplies bfloat16 natively, and in float32 otherwise. A model trained in bfloat16 loses nothing it
+    had: on an AMX CPU the `small` run decoded 1.28-1.38x faster at the same BLEU (35.00 → 35.02). A
+    float32-trained model stays float32: the tutorial-size run lost 0.28 BLEU and gained no speed
+    (docs/benchmarks.md, "bfloat16 decoding")."""
+    if name != "auto":
+        return name, "as configured"
+    if trained != "mixed_bfloat16":
+        return "float32", f"auto: the model trained in {trained}"
+    native, why = native_bfloat16(flags=flags)
+    return ("bfloat16" if native else "float32"), f"auto: the model trained in mixed_bfloat16 and {why}"
+
+
+def export_precision(configured: str) -> str:
+    """decode.precision for an export: as configured, but `auto` is float32. A SavedModel may be served on
+    other hardware, where bfloat16 without native units is slow, and on an AMX CPU it gained nothing
+    from bfloat16 (`small`: 38.79 against 37.44 sentences/s, docs/benchmarks.md, 2026-12-05) although
+    our in-process search gains 1.3×; CTranslate2 exports compute as their quantization says."""
+    return "float32" if configured == "auto" else configured

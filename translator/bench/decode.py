@@ -32,6 +32,7 @@ from translator.bench.reference import uncached_greedy_search
 from translator.constants import EOS_ID
 from translator.evaluation import score, split_pairs
 from translator.inference import Translator, decode_length
+from translator.precision import export_precision
 from translator.rundir import RunDirectory
 
 
@@ -135,8 +136,16 @@ def bench_decode(
         results.append(row)
 
     agreement = _in_process(base, model, config, sources, uncached_limit, methods, beam_size, record)
+    beam = base.with_config(beam_size=beam_size)
+    # The SavedModel as `translator export` makes it: decode.precision auto exports float32 (export_precision).
+    saved_precision = export_precision(precision or config.decode.precision)
+    saved = beam
+    if "savedmodel" in methods and saved_precision != beam.config.precision:
+        saved = Translator.from_run_dir(
+            run_dir, jit_compile=False, **{**overrides, "beam_size": beam_size, "precision": saved_precision}
+        )
     if any(method in EXPORT_METHODS for method in methods):
-        _exports(base.with_config(beam_size=beam_size), sentences, methods, threads, work_dir, record, ct2_batch_size)
+        _exports(beam, saved, sentences, methods, threads, work_dir, record, ct2_batch_size)
     return {
         "benchmark": "decode",
         "run_dir": str(run_dir),
@@ -155,6 +164,7 @@ def bench_decode(
         "workers": base.config.workers,
         "batch_tokens": base.config.batch_tokens,
         "precision": base.config.precision,
+        "savedmodel_precision": saved.config.precision if "savedmodel" in methods else None,
         "cached_uncached_agreement": agreement,
         "results": results,
         "machine": describe_machine(),
@@ -209,9 +219,17 @@ def _uncached(model, config, sources, uncached_limit, record) -> list[np.ndarray
 
 
 def _exports(
-    beam: Translator, sentences: list[str], methods, threads: int, work_dir, record, ct2_batch_size: int | None
+    beam: Translator,
+    saved: Translator,
+    sentences: list[str],
+    methods,
+    threads: int,
+    work_dir,
+    record,
+    ct2_batch_size: int | None,
 ) -> None:
-    """Export the checkpoint in the formats asked for, and time each in its own process."""
+    """Export the checkpoint in the formats asked for (the SavedModel from `saved`, which may compute in
+    another precision than `beam`), and time each in its own process."""
     scratch = None if work_dir else tempfile.TemporaryDirectory(prefix="bench-decode-")
     root = Path(work_dir or scratch.name)
     formats = {
@@ -222,7 +240,8 @@ def _exports(
     try:
         for method in (m for m in EXPORT_METHODS if m in methods):
             kind, name, quantization = formats[method]
-            directory = beam.export(root / name, format=kind, quantization=quantization)
+            exporter = saved if kind == "savedmodel" else beam
+            directory = exporter.export(root / name, format=kind, quantization=quantization)
             batch = _batch_size(kind, ct2_batch_size)
             run = _run_export(kind, directory, sentences, threads, batch)
             hypotheses = run["hypotheses"]
