@@ -294,8 +294,8 @@ def export(args: argparse.Namespace, decode: dict) -> int:
     from translator.precision import export_precision
     from translator.rundir import RunDirectory
 
-    if "precision" not in decode:
-        decode["precision"] = export_precision(RunDirectory(args.run_dir).load_config().decode.precision)
+    configured = RunDirectory(args.run_dir).load_config().decode.precision
+    decode["precision"] = export_precision(decode.get("precision"), configured)
     translator = _translator(args, decode)
     run = RunDirectory(args.run_dir)
     output = args.output or (run.export_dir if args.format == "savedmodel" else storage.join(run.path, "ctranslate2"))

@@ -71,10 +71,12 @@ def resolve_decode_precision(name: str, trained: str, flags: frozenset[str] | No
     return ("bfloat16" if native else "float32"), f"auto: the model trained in mixed_bfloat16 and {why}"
 
 
-def export_precision(configured: str) -> str:
-    """decode.precision for an export: as configured, but `auto` is float32. A SavedModel may be served
+def export_precision(requested: str | None, configured: str) -> str:
+    """decode.precision for an export: `requested` (--precision) if given, else the run's `configured`
+    one, where `auto` is float32. A SavedModel may be served
     on other hardware, where bfloat16 without native units is slow, and on an AMX CPU it gained nothing
     from bfloat16 (`small`: 38.79 against 37.44 sentences/s, docs/benchmarks.md, 2026-12-05: its
     sub-batches of 16 sentences make products too small for bfloat16 to pay) although our in-process
     search gains 1.3×. CTranslate2 exports compute as their quantization says."""
-    return "float32" if configured == "auto" else configured
+    chosen = requested or configured
+    return "float32" if chosen == "auto" else chosen

@@ -138,7 +138,7 @@ def bench_decode(
     agreement = _in_process(base, model, config, sources, uncached_limit, methods, beam_size, record)
     beam = base.with_config(beam_size=beam_size)
     # The SavedModel as `translator export` makes it: decode.precision auto exports float32 (export_precision).
-    saved_precision = export_precision(precision or config.decode.precision)
+    saved_precision = export_precision(precision, config.decode.precision)
     saved = beam
     if "savedmodel" in methods and saved_precision != beam.config.precision:
         saved = Translator.from_run_dir(
