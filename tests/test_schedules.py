@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 
 from translator.schedules import NEVER, Cooldown, InverseSqrtSchedule
 
@@ -36,6 +37,23 @@ def test_cooldown_falls_linearly_to_zero_and_leaves_the_rate_alone_until_it_begi
     assert float(cooled(25)) == 0.0 and float(cooled(10**6)) == 0.0
 
 
+def test_a_1_sqrt_cooldown_falls_as_one_minus_root_of_the_share_done():
+    """Exactly 1 before the cooldown and 0 at its end, like the linear one; in between 1 − √p, so below
+    the linear factor everywhere inside (√p > p for p in (0, 1))."""
+    linear, root = Cooldown(), Cooldown(shape="1-sqrt")
+    for cooldown in (linear, root):
+        cooldown.begin(20, 8)
+    steps = np.arange(40)
+    done = np.clip((steps - 20) / 8, 0, 1)
+    factor = np.array([float(root.factor(step)) for step in steps])
+    np.testing.assert_allclose(factor, 1 - np.sqrt(done), rtol=0, atol=1e-6)
+    assert (factor[:21] == 1.0).all() and (factor[28:] == 0.0).all()
+    inside = slice(21, 28)
+    assert (factor[inside] < np.array([float(linear.factor(step)) for step in steps])[inside]).all()
+    with pytest.raises(ValueError, match="cooldown shape must be one of linear, 1-sqrt"):
+        Cooldown(shape="cosine")
+
+
 def test_schedule_config_round_trips_with_its_cooldown_plan():
     cooldown = Cooldown()
     cooldown.begin(100, 40)
@@ -48,3 +66,9 @@ def test_schedule_config_round_trips_with_its_cooldown_plan():
     plain = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(InverseSqrtSchedule(64)))
     assert plain.cooldown is None and "cooldown" not in plain.get_config()
     assert Cooldown().start.numpy() == NEVER
+    root = Cooldown(shape="1-sqrt")
+    root.begin(100, 40)
+    schedule = InverseSqrtSchedule(d_model=64, warmup_steps=10, scale=0.5, cooldown=root)
+    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+    assert again.get_config()["cooldown"] == {"start": 100, "length": 40, "shape": "1-sqrt"}
+    np.testing.assert_array_equal(_rates(again, range(90, 150, 3)), _rates(schedule, range(90, 150, 3)))

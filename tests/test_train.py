@@ -302,6 +302,22 @@ def test_packed_batching_and_a_cooldown_log_their_plans_average_and_resume_exact
     assert "finished at step 6 (nothing to do: the run reached its limit)" in lines[-1]
 
 
+def test_a_1_sqrt_cooldown_reaches_the_optimizer_and_says_so(seeded_run):
+    """`train.cooldown_shape=1-sqrt` flows from the config to the optimizer's rate: over 4 cooldown updates
+    the factor is 1 − √(1/4), 1 − √(1/2), 1 − √(3/4), then 0, on top of the warm-up's (k + 1)."""
+    lines = []
+    settings = ["train.cooldown=0.5", "train.cooldown_shape=1-sqrt", "train.steps=8", "train.log_every=1", "data.dev="]
+    train(load_config("tiny", settings), seeded_run(), log=lines.append)
+    assert (
+        "step 4 | cooldown: the learning rate falls as 1 − √(share of the cooldown done) to 0 over the next 4 steps"
+        in lines
+    )
+    rates = [float(line.split("| lr ")[1].split()[0]) for line in lines if "| lr " in line]
+    for update, done in ((5, 1 / 4), (6, 1 / 2), (7, 3 / 4)):  # logged after step k: the rate of update k
+        assert rates[update - 1] / rates[0] == pytest.approx((update + 1) / 2 * (1 - done**0.5), rel=3e-3)
+    assert rates[-1] == 0.0
+
+
 @pytest.mark.parametrize("batching", ["fixed", "packed"])
 def test_early_stopping_with_fixed_shapes(seeded_run, batching):
     """With a learning rate of 0 the dev BLEU cannot improve: patience 1 stops at the second evaluation."""

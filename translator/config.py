@@ -86,6 +86,7 @@ class TrainConfig:
     # begins at (1 - cooldown) × train.steps, or at (1 - cooldown) × train.max_minutes, whichever comes
     # first; then it spans the steps left (by the time budget: at the speed measured so far)
     cooldown: float = 0.0
+    cooldown_shape: str = "linear"  # linear: the factor 1 − p over the cooldown's share p; 1-sqrt: 1 − √p
     adam_beta_2: float = 0.98
     label_smoothing: float = 0.1
     clip_norm: float = 0.0  # 0: no clipping
@@ -118,6 +119,10 @@ class TrainConfig:
     def __post_init__(self):
         _at_least(self, "train", 1, "steps", "batch_tokens", "accumulate_steps", "checkpoint_every", "log_every")
         _at_least(self, "train", 1, "keep_checkpoints", "batch_shapes", "pack_width")
+        if self.cooldown_shape not in COOLDOWN_SHAPES:
+            raise TranslatorError(
+                f"train.cooldown_shape must be {' or '.join(COOLDOWN_SHAPES)}, got {self.cooldown_shape!r}"
+            )
         if self.batching not in ("bucketed", "fixed", "packed"):
             raise TranslatorError(f"train.batching must be bucketed, fixed or packed, got {self.batching!r}")
         _at_least(self, "train", 0, "average_last", "eval_every", "early_stopping", "cpu_devices", "warmup_steps")
@@ -195,6 +200,8 @@ class DecodeConfig:
 # decode.precision → the Keras dtype policy the decoding model is built with.
 DECODE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 DECODE_PRECISIONS = ("auto", *DECODE_POLICIES)  # what decode.precision and --precision accept
+# How a run's learning-rate cooldown falls (translator.schedules.Cooldown)
+COOLDOWN_SHAPES = ("linear", "1-sqrt")
 
 
 def _at_least(section, name: str, minimum, *keys: str) -> None:

@@ -52,6 +52,10 @@ class TrainResult:
     dev_bleu: dict[int, float] = dataclasses.field(default_factory=dict)  # step → greedy dev BLEU, this session
 
 
+# How the cooldown log line says the rate falls, per train.cooldown_shape
+FALLS = {"linear": "linearly", "1-sqrt": "as 1 − √(share of the cooldown done)"}
+
+
 def _format_minutes(seconds: float) -> str:
     seconds = max(0, int(seconds))
     return (
@@ -171,7 +175,8 @@ class Trainer:
         with self.strategy.scope():
             self.model = build_model(self.config, self.tokenizer, dtype=policy, seed=self.config.train.seed)
             # The learning rate's cooldown (train.cooldown): planned during the run, checkpointed with it.
-            self.cooldown = Cooldown() if self.config.train.cooldown > 0 else None
+            train = self.config.train
+            self.cooldown = Cooldown(shape=train.cooldown_shape) if train.cooldown > 0 else None
             self.optimizer = build_optimizer(self.config, self.cooldown)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -304,7 +309,8 @@ class Trainer:
         start = int(self.optimizer.iterations.numpy())
         self.cooldown.begin(start, left)
         self.log(
-            f"step {step} | cooldown: the learning rate falls linearly to 0 over the next {max(left, 1):,} steps"
+            f"step {step} | cooldown: the learning rate falls {FALLS[self.cooldown.shape]} to 0 over the next "
+            f"{max(left, 1):,} steps"
             + (f" (estimated from {steps_per_second:.2f} steps/s)" if math.isfinite(limit_seconds) else "")
         )
 
