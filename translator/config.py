@@ -200,8 +200,8 @@ class DecodeConfig:
 # decode.precision → the Keras dtype policy the decoding model is built with.
 DECODE_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16"}
 DECODE_PRECISIONS = ("auto", *DECODE_POLICIES)  # what decode.precision and --precision accept
-# How a run's learning-rate cooldown falls (translator.schedules.Cooldown)
-COOLDOWN_SHAPES = ("linear", "1-sqrt")
+# How a run's learning-rate cooldown can fall (translator.schedules.Cooldown), and how its log says so
+COOLDOWN_SHAPES = {"linear": "linearly", "1-sqrt": "as 1 − √(share of the cooldown done)"}
 
 
 def _at_least(section, name: str, minimum, *keys: str) -> None:

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from translator import storage
 from translator.checkpoints import restore
-from translator.config import ExperimentConfig
+from translator.config import COOLDOWN_SHAPES, ExperimentConfig
 from translator.corpus import read_pairs
 from translator.data import batch_shapes, fixed_shapes, load_training_data, training_dataset
 from translator.evaluation import evaluate_translator
@@ -50,10 +50,6 @@ class TrainResult:
     minutes: float
     run_dir: str
     dev_bleu: dict[int, float] = dataclasses.field(default_factory=dict)  # step → greedy dev BLEU, this session
-
-
-# How the cooldown log line says the rate falls, per train.cooldown_shape
-FALLS = {"linear": "linearly", "1-sqrt": "as 1 − √(share of the cooldown done)"}
 
 
 def _format_minutes(seconds: float) -> str:
@@ -309,8 +305,8 @@ class Trainer:
         start = int(self.optimizer.iterations.numpy())
         self.cooldown.begin(start, left)
         self.log(
-            f"step {step} | cooldown: the learning rate falls {FALLS[self.cooldown.shape]} to 0 over the next "
-            f"{max(left, 1):,} steps"
+            f"step {step} | cooldown: the learning rate falls {COOLDOWN_SHAPES[self.cooldown.shape]} to 0 "
+            f"over the next {max(left, 1):,} steps"
             + (f" (estimated from {steps_per_second:.2f} steps/s)" if math.isfinite(limit_seconds) else "")
         )
 
