@@ -157,6 +157,9 @@ def test_opennmt_tf_gets_our_token_sequences_and_model_size(tokenizer, tmp_path)
     for fragment in ("num_layers=4,", "num_units=128,", "num_heads=8,", "ffn_inner_dim=512,", "pre_norm=False,"):
         assert fragment in model, model
     assert "EmbeddingsSharingLevel.NONE" in model
+    deep_shallow = load_config("tutorial", ["model.decoder_layers=2"])
+    write_peer_inputs(deep_shallow, corpus, tokenizer, tmp_path / "deep-shallow")
+    assert "num_layers=(4, 2)," in (tmp_path / "deep-shallow" / "model.py").read_text()
     assert yaml.safe_load((tmp_path / "config.yml").read_text()) == settings
     assert settings["train"]["batch_size"] == 4096 and settings["train"]["effective_batch_size"] is None
 

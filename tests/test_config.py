@@ -41,6 +41,7 @@ def test_overrides_are_typed():
         ("train.cooldown_shape=cosine", "train.cooldown_shape must be linear or 1-sqrt, got 'cosine'"),
         ("train.batch_shapes=0", "train.batch_shapes must be at least 1"),
         ("decode.workers=0", "decode.workers must be at least 1"),
+        ("model.decoder_layers=-1", "model.decoder_layers must be at least 0"),
     ],
 )
 def test_bad_overrides_fail_with_a_clear_message(override, message):

@@ -98,11 +98,14 @@ def test_batch_size_changes_the_batches_not_the_translations(run_and_export, tes
 
 
 @pytest.mark.parametrize(
-    "pre_norm, share_embeddings, shared_tokenizer",
-    [(True, True, True), (False, True, True), (True, False, True), (False, False, False)],
+    "pre_norm, share_embeddings, shared_tokenizer, decoder_layers",
+    [(True, True, True, 0), (False, True, True, 0), (True, False, True, 1), (False, False, False, 0)],
 )
-def test_every_architecture_maps_exactly(tokenizer, tmp_path, pre_norm, share_embeddings, shared_tokenizer):
-    """Random weights (no training): pre- and post-norm, shared or separate embeddings and tokenizers."""
+def test_every_architecture_maps_exactly(
+    tokenizer, tmp_path, pre_norm, share_embeddings, shared_tokenizer, decoder_layers
+):
+    """Random weights (no training): pre- and post-norm, shared or separate embeddings and tokenizers, a
+    shallower decoder than encoder."""
     from translator.config import TokenizerConfig
     from translator.model import Seq2SeqTransformer
     from translator.tokenizer import Tokenizer
@@ -111,7 +114,9 @@ def test_every_architecture_maps_exactly(tokenizer, tmp_path, pre_norm, share_em
     if not shared_tokenizer:
         train_sources, train_targets = read_corpus("train", 2000)
         tokenizer = Tokenizer.train(TokenizerConfig(vocab_size=450, shared=False), train_sources, train_targets)
-    model = tiny_model(tokenizer.source_vocab_size, pre_norm=pre_norm, share_embeddings=share_embeddings)
+    model = tiny_model(
+        tokenizer.source_vocab_size, pre_norm=pre_norm, share_embeddings=share_embeddings, decoder_layers=decoder_layers
+    )
     if tokenizer.target_vocab_size != tokenizer.source_vocab_size:
         model = Seq2SeqTransformer(
             tokenizer.source_vocab_size,

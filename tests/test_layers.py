@@ -53,6 +53,42 @@ def test_decode_step_equals_teacher_forcing(pre_norm):
     assert np.abs(np.stack(steps, 1) - forced)[real].max() <= 1e-4
 
 
+def test_decoder_layers_sets_the_decoder_depth_alone():
+    """A deep encoder and a shallow decoder (and the reverse): each side has its own number of blocks,
+    decoding step by step still equals teacher forcing, and the config round trip keeps both."""
+    for num_layers, decoder_layers in ((3, 1), (1, 2)):
+        model = tiny_model(num_layers=num_layers, decoder_layers=decoder_layers, share_embeddings=False)
+        assert (len(model.encoder_blocks), len(model.decoder_blocks)) == (num_layers, decoder_layers)
+        memory, mask = model.encode(SOURCE)
+        cache = model.init_cache(memory, mask, max_length=8)
+        assert len(cache["decoder"]) == len(cache["memory"]["cross"]) == decoder_layers
+        steps = []
+        for index in range(TARGET_IN.shape[1]):
+            step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache)
+            steps.append(step_logits.numpy())
+        forced = logits(model)
+        assert np.abs(np.stack(steps, 1) - forced)[TARGET_IN.numpy() != 0].max() <= 1e-4
+        attention = model({"source_ids": SOURCE, "target_input_ids": TARGET_IN}, return_attention=True)[1]
+        assert len(attention) == decoder_layers
+        clone = Seq2SeqTransformer.from_config(model.get_config())
+        clone.build()
+        clone.set_weights(model.get_weights())
+        np.testing.assert_array_equal(forced, logits(clone))
+
+
+def test_blocks_keep_the_order_checkpoints_saved_before_decoder_layers():
+    """The optimizer's slots follow the model's weights by position in a checkpoint: equal depths must
+    keep the interleaved order (encoder_0, decoder_0, encoder_1, …) of runs saved before decoder_layers
+    existed, or resuming one would pair moments with the wrong weights."""
+    names = [layer.name for layer in tiny_model().layers if layer.name.startswith(("encoder_", "decoder_"))]
+    assert names[:4] == ["encoder_0", "decoder_0", "encoder_1", "decoder_1"]
+    explicit, default = (
+        {key: value for key, value in model.get_config().items() if key != "name"}
+        for model in (tiny_model(decoder_layers=2), tiny_model())
+    )
+    assert explicit == default
+
+
 def test_decode_step_equals_teacher_forcing_in_xla():
     model = tiny_model()
     memory, mask = model.encode(SOURCE)

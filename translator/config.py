@@ -55,7 +55,10 @@ class TokenizerConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    num_layers: int = 6
+    num_layers: int = 6  # encoder layers, and decoder layers unless decoder_layers says otherwise
+    # 0: num_layers. Fewer decoder than encoder layers ("deep encoder, shallow decoder", Kasai et al. 2021)
+    # makes beam search faster, as the decoder runs once per target position and beam
+    decoder_layers: int = 0
     d_model: int = 512
     num_heads: int = 8
     ffn_dim: int = 2048
@@ -66,6 +69,7 @@ class ModelConfig:
 
     def __post_init__(self):
         _at_least(self, "model", 1, "num_layers", "d_model", "num_heads", "ffn_dim")
+        _at_least(self, "model", 0, "decoder_layers")
         _fraction(self, "model", "dropout", "attention_dropout")
         if self.d_model % (2 * self.num_heads):
             raise TranslatorError(

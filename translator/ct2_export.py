@@ -43,6 +43,7 @@ _MAPPED_KEYS = {
     "source_vocab_size",
     "target_vocab_size",
     "num_layers",
+    "decoder_layers",
     "d_model",
     "num_heads",
     "ffn_dim",
@@ -108,7 +109,9 @@ def build_spec(model: Seq2SeqTransformer, source_pieces: list[str], target_piece
     ctranslate2 = _import_ctranslate2()
     specs = ctranslate2.specs
     check_mappable(model)
-    spec = specs.TransformerSpec.from_config(model.num_layers, model.num_heads, pre_norm=model.pre_norm)
+    spec = specs.TransformerSpec.from_config(
+        (model.num_layers, model.decoder_layers), model.num_heads, pre_norm=model.pre_norm
+    )
     positions = sinusoidal_positions(tf.range(max_positions), model.d_model).numpy().astype(np.float32)
 
     encoder, decoder = spec.encoder, spec.decoder

@@ -49,10 +49,12 @@ class Seq2SeqTransformer(keras.Model):
         pre_norm: bool = True,
         share_embeddings: bool = True,
         seed: int | None = None,
+        decoder_layers: int | None = None,
         **kwargs,
     ):
-        """`seed` (optional) fixes every initial weight and dropout mask: two models built with the
-        same seed start equal and, fed the same batches, stay equal."""
+        """`num_layers` encoder blocks and `decoder_layers` decoder blocks (None or 0: `num_layers` too).
+        `seed` (optional) fixes every initial weight and dropout mask: two models built with the same seed
+        start equal and, fed the same batches, stay equal."""
         super().__init__(**kwargs)
         if share_embeddings and source_vocab_size != target_vocab_size:
             raise ValueError("share_embeddings needs one vocabulary: source and target vocab sizes differ")
@@ -61,6 +63,7 @@ class Seq2SeqTransformer(keras.Model):
         self.source_vocab_size = source_vocab_size
         self.target_vocab_size = target_vocab_size
         self.num_layers = num_layers
+        self.decoder_layers = decoder_layers or num_layers
         self.d_model = d_model
         self.num_heads = num_heads
         self.ffn_dim = ffn_dim
@@ -90,10 +93,16 @@ class Seq2SeqTransformer(keras.Model):
         )
         # Blocks are attributes, not list items: tf.train.Checkpoint does not see layers held in a
         # Python list of a Keras 3 model, and would silently leave them out of checkpoints.
-        for i in range(num_layers):
-            for kind, layer in (("encoder", TransformerEncoder), ("decoder", TransformerDecoder)):
-                name = f"{kind}_{i}"
-                setattr(self, name, layer(**block, seed=derive_seed(seed, name), name=name))
+        # Created in the order encoder_0, decoder_0, encoder_1, …: the order of the weights, which the
+        # optimizer's slots follow by position in a checkpoint, stays what runs saved before decoder_layers.
+        for i in range(max(self.num_layers, self.decoder_layers)):
+            for kind, layer, count in (
+                ("encoder", TransformerEncoder, self.num_layers),
+                ("decoder", TransformerDecoder, self.decoder_layers),
+            ):
+                if i < count:
+                    name = f"{kind}_{i}"
+                    setattr(self, name, layer(**block, seed=derive_seed(seed, name), name=name))
         self.embedding_dropout = FusibleDropout(dropout, seed=derive_seed(seed, "embedding_dropout"), dtype=policy)
         self.encoder_norm = layer_norm("encoder_norm", 1e-6, policy) if pre_norm else None
         self.decoder_norm = layer_norm("decoder_norm", 1e-6, policy) if pre_norm else None
@@ -104,7 +113,7 @@ class Seq2SeqTransformer(keras.Model):
 
     @property
     def decoder_blocks(self) -> list[TransformerDecoder]:
-        return [getattr(self, f"decoder_{i}") for i in range(self.num_layers)]
+        return [getattr(self, f"decoder_{i}") for i in range(self.decoder_layers)]
 
     @classmethod
     def from_model_config(
@@ -114,6 +123,7 @@ class Seq2SeqTransformer(keras.Model):
             source_vocab_size=source_vocab_size,
             target_vocab_size=target_vocab_size,
             num_layers=config.num_layers,
+            decoder_layers=config.decoder_layers,
             d_model=config.d_model,
             num_heads=config.num_heads,
             ffn_dim=config.ffn_dim,
@@ -226,6 +236,7 @@ class Seq2SeqTransformer(keras.Model):
             "source_vocab_size": self.source_vocab_size,
             "target_vocab_size": self.target_vocab_size,
             "num_layers": self.num_layers,
+            "decoder_layers": self.decoder_layers,
             "d_model": self.d_model,
             "num_heads": self.num_heads,
             "ffn_dim": self.ffn_dim,

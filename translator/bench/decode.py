@@ -154,6 +154,7 @@ def bench_decode(
         "sentences": len(sources),
         "model": {
             "layers": config.model.num_layers,
+            "decoder_layers": model.decoder_layers,
             "d_model": config.model.d_model,
             "ffn_dim": config.model.ffn_dim,
             "heads": config.model.num_heads,

@@ -102,7 +102,8 @@ def write_peer_inputs(config: ExperimentConfig, corpus: TokenizedCorpus, tokeniz
     (peer_dir / "model.py").write_text(
         MODEL_FILE.format(
             d_model=model.d_model,
-            num_layers=model.num_layers,
+            # OpenNMT-tf takes (encoder layers, decoder layers) as a pair
+            num_layers=model.num_layers if not model.decoder_layers else (model.num_layers, model.decoder_layers),
             num_heads=model.num_heads,
             ffn_dim=model.ffn_dim,
             dropout=model.dropout,

@@ -81,6 +81,7 @@ def model_summary(config: ExperimentConfig) -> dict:
     model = config.model
     return {
         "layers": model.num_layers,
+        "decoder_layers": model.decoder_layers or model.num_layers,
         "d_model": model.d_model,
         "ffn_dim": model.ffn_dim,
         "heads": model.num_heads,
