@@ -77,6 +77,11 @@ class ModelConfig:
                 "(equal heads, and sine/cosine position pairs)"
             )
 
+    @property
+    def depths(self) -> tuple[int, int]:
+        """(encoder layers, decoder layers), with decoder_layers' 0 resolved: what every consumer needs."""
+        return self.num_layers, self.decoder_layers or self.num_layers
+
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:

@@ -122,8 +122,8 @@ class Seq2SeqTransformer(keras.Model):
         return cls(
             source_vocab_size=source_vocab_size,
             target_vocab_size=target_vocab_size,
-            num_layers=config.num_layers,
-            decoder_layers=config.decoder_layers,
+            num_layers=config.depths[0],
+            decoder_layers=config.depths[1],
             d_model=config.d_model,
             num_heads=config.num_heads,
             ffn_dim=config.ffn_dim,

@@ -99,11 +99,12 @@ def write_peer_inputs(config: ExperimentConfig, corpus: TokenizedCorpus, tokeniz
     _write_vocabulary(peer_dir / "src-vocab.txt", source_pieces)
     _write_vocabulary(peer_dir / "tgt-vocab.txt", target_pieces)
     model = config.model
+    encoder_layers, decoder_layers = model.depths
     (peer_dir / "model.py").write_text(
         MODEL_FILE.format(
             d_model=model.d_model,
-            # OpenNMT-tf takes (encoder layers, decoder layers) as a pair
-            num_layers=model.num_layers if not model.decoder_layers else (model.num_layers, model.decoder_layers),
+            # OpenNMT-tf takes one depth, or (encoder layers, decoder layers) as a pair
+            num_layers=encoder_layers if encoder_layers == decoder_layers else (encoder_layers, decoder_layers),
             num_heads=model.num_heads,
             ffn_dim=model.ffn_dim,
             dropout=model.dropout,

@@ -80,8 +80,8 @@ def model_summary(config: ExperimentConfig) -> dict:
     """The model size a training benchmark reports."""
     model = config.model
     return {
-        "layers": model.num_layers,
-        "decoder_layers": model.decoder_layers or model.num_layers,
+        "layers": model.depths[0],
+        "decoder_layers": model.depths[1],
         "d_model": model.d_model,
         "ffn_dim": model.ffn_dim,
         "heads": model.num_heads,
