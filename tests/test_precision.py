@@ -102,11 +102,14 @@ def test_bfloat16_decoding_runs_the_float32_weights_in_bfloat16(trained_run, tmp
     exported = SavedModelTranslator(half.export(tmp_path / "savedmodel"))
     assert exported.translate(sources[:4]) == half.translate(sources[:4])
     scores = {
-        name: [best[0].score for best in translator.translate_nbest(sources[:4])]
+        name: np.array([best[0].score for best in translator.translate_nbest(sources[:4])])
         for name, translator in (("exported", exported), ("half", half), ("full", full))
     }
-    assert np.allclose(scores["exported"], scores["half"], atol=1e-5)
-    assert not np.allclose(scores["exported"], scores["full"], atol=1e-5)  # the export computes in bfloat16
+    # The export computes in bfloat16 as `half` does, up to bfloat16's round-off: where bfloat16 is emulated
+    # (an AVX2 CPU) a product's rounding depends on the shapes each path batches into (seen there: 3.6e-3
+    # apart on scores near -35, within 1e-5 on an AMX CPU), while float32 is about 0.1 away from both.
+    to_half, to_full = (np.abs(scores["exported"] - scores[name]).max() for name in ("half", "full"))
+    assert to_half < 1e-2 and to_full > 10 * to_half, (to_half, to_full)
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="the CPU rule applies without GPUs")
