@@ -120,12 +120,16 @@ def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):
         scores = tf.where(usable[:, tf.newaxis], scores, 0.0)
         return texts, scores, tf.logical_and(truncated, usable)
 
+    # serving_default and translate_nbest call one traced search: the beam search's graph is built and
+    # stored once for the two, not once each.
+    search_text = tf.function(search, input_signature=[_TEXT])
+
     def serve(text):
-        texts, scores, truncated = search(text)
+        texts, scores, truncated = search_text(text)
         return {"translation": texts[:, 0], "score": scores[:, 0], "truncated": truncated}
 
     def nbest(text):
-        texts, scores, truncated = search(text)
+        texts, scores, truncated = search_text(text)
         return {"translations": texts, "scores": scores, "truncated": truncated}
 
     def with_prefix(text, prefix):
