@@ -98,7 +98,7 @@ def search_sorted(
 
 
 def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):
-    """The two signature functions, closed over a non-compiled copy of the translator (stock
+    """The three signature functions, closed over a non-compiled copy of the translator (stock
     TensorFlow Serving may lack XLA, and serving shapes vary anyway)."""
     translator = Translator(
         translator.model, translator.tokenizer, translator.config, translator.max_source_length, jit_compile=False
