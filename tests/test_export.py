@@ -183,3 +183,15 @@ def test_translate_with_prefix_agrees_with_in_process(exported):
     assert saved.translate(SENTENCES, prefixes=prefixes) == texts
     with pytest.raises(package.TranslatorError, match="best translation only"):
         saved.translate(SENTENCES, prefixes=prefixes, n_best=2)
+
+
+def test_every_weight_is_stored_once_with_its_value(exported):
+    """The SavedModel's variables are the model's weights, each once (Keras' export stored two copies)."""
+    translator, directory = exported
+    stored = tf.train.load_checkpoint(str(directory / "variables" / "variables"))
+    shapes = stored.get_variable_to_shape_map()
+    values = sorted((tuple(shapes[name]), stored.get_tensor(name).sum()) for name in shapes if "VARIABLE_VALUE" in name)
+    weights = sorted((tuple(w.shape), w.sum()) for w in translator.model.get_weights())
+    assert len(values) == len(weights)
+    for (shape, total), (expected_shape, expected_total) in zip(values, weights):
+        assert shape == expected_shape and total == pytest.approx(expected_total, rel=1e-6, abs=1e-6)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import os
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -143,20 +142,31 @@ def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):
 def export_saved_model(translator: Translator, directory: str | os.PathLike, sub_batch: int = SUB_BATCH) -> str:
     """Write the SavedModel to `directory` (replaced if it exists).
 
-    Keras' `ExportArchive` does the writing: it tracks the model's variables the way TF1-style
-    loaders (TensorFlow Serving, `saved_model_cli run`) restore them; a plain `tf.saved_model.save`
-    of a module holding a Keras 3 model leaves them unrestored there.
+    Each signature is traced once, here, and saved as that trace. (Keras' `ExportArchive` traced each
+    twice: once to list the variables it uses, again inside `tf.saved_model.save`, whose save context
+    is part of TensorFlow's trace cache key; a `tf.function` attribute is always traced again there.)
     """
     serve, nbest, with_prefix = _serving_functions(translator, sub_batch)
-    archive = keras.export.ExportArchive()
-    archive.track(translator.model)
-    for tokenizer in {id(t): t for t in (translator.tokenizer.source, translator.tokenizer.target)}.values():
-        archive.track(tokenizer)
-    archive.add_endpoint("serving_default", serve, input_signature=[_TEXT])
-    archive.add_endpoint("translate_nbest", nbest, input_signature=[_TEXT])
-    archive.add_endpoint("translate_with_prefix", with_prefix, input_signature=[_TEXT, _PREFIX])
+    endpoints = {
+        name: tf.function(function, autograph=False).get_concrete_function(*signature)
+        for name, function, signature in (
+            ("serving_default", serve, [_TEXT]),
+            ("translate_nbest", nbest, [_TEXT]),
+            ("translate_with_prefix", with_prefix, [_TEXT, _PREFIX]),
+        )
+    }
+    root = tf.Module()
+    # The variables the graphs capture are the TensorFlow variables inside the Keras 3 variables. Tracked
+    # themselves, they are what TF1-style loaders (TensorFlow Serving, `saved_model_cli run`) restore;
+    # tracking only the Keras model would leave them unrestored there.
+    captured = {id(v): v for function in endpoints.values() for v in function.variables}
+    root.captured_variables = list(captured.values())
+    # The SentencePiece models are resources the graphs use: tracked, they are saved and re-created at load.
+    root.tokenizers = list({id(t): t for t in (translator.tokenizer.source, translator.tokenizer.target)}.values())
+    for name, function in endpoints.items():
+        setattr(root, name, function)
     directory = os.fspath(directory)
-    archive.write_out(directory, verbose=False)
+    tf.saved_model.save(root, directory, signatures=endpoints)
     return directory
 
 
