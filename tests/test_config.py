@@ -36,7 +36,7 @@ def test_overrides_are_typed():
         ("model.pre_norm=3", "model.pre_norm must be bool"),
         ("steps=3", "the key needs a section"),
         ("train.steps", "expected key=value"),
-        ("train.batching=sorted", "train.batching must be bucketed, fixed or packed, got 'sorted'"),
+        ("train.batching=sorted", "train.batching must be bucketed, fixed, packed or auto, got 'sorted'"),
         ("train.pack_width=0", "train.pack_width must be at least 1"),
         ("train.cooldown_shape=cosine", "train.cooldown_shape must be linear or 1-sqrt, got 'cosine'"),
         ("train.batch_shapes=0", "train.batch_shapes must be at least 1"),

@@ -7,7 +7,7 @@ from translator.config import load_config
 from translator.errors import TranslatorError
 from translator.precision import cpu_flags, resolve_decode_precision, resolve_precision
 from translator.rundir import RunDirectory
-from translator.training import train
+from translator.training import resolve_compilation, train
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -57,15 +57,35 @@ def test_an_unknown_precision_is_refused_in_one_line():
         load_config("tiny", ["train.mixed_precision=bfloat16"])
 
 
+def test_auto_compiles_fixed_shapes_with_xla_in_float32_only():
+    assert resolve_compilation("auto", "auto", "float32") == (True, "fixed", "auto: training in float32")
+    for precision in ("mixed_bfloat16", "mixed_float16"):
+        assert resolve_compilation("auto", "auto", precision) == (False, "bucketed", f"auto: training in {precision}")
+    assert resolve_compilation(False, "auto", "float32") == (False, "bucketed", "auto: training in float32")
+    assert resolve_compilation("auto", "packed", "float32") == (True, "packed", "auto: training in float32")
+    assert resolve_compilation(True, "bucketed", "mixed_bfloat16") == (True, "bucketed", "as configured")
+    several = "auto: training in float32 on several CPU replicas"
+    assert resolve_compilation("auto", "auto", "float32", xla_works=False) == (False, "bucketed", several)
+    with pytest.raises(TranslatorError, match="train.jit_compile must be true, false or auto, got 'sometimes'"):
+        load_config("tiny", ["train.jit_compile=sometimes"])
+    with pytest.raises(TranslatorError, match="train.batching must be bucketed, fixed, packed or auto"):
+        load_config("tiny", ["train.batching=dynamic"])
+
+
 @pytest.mark.slow
 def test_a_run_with_auto_precision_records_and_logs_the_resolved_policy(seeded_run):
+    """`auto` precision, XLA and batching: the run records and logs what they resolved to on this machine."""
     expected, reason = resolve_precision("auto", tf.distribute.get_strategy())
+    xla, batching, why = resolve_compilation("auto", "auto", expected)
     lines = []
     run_dir = seeded_run()
-    settings = ["train.mixed_precision=auto", "train.jit_compile=false", "train.steps=2", "train.eval_every=0"]
-    train(load_config("tiny", settings), run_dir, log=lines.append)
-    assert RunDirectory(run_dir).load_config().train.mixed_precision == expected
+    settings = ["train.mixed_precision=auto", "train.jit_compile=auto", "train.batching=auto", "train.steps=2"]
+    train(load_config("tiny", [*settings, "train.eval_every=0"]), run_dir, log=lines.append)
+    recorded = RunDirectory(run_dir).load_config().train
+    assert (recorded.mixed_precision, recorded.jit_compile, recorded.batching) == (expected, xla, batching)
     assert any(f"precision: {expected} ({reason})" in line for line in lines)
+    assert any(line.endswith(f", XLA {'on' if xla else 'off'} ({why})") for line in lines), lines
+    assert any(line.startswith("batch shapes: ") and f"({batching} batching" in line for line in lines), lines
 
 
 def test_bfloat16_decoding_runs_the_float32_weights_in_bfloat16(trained_run, tmp_path):

@@ -109,10 +109,13 @@ class TrainConfig:
     seed: int = 1234
     strategy: str = "auto"  # auto | default | mirrored | multiworker | tpu
     cpu_devices: int = 0  # split the host CPU into N logical devices (tests, debugging)
-    jit_compile: bool = True
+    # XLA-compiled steps: true, false or auto (true when the run trains in float32: XLA's CPU code does
+    # not use the AMX units bfloat16 runs on); a run records what auto resolved to in its config.yaml
+    jit_compile: bool | str = True
     # bucketed: one shape per (source, target) length bucket met, hundreds over a run; fixed: at most
     # `batch_shapes` shapes chosen from the corpus before training (few XLA compilations; translator.data);
-    # packed: several pairs per row of `pack_width` tokens, one or two shapes (translator.packing)
+    # packed: several pairs per row of `pack_width` tokens, one or two shapes (translator.packing);
+    # auto: fixed when the steps are XLA-compiled, else bucketed
     batching: str = "bucketed"
     batch_shapes: int = 16
     pack_width: int = 128
@@ -132,8 +135,10 @@ class TrainConfig:
             raise TranslatorError(
                 f"train.cooldown_shape must be {' or '.join(COOLDOWN_SHAPES)}, got {self.cooldown_shape!r}"
             )
-        if self.batching not in ("bucketed", "fixed", "packed"):
-            raise TranslatorError(f"train.batching must be bucketed, fixed or packed, got {self.batching!r}")
+        if self.batching not in ("bucketed", "fixed", "packed", "auto"):
+            raise TranslatorError(f"train.batching must be bucketed, fixed, packed or auto, got {self.batching!r}")
+        if not isinstance(self.jit_compile, bool) and self.jit_compile != "auto":
+            raise TranslatorError(f"train.jit_compile must be true, false or auto, got {self.jit_compile!r}")
         _at_least(self, "train", 0, "average_last", "eval_every", "early_stopping", "cpu_devices", "warmup_steps")
         _at_least(self, "train", 0.0, "max_minutes", "clip_norm", "checkpoint_minutes", "learning_rate")
         _fraction(self, "train", "label_smoothing", "cooldown")
@@ -332,7 +337,7 @@ def _check_type(value: Any, expected: Any, where: str) -> Any:
         if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
             return value
         raise TranslatorError(f"{where} must be {expected.__name__}, got {value!r} ({type(value).__name__})")
-    if isinstance(expected, types.UnionType):  # pragma: no cover - no union fields today
+    if isinstance(expected, types.UnionType):  # checked by the section's __post_init__
         return value
     return value
 
