@@ -66,6 +66,8 @@ def test_auto_compiles_fixed_shapes_with_xla_in_float32_only():
     assert resolve_compilation(True, "bucketed", "mixed_bfloat16") == (True, "bucketed", "as configured")
     several = "auto: training in float32 on several CPU replicas"
     assert resolve_compilation("auto", "auto", "float32", xla_works=False) == (False, "bucketed", several)
+    tpu = resolve_compilation("auto", "auto", "mixed_bfloat16", on_tpu=True)  # every TPU step is compiled
+    assert tpu == (False, "fixed", "auto: training in mixed_bfloat16")
     with pytest.raises(TranslatorError, match="train.jit_compile must be true, false or auto, got 'sometimes'"):
         load_config("tiny", ["train.jit_compile=sometimes"])
     with pytest.raises(TranslatorError, match="train.batching must be bucketed, fixed, packed or auto"):
