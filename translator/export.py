@@ -121,7 +121,7 @@ def _serving_functions(translator: Translator, sub_batch: int = SUB_BATCH):
 
     # serving_default and translate_nbest call one traced search: the beam search's graph is built and
     # stored once for the two, not once each.
-    search_text = tf.function(search, input_signature=[_TEXT])
+    search_text = tf.function(search, input_signature=[_TEXT], autograph=False)  # its ifs test Python values
 
     def serve(text):
         texts, scores, truncated = search_text(text)

@@ -89,14 +89,13 @@ def resolve_compilation(
     19 and 17, docs/benchmarks.md). Under bfloat16 (AMX CPUs) XLA's CPU code does not use the AMX units
     and was 0.70x the step without it, so there `auto` keeps the bucketed steps TensorFlow's kernels run.
     """
-    reason = "as configured"
+    if "auto" not in (jit_compile, batching):
+        return jit_compile, batching, "as configured"
     if jit_compile == "auto":
         jit_compile = precision == "float32" and xla_works
-        reason = f"auto: training in {precision}" + ("" if xla_works else " on several CPU replicas")
     if batching == "auto":
         batching = "fixed" if jit_compile or on_tpu else "bucketed"
-        reason = f"auto: training in {precision}" + ("" if xla_works else " on several CPU replicas")
-    return bool(jit_compile), batching, reason
+    return jit_compile, batching, f"auto: training in {precision}" + ("" if xla_works else " on several CPU replicas")
 
 
 def build_train_step(
