@@ -41,16 +41,23 @@ def test_padding_never_changes_real_positions(pre_norm):
 
 @pytest.mark.parametrize("pre_norm", [True, False])
 def test_decode_step_equals_teacher_forcing(pre_norm):
+    """Step by step equals teacher forcing, with the output matrix transposed on the fly or once (as a
+    search passes it: `output_matrix()`)."""
     model = tiny_model(pre_norm=pre_norm)
     memory, mask = model.encode(SOURCE)
-    cache = model.init_cache(memory, mask, max_length=8)
-    steps = []
-    for index in range(TARGET_IN.shape[1]):
-        step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache)
-        steps.append(step_logits.numpy())
     forced = logits(model)
     real = TARGET_IN.numpy() != 0
-    assert np.abs(np.stack(steps, 1) - forced)[real].max() <= 1e-4
+    stepped = []
+    for output_matrix in (None, model.output_matrix()):
+        cache = model.init_cache(memory, mask, max_length=8)
+        steps = []
+        for index in range(TARGET_IN.shape[1]):
+            step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache, output_matrix)
+            steps.append(step_logits.numpy())
+        stepped.append(np.stack(steps, 1))
+        assert np.abs(stepped[-1] - forced)[real].max() <= 1e-4
+    assert model.output_matrix().shape == (32, 60)  # [d_model, target vocab]
+    np.testing.assert_allclose(stepped[0], stepped[1], atol=1e-5)
 
 
 def test_decoder_layers_sets_the_decoder_depth_alone():
@@ -98,8 +105,9 @@ def test_decode_step_equals_teacher_forcing_in_xla():
         cache = model.init_cache(memory, mask, max_length=8)  # under XLA: 8 slots, written in place
         assert cache["decoder"][0]["key"].shape[2] == 8
         outputs = []
+        output_matrix = model.output_matrix()
         for index in range(TARGET_IN.shape[1]):
-            step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache)
+            step_logits, cache = model.decode_step(TARGET_IN[:, index], tf.constant(index), cache, output_matrix)
             assert cache["decoder"][0]["key"].shape[2] == 8
             outputs.append(step_logits)
         return tf.stack(outputs, 1)

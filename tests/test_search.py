@@ -7,6 +7,7 @@ import tensorflow as tf
 from tests.conftest import tiny_model
 from translator.bench.reference import uncached_greedy_search
 from translator.config import DecodeConfig
+from translator.constants import BOS_ID, PAD_ID
 from translator.inference import Translator, decode_length, never_generate
 from translator.search import INF, beam_search, greedy_search, length_penalty, sampling_logits, sampling_search
 
@@ -49,13 +50,25 @@ def test_beam_size_one_is_greedy(seed):
     np.testing.assert_allclose(beam_scores[:, 0].numpy(), greedy_scores.numpy(), atol=1e-4)
 
 
+def test_never_generate_rules_out_padding_and_bos_and_leaves_the_rest_exactly():
+    logits = tf.random.stateless_normal([3, 10], seed=[1, 2])
+    ruled = never_generate(logits).numpy()
+    banned = [PAD_ID, BOS_ID]
+    np.testing.assert_array_equal(np.delete(ruled, banned, axis=1), np.delete(logits.numpy(), banned, axis=1))
+    assert (ruled[:, banned] < -INF / 2).all()
+
+
+@pytest.mark.parametrize("transposed_once", [False, True])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
-def test_cached_greedy_equals_uncached_greedy(seed):
+def test_cached_greedy_equals_uncached_greedy(seed, transposed_once):
+    """The cached step, with the output matrix transposed at each step or once (as `Translator.search_step`
+    makes it), chooses exactly the tokens of the full teacher-forced pass."""
     model = biased_model(seed)
     start, cache = start_and_cache(model, 12)
+    output_matrix = model.output_matrix() if transposed_once else None
 
     def step(tokens, index, state):  # the Translator's step: padding and BOS are never generated
-        logits, state = model.decode_step(tokens, index, state)
+        logits, state = model.decode_step(tokens, index, state, output_matrix)
         return never_generate(logits), state
 
     cached, _ = greedy_search(step, start, cache, 12, EOS)

@@ -7,7 +7,7 @@ scores of it, and `score` of an ensemble is the mean of its models' `score`. The
 size, but they must share one tokenizer: the same SentencePiece model(s), byte for byte, so that every
 id means the same piece to all of them.
 
-It is a `Translator` whose three model hooks (`start_cache`, `step_log_probs`, `forward_log_probs`)
+It is a `Translator` whose three model hooks (`start_cache`, `search_step`, `forward_log_probs`)
 visit every model; batching, prefixes, sampling and text handling are the single model's. Exports (a
 SavedModel, CTranslate2) hold one model: an ensemble refuses to export.
 """
@@ -21,8 +21,9 @@ import tensorflow as tf
 
 from translator.config import DecodeConfig
 from translator.errors import TranslatorError
-from translator.inference import Translator, never_generate
+from translator.inference import Translator
 from translator.rundir import RunDirectory
+from translator.search import StepFn
 from translator.tokenizer import Tokenizer
 
 
@@ -65,14 +66,20 @@ class EnsembleTranslator(Translator):
         caches = [member.start_cache(source_ids, max_length) for member in self.members]
         return {"memory": [cache["memory"] for cache in caches], "decoder": [cache["decoder"] for cache in caches]}
 
-    def step_log_probs(self, token_ids: tf.Tensor, index: tf.Tensor, cache: dict) -> tuple[tf.Tensor, dict]:
-        """token_ids [batch] → (mean of the models' log-probabilities [batch, vocab], cache)."""
-        log_probs, decoders = [], []
-        for member, memory, decoder in zip(self.members, cache["memory"], cache["decoder"]):
-            logits, state = member.model.decode_step(token_ids, index, {"memory": memory, "decoder": decoder})
-            log_probs.append(tf.nn.log_softmax(never_generate(logits)))
-            decoders.append(state["decoder"])
-        return tf.add_n(log_probs) / len(log_probs), {"memory": cache["memory"], "decoder": decoders}
+    def search_step(self) -> StepFn:
+        """The step of one search: token_ids [batch] → (mean of the models' log-probabilities [batch,
+        vocab], cache); each model's output matrix made once (`Translator.search_step`)."""
+        steps = [member.search_step() for member in self.members]
+
+        def step(token_ids: tf.Tensor, index: tf.Tensor, cache: dict) -> tuple[tf.Tensor, dict]:
+            log_probs, decoders = [], []
+            for member_step, memory, decoder in zip(steps, cache["memory"], cache["decoder"]):
+                member_log_probs, state = member_step(token_ids, index, {"memory": memory, "decoder": decoder})
+                log_probs.append(member_log_probs)
+                decoders.append(state["decoder"])
+            return tf.add_n(log_probs) / len(log_probs), {"memory": cache["memory"], "decoder": decoders}
+
+        return step
 
     def forward_log_probs(self, features: dict) -> tf.Tensor:
         """The mean of the models' teacher-forced log-probabilities [batch, target, vocab]."""

@@ -6,7 +6,7 @@ compiled and exported) and `translate_nbest` / `translate` (Python lists of sent
 length, batched under a token budget, padded to a bounded set of bucket lengths so compiled functions
 are reused, returned in input order). `Translator.from_run_dir` is the one place that builds it from
 a run directory. The model enters the search through three methods only (`start_cache`,
-`step_log_probs`, `forward_log_probs`), which `translator.ensemble` overrides to average several models.
+`search_step`, `forward_log_probs`), which `translator.ensemble` overrides to average several models.
 """
 
 from __future__ import annotations
@@ -28,18 +28,22 @@ from translator.errors import TranslatorError
 from translator.model import Seq2SeqTransformer, build_model
 from translator.precision import resolve_decode_precision
 from translator.rundir import RunDirectory
-from translator.search import INF, beam_search, greedy_search, sampling_search
+from translator.search import INF, StepFn, beam_search, greedy_search, sampling_search
 from translator.tokenizer import Tokenizer
 from translator.translation import BaseTranslator, Score, Translation, decode_changes
 
 BUCKET_MULTIPLE = 8  # source batches are padded to a multiple of this many tokens
 
 
+def banned_outputs(vocab_size: int | tf.Tensor, dtype: tf.DType = tf.float32) -> tf.Tensor:
+    """[vocab]: −INF at padding and BOS, 0 elsewhere. Added to logits it rules them out as outputs: a
+    weak model would otherwise emit them, and they detokenize to nothing."""
+    return -tf.reduce_sum(tf.one_hot([PAD_ID, BOS_ID], vocab_size, dtype=dtype), axis=0) * INF
+
+
 def never_generate(logits: tf.Tensor) -> tf.Tensor:
-    """Rule out padding and BOS as outputs: a weak model would otherwise emit them, and they
-    detokenize to nothing. logits [batch, vocab] → [batch, vocab]."""
-    banned = tf.one_hot([PAD_ID, BOS_ID], tf.shape(logits)[-1], dtype=logits.dtype)
-    return logits - tf.reduce_sum(banned, axis=0) * INF
+    """logits [..., vocab] with padding and BOS ruled out (`banned_outputs`)."""
+    return logits + banned_outputs(tf.shape(logits)[-1], logits.dtype)
 
 
 def decode_length(source_length: tf.Tensor, config: DecodeConfig) -> tf.Tensor:
@@ -165,11 +169,19 @@ class Translator(tf.Module, BaseTranslator):
         memory, mask = self.model.encode(source_ids)
         return self.model.init_cache(memory, mask, max_length)
 
-    def step_log_probs(self, token_ids: tf.Tensor, index: tf.Tensor, cache: dict) -> tuple[tf.Tensor, dict]:
-        """The search's step: token_ids [batch] → (log-probabilities [batch, vocab], cache); padding
-        and BOS are ruled out."""
-        logits, cache = self.model.decode_step(token_ids, index, cache)
-        return tf.nn.log_softmax(never_generate(logits)), cache
+    def search_step(self) -> StepFn:
+        """The step of one search: token_ids [batch], index, cache → (log-probabilities [batch, vocab],
+        cache); padding and BOS are ruled out. Made once per search, before its loop, with what every
+        step shares (the output projection's matrix, transposed once: `Seq2SeqTransformer.output_matrix`,
+        and `banned_outputs`)."""
+        model, output_matrix = self.model, self.model.output_matrix()
+        banned = banned_outputs(model.target_vocab_size)
+
+        def step(token_ids: tf.Tensor, index: tf.Tensor, cache: dict) -> tuple[tf.Tensor, dict]:
+            logits, cache = model.decode_step(token_ids, index, cache, output_matrix)  # float32
+            return tf.nn.log_softmax(logits + banned), cache
+
+        return step
 
     def forward_log_probs(self, features: dict) -> tf.Tensor:
         """Teacher-forced log-probabilities [batch, target, vocab], with the search's output restrictions."""
@@ -188,7 +200,7 @@ class Translator(tf.Module, BaseTranslator):
         )
         cache = self.start_cache(source_ids, max_length)
         start = tf.fill([tf.shape(source_ids)[0]], BOS_ID)
-        step, config = self.step_log_probs, self.config
+        step, config = self.search_step(), self.config
         if config.sampling:
             ids, scores = sampling_search(
                 step,

@@ -4,7 +4,8 @@ Four entry points with one job each:
 - `call(features)` → logits, teacher-forced (training and scoring); it never searches;
 - `encode(source_ids)` → (memory, padding mask);
 - `init_cache(memory, mask, max_length)` → the decoding cache;
-- `decode_step(token_ids, index, cache)` → (logits, cache), one position at a time.
+- `decode_step(token_ids, index, cache, output_matrix)` → (logits, cache), one position at a time
+  (`output_matrix()`: the output projection, transposed once per search).
 
 The cache follows the rule search relies on: every tensor has batch on axis 0.
 `cache["decoder"]` (self-attention keys/values: fixed slots written at `index` under XLA, grown by one
@@ -210,9 +211,16 @@ class Seq2SeqTransformer(keras.Model):
             "memory": {"cross": [cache["cross"] for cache in caches], "mask": mask},
         }
 
-    def decode_step(self, token_ids, index, cache):
+    def output_matrix(self) -> tf.Tensor:
+        """[d_model, target vocab]: the output projection's matrix (the target embeddings, transposed),
+        for `decode_step`. A search makes it once, before its loop: see `TokenAndPositionEmbedding.project`."""
+        return self.target_embedding.transposed()
+
+    def decode_step(self, token_ids, index, cache, output_matrix=None):
         """token_ids [batch] at position `index` → (float32 logits [batch, vocab], cache). The memory
         has the token rows' sentences as rows: batch / memory rows consecutive token rows per sentence.
+        `output_matrix` is `output_matrix()`, made once per search (without it, each step transposes
+        the embeddings again).
 
         The step carries no length axis ([batch, dim] throughout) and makes its attention biases once
         for every block: outside XLA each operation is dispatched on its own, and a step is many small ones.
@@ -227,8 +235,8 @@ class Seq2SeqTransformer(keras.Model):
             layer_cache = {"self": self_cache, "cross": cross_cache}
             x, layer_cache = block.decode_step(x, index, layer_cache, self_bias, memory_bias)
             new_decoder.append(layer_cache["self"])
-        logits = tf.cast(self.target_embedding.project(self._final(self.decoder_norm, x)), tf.float32)
-        return logits, {"decoder": new_decoder, "memory": cache["memory"]}
+        logits = self.target_embedding.project(self._final(self.decoder_norm, x), output_matrix)
+        return tf.cast(logits, tf.float32), {"decoder": new_decoder, "memory": cache["memory"]}
 
     def get_config(self):
         return {

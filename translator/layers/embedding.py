@@ -52,15 +52,27 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def _scaled_tokens(self, ids: tf.Tensor) -> tf.Tensor:
         return tf.gather(tf.cast(self.embeddings, self.compute_dtype), ids) * math.sqrt(self.embedding_dim)
 
-    def project(self, hidden: tf.Tensor) -> tf.Tensor:
+    def transposed(self) -> tf.Tensor:
+        """The embedding matrix transposed, [dim, vocab] in the compute dtype: `project`'s operand for a
+        search's many one-row-per-hypothesis products, made once before its loop (see `project`)."""
+        return tf.transpose(tf.cast(self.embeddings, self.compute_dtype))
+
+    def project(self, hidden: tf.Tensor, transposed: tf.Tensor | None = None) -> tf.Tensor:
         """[..., dim] → [..., vocab] logits with the transposed embedding matrix.
 
         The product is taken on the flattened [positions, dim] states: a [batch, T, dim] × [dim, vocab]
         product broadcasts as a batched matmul whose gradient builds a [batch, dim, vocab] tensor (half a
         gigabyte for one tutorial-size batch) and sums it over the batch.
+
+        A decoding step's [batch, dim] product with the [vocab, dim] matrix as stored makes TensorFlow's
+        CPU kernel transpose the whole matrix at every call, most of the product's time for a few rows
+        (docs/benchmarks.md, "the output projection transposed once"). A search passes `transposed`
+        (from `transposed()`, made once before its loop) instead.
         """
+        if transposed is not None:  # a decoding step's [batch, dim]
+            return tf.matmul(hidden, tf.cast(transposed, hidden.dtype))
         embeddings = tf.cast(self.embeddings, hidden.dtype)
-        if hidden.shape.rank == 2:  # a decoding step's [batch, dim]
+        if hidden.shape.rank == 2:
             return tf.matmul(hidden, embeddings, transpose_b=True)
         logits = tf.matmul(tf.reshape(hidden, [-1, self.embedding_dim]), embeddings, transpose_b=True)
         return tf.reshape(logits, tf.concat([tf.shape(hidden)[:-1], [self.vocab_size]], axis=0))
