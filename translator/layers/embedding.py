@@ -65,9 +65,10 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         gigabyte for one tutorial-size batch) and sums it over the batch.
 
         A decoding step's [batch, dim] product with the [vocab, dim] matrix as stored makes TensorFlow's
-        CPU kernel transpose the whole matrix at every call, most of the product's time for a few rows
-        (docs/benchmarks.md, "the output projection transposed once"). A search passes `transposed`
-        (from `transposed()`, made once before its loop) instead.
+        Eigen CPU kernel (used where oneDNN is off: CPUs without AVX-512 VNNI, bfloat16 or AMX) transpose
+        the whole matrix at every call, most of the product's time for a few rows (docs/benchmarks.md,
+        "the output projection transposed once"). A search passes `transposed` (from `transposed()`,
+        made once before its loop) instead.
         """
         if transposed is not None:  # a decoding step's [batch, dim]
             return tf.matmul(hidden, tf.cast(transposed, hidden.dtype))
