@@ -48,16 +48,18 @@ def pytest_unconfigure(config):
 
 
 @pytest.fixture(autouse=True)
-def thread_setting_stays_in_its_test():
-    """The decoding commands set TF_NUM_INTRAOP_THREADS for their process (`translator.threads`). Run
-    in-process by a test, they would hand it to every later subprocess and kernel of this worker; it is
-    put back as it was after each test."""
-    value = os.environ.get("TF_NUM_INTRAOP_THREADS")
+def kernel_settings_stay_in_their_test():
+    """The decoding commands set TF_NUM_INTRAOP_THREADS for their process (`translator.threads`), the
+    training commands TF_ENABLE_ONEDNN_OPTS (`translator.onednn`). Run in-process by a test, they would
+    hand them to every later subprocess and kernel of this worker; they are put back after each test."""
+    names = ("TF_NUM_INTRAOP_THREADS", "TF_ENABLE_ONEDNN_OPTS")
+    values = {name: os.environ.get(name) for name in names}
     yield
-    if value is None:
-        os.environ.pop("TF_NUM_INTRAOP_THREADS", None)
-    else:
-        os.environ["TF_NUM_INTRAOP_THREADS"] = value
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from tests.conftest import train_command
 from translator import commands
 from translator.cli import main
 from translator.errors import TranslatorError
+from translator.onednn import ONEDNN_VARIABLE, X86_MACHINES, use_onednn_for_training
 from translator.threads import INTRA_OP_VARIABLE, threads_per_worker
 
 pytestmark = pytest.mark.slow
@@ -118,6 +120,25 @@ def test_decoding_commands_share_the_cores_among_their_workers(trained_run, tmp_
     assert os.environ[INTRA_OP_VARIABLE] == str(threads_per_worker(2))
 
 
+def test_training_commands_ask_for_onednn_and_decoding_commands_do_not(trained_run, tmp_path, monkeypatch):
+    environ = {}
+    assert use_onednn_for_training(environ, "x86_64") and environ == {ONEDNN_VARIABLE: "1"}
+    environ = {ONEDNN_VARIABLE: "0"}
+    assert not use_onednn_for_training(environ, "x86_64") and environ == {ONEDNN_VARIABLE: "0"}  # the user's wins
+    environ = {}
+    assert not use_onednn_for_training(environ, "aarch64") and environ == {}  # not measured there: left alone
+    x86 = platform.machine().lower() in X86_MACHINES
+    source = tmp_path / "in.es"
+    source.write_text("Y dijo Dios.\n", encoding="utf-8")
+    monkeypatch.delenv(ONEDNN_VARIABLE, raising=False)
+    assert main(["translate", "--run-dir", str(trained_run), "--input", str(source)]) == 0
+    assert ONEDNN_VARIABLE not in os.environ  # beam search ran at 0.70-0.77x with it on an AVX2 CPU
+    for command in (["train", "--run-dir", "RUN"], ["bench", "train"]):  # set before TensorFlow's import
+        assert main([*command, "--config", "tiny", "--set", "train.stepz=3"]) == 2
+        assert os.environ.get(ONEDNN_VARIABLE) == ("1" if x86 else None)
+        monkeypatch.delenv(ONEDNN_VARIABLE, raising=False)
+
+
 def test_non_utf8_input_names_the_line(trained_run, tmp_path, capsys):
     source = tmp_path / "bad.es"
     source.write_bytes(b"hola\n\xff\n")
@@ -187,6 +208,8 @@ def test_ctrl_c_during_training_writes_a_checkpoint(seeded_run):
     process.send_signal(signal.SIGINT)
     output = process.communicate(timeout=300)[0]
     assert process.returncode == 130, output[-2000:]
+    if platform.machine().lower() in X86_MACHINES and ONEDNN_VARIABLE not in os.environ:
+        assert "CPU kernels: oneDNN;" in output  # `translator train` asks for them (translator.onednn)
     assert "interrupted: checkpoint written at step" in output
     step = int(output.split("interrupted: checkpoint written at step ")[1].split(";")[0])
     assert (run_dir / "checkpoints" / f"ckpt-{step}.index").exists()

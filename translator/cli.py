@@ -404,6 +404,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     debug, verbose = getattr(args, "debug", False), getattr(args, "verbose", False)
     args.debug = debug
+    if args.command == "train" or (args.command == "bench" and args.what == "train"):
+        from translator.onednn import use_onednn_for_training
+
+        use_onednn_for_training()  # before TensorFlow's import, which reads it
     if debug or verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     else:

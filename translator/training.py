@@ -35,6 +35,7 @@ from translator.finetune import copy_tokenizer, resolve_parent
 from translator.inference import Translator, greedy_config
 from translator.losses import smoothed_cross_entropy_sum
 from translator.model import build_model
+from translator.onednn import cpu_kernels
 from translator.optimizers import transformer_adam
 from translator.precision import resolve_precision
 from translator.rundir import RunDirectory
@@ -261,7 +262,7 @@ class Trainer:
         self.last_saved_step = int(self.step.numpy()) if latest else -1  # the step of the newest checkpoint
         log(
             f"strategy: {describe_strategy(self.strategy)}; precision: {self.config.train.mixed_precision} "
-            f"({self.precision_reason}); model: {self.model.count_params():,} parameters"
+            f"({self.precision_reason}); CPU kernels: {cpu_kernels()}; model: {self.model.count_params():,} parameters"
         )
         self.dev_translator: Translator | None = None
 

@@ -6,6 +6,8 @@ import platform
 
 import tensorflow as tf
 
+from translator.onednn import cpu_kernels
+
 
 def cpu_model() -> str:
     """The CPU's model name and its widest vector extension (AVX-512 or AVX2), from /proc/cpuinfo."""
@@ -23,4 +25,8 @@ def cpu_model() -> str:
 
 def describe_machine() -> str:
     gpus = len(tf.config.list_physical_devices("GPU"))
-    return f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPU cores, {gpus} GPU(s), {platform.system()}"
+    kernels = cpu_kernels()
+    return (
+        f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPU cores, {gpus} GPU(s), {platform.system()}, "
+        f"{kernels} CPU kernels"
+    )
