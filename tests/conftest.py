@@ -52,7 +52,10 @@ def kernel_settings_stay_in_their_test():
     """The decoding commands set TF_NUM_INTRAOP_THREADS for their process (`translator.threads`), the
     training commands TF_ENABLE_ONEDNN_OPTS (`translator.onednn`). Run in-process by a test, they would
     hand them to every later subprocess and kernel of this worker; they are put back after each test."""
-    names = ("TF_NUM_INTRAOP_THREADS", "TF_ENABLE_ONEDNN_OPTS")
+    from translator.onednn import ONEDNN_VARIABLE
+    from translator.threads import INTRA_OP_VARIABLE
+
+    names = (INTRA_OP_VARIABLE, ONEDNN_VARIABLE)
     values = {name: os.environ.get(name) for name in names}
     yield
     for name, value in values.items():

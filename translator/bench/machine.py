@@ -25,8 +25,7 @@ def cpu_model() -> str:
 
 def describe_machine() -> str:
     gpus = len(tf.config.list_physical_devices("GPU"))
-    kernels = cpu_kernels()
     return (
         f"{cpu_model()}, {platform.machine()}, {os.cpu_count()} CPU cores, {gpus} GPU(s), {platform.system()}, "
-        f"{kernels} CPU kernels"
+        f"{cpu_kernels()} CPU kernels"
     )
