@@ -87,7 +87,8 @@ def test_a_run_with_auto_precision_records_and_logs_the_resolved_policy(seeded_r
     assert (recorded.mixed_precision, recorded.jit_compile, recorded.batching) == (expected, xla, batching)
     assert any(f"precision: {expected} ({reason})" in line for line in lines)
     assert any(line.endswith(f", XLA {'on' if xla else 'off'} ({why})") for line in lines), lines
-    assert any(line.startswith("batch shapes: ") and f"({batching} batching" in line for line in lines), lines
+    shapes = next(line for line in lines if line.startswith("batch shapes: "))
+    assert f"({batching} batching" in shapes and ("XLA compiles each the first time it comes" in shapes) == xla, lines
 
 
 def test_bfloat16_decoding_runs_the_float32_weights_in_bfloat16(trained_run, tmp_path):

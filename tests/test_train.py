@@ -243,7 +243,8 @@ def test_fixed_batching_logs_its_shapes_averages_and_resumes_exactly(seeded_run)
     train(load_config("tiny", [*settings, "train.steps=6", "train.average_last=2"]), straight, log=lines.append)
     shapes = next(line for line in lines if line.startswith("batch shapes: "))
     assert lines.index(shapes) < next(i for i, line in enumerate(lines) if "| loss " in line)
-    assert int(shapes.split()[2]) <= 16 and "(fixed batching, at most 16, chosen before training)" in shapes
+    assert shapes.endswith("(fixed batching, at most 16, chosen before training)")  # no XLA: nothing to compile
+    assert int(shapes.split()[2]) <= 16
     assert (straight / "checkpoints" / "averaged").is_dir()
 
     train(load_config("tiny", [*settings, "train.steps=3"]), resumed, log=lambda line: None)

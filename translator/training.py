@@ -429,7 +429,8 @@ class Trainer:
             "fixed": f"at most {config.batch_shapes}, chosen before training",
             "packed": f"pairs packed into rows of {config.pack_width} tokens, longer ones into rows of their own",
         }[config.batching]
-        self.log(f"batch shapes: {len(shapes)} ({config.batching} batching, {how})")
+        compiled = "; XLA compiles each the first time it comes, so the first steps are slow" if self._use_xla() else ""
+        self.log(f"batch shapes: {len(shapes)} ({config.batching} batching, {how}){compiled}")
         window_loss = window_tokens = 0.0
         window_start = last_save = time.monotonic()
         session_start, base_seconds = time.monotonic(), float(self.seconds.numpy())
