@@ -245,8 +245,13 @@ class Translator(tf.Module, BaseTranslator):
         limit = self.max_source_length - 1
         truncated = ids.row_lengths() > limit
         ids = ids[:, :limit]
-        eos = tf.fill([ids.nrows(), 1], EOS_ID)
-        return tf.concat([ids, tf.RaggedTensor.from_tensor(eos)], axis=1), truncated
+        # EOS written after each row's last token in a padded copy. A ragged concat would do it in one call,
+        # but it transposes integer row numbers, and an eager integer transpose makes TensorFlow log an
+        # error line ("oneDNN supports DT_INT64 only on platforms with AVX-512") wherever oneDNN is on.
+        lengths = ids.row_lengths()
+        padded = tf.pad(ids.to_tensor(), [[0, 0], [0, 1]])
+        at_end = tf.range(tf.shape(padded, out_type=lengths.dtype)[1])[tf.newaxis, :] == lengths[:, tf.newaxis]
+        return tf.RaggedTensor.from_tensor(tf.where(at_end, EOS_ID, padded), lengths=lengths + 1), truncated
 
     def translate_ids_batched(
         self, sources: list[np.ndarray], prefixes: list[np.ndarray] | None = None
