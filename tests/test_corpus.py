@@ -1,6 +1,7 @@
 """Corpus specs, the shipped TFDS dataset, user files and their errors."""
 
 import gzip
+import sys
 import time
 
 import pytest
@@ -105,9 +106,43 @@ def test_shipped_corpus_prepared_by_several_processes_at_once(tmp_path):
         "print(len(read_pairs('bible_es_en:dev', 'es', 'en', sys.argv[1])[0]))"
     )
     workers = [
-        subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         for _ in range(3)
     ]
-    outputs = [worker.communicate(timeout=300)[0].splitlines()[-1] for worker in workers]  # after TFDS's notes
-    assert [worker.returncode for worker in workers] == [0, 0, 0]
-    assert outputs == ["379"] * 3
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    # stdout holds the results alone (TFDS printed "Downloading and preparing dataset" there, which broke
+    # `--json`), and one line of ours replaces TFDS's notes: said once, by the process that prepared it.
+    assert [out for out, _ in outputs] == ["379\n"] * 3
+    said = f"preparing the shipped corpus bible_es_en/kjv in {tmp_path / 'bible_es_en' / 'kjv' / '1.0.0'} (once)"
+    assert sum(said in err for _, err in outputs) == 1, [err[-2000:] for _, err in outputs]
+    for _, err in outputs:
+        assert not any(note in err for note in ("Downloading", "Generating", "Shuffling", "dataset_info.json")), err
+
+
+def test_a_failed_preparation_shows_tfds_notes_and_a_good_one_keeps_stdout_clean(capsys):
+    from types import SimpleNamespace
+
+    from translator.corpus import _prepare_shipped
+
+    def builder(fails: bool):
+        def download_and_prepare():
+            print("Downloading and preparing dataset Unknown size")
+            print("Generating splits...", file=sys.stderr)
+            if fails:
+                raise OSError("disk full")
+
+        config = SimpleNamespace(name="kjv")
+        return SimpleNamespace(
+            name="bible_es_en", builder_config=config, data_dir="D", download_and_prepare=download_and_prepare
+        )
+
+    _prepare_shipped(builder(fails=False))
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == "preparing the shipped corpus bible_es_en/kjv in D (once)\n"
+    with pytest.raises(OSError, match="disk full"):
+        _prepare_shipped(builder(fails=True))
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Downloading and preparing" in captured.err and "Generating splits" in captured.err

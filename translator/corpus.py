@@ -13,11 +13,15 @@ before training starts, with the file and line in the message.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import gzip
+import io
+import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator
 
 import tensorflow as tf
@@ -81,21 +85,57 @@ def _prepared_once(make_builder):
     trainings, test workers): TFDS moves its finished `incomplete.*` directory into place and fails
     when another process got there first. Local data directories are prepared under an exclusive
     file lock, and the builder is made again afterwards so that it reads what was prepared."""
-    builder = make_builder()
-    if builder.is_prepared():
+    builder, prepared = _made(make_builder)
+    if prepared:
         return builder
     root = os.path.dirname(os.path.dirname(os.path.dirname(str(builder.data_dir))))  # NAME/CONFIG/VERSION
     if "://" in root:  # remote storage: no file locks there
-        builder.download_and_prepare()
+        _prepare_shipped(builder)
         return builder
     import fcntl
 
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, f".{builder.name}.prepare.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        builder = make_builder()
-        builder.download_and_prepare()  # a no-op when another process prepared it meanwhile
+        builder, prepared = _made(make_builder)
+        if not prepared:  # else another process prepared it meanwhile
+            _prepare_shipped(builder)
     return make_builder()
+
+
+def _made(make_builder):
+    """(builder, whether it is prepared), without TFDS's warning that a folder not yet prepared has no
+    dataset_info.json."""
+    with _absl_warnings_off():
+        builder = make_builder()
+        return builder, builder.is_prepared()
+
+
+def _prepare_shipped(builder) -> None:
+    """Build the shipped corpus with one line of ours instead of TFDS's notes: its "Downloading and preparing
+    dataset" lines (nothing is downloaded) go to stdout, where a command's results go (`--json`), and its
+    progress bars and absl warnings to stderr. They are shown only if the build fails."""
+    config = builder.builder_config.name
+    print(f"preparing the shipped corpus {builder.name}/{config} in {builder.data_dir} (once)", file=sys.stderr)
+    notes = io.StringIO()
+    try:
+        with _absl_warnings_off(), contextlib.redirect_stdout(notes), contextlib.redirect_stderr(notes):
+            builder.download_and_prepare()
+    except BaseException:
+        sys.stderr.write(notes.getvalue())
+        raise
+
+
+@contextlib.contextmanager
+def _absl_warnings_off() -> Iterator[None]:
+    """TFDS's absl warnings (Python logging, logger "absl") below ERROR hidden for the duration."""
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        absl.setLevel(level)
 
 
 def read_pairs(spec: str, source_lang: str, target_lang: str, tfds_data_dir: str = "") -> tuple[list[str], list[str]]:
@@ -149,7 +189,8 @@ def _prepared_tfds_builder(parsed: CorpusSpec, data_dir: str):
             "and point data.tfds_data_dir at that folder"
         )
     try:
-        builder.download_and_prepare()
+        with contextlib.redirect_stdout(sys.stderr):  # TFDS's notes, not a command's results (`--json`)
+            builder.download_and_prepare()
     except ModuleNotFoundError as error:
         raise TranslatorError(
             f"downloading TFDS dataset {parsed.name!r} needs {error.name}: pip install {error.name}"
