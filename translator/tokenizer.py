@@ -20,6 +20,7 @@ from translator import storage
 from translator.config import ExperimentConfig, TokenizerConfig
 from translator.constants import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 from translator.errors import TranslatorError
+from translator.quiet import native_stderr_silenced
 
 _FILES = {True: ("joint.model", "joint.model"), False: ("source.model", "target.model")}
 
@@ -56,14 +57,20 @@ class Tokenizer(tf.Module):
         self.target_model_proto = target_model
         # Distinct names matter: the SentencePiece op's resource is named after its node, so two models
         # created under one name would be the same resource once a SavedModel is loaded.
-        self.source = tf_text.SentencepieceTokenizer(model=source_model, out_type=tf.int32, name="source_sentencepiece")
-        self.target = (
-            self.source
-            if target_model == source_model
-            else tf_text.SentencepieceTokenizer(model=target_model, out_type=tf.int32, name="target_sentencepiece")
-        )
-        self.source_vocab_size = int(self.source.vocab_size())
-        self.target_vocab_size = int(self.target.vocab_size())
+        # The op's own SentencePiece library logs "precompiled_charsmap is empty. use identity normalization."
+        # on the terminal when it first loads one of our models (identity normalization is our choice, above);
+        # its logging is not TensorFlow's, so only silencing the native stderr keeps every command's stderr clean.
+        with native_stderr_silenced():
+            self.source = tf_text.SentencepieceTokenizer(
+                model=source_model, out_type=tf.int32, name="source_sentencepiece"
+            )
+            self.target = (
+                self.source
+                if target_model == source_model
+                else tf_text.SentencepieceTokenizer(model=target_model, out_type=tf.int32, name="target_sentencepiece")
+            )
+            self.source_vocab_size = int(self.source.vocab_size())
+            self.target_vocab_size = int(self.target.vocab_size())
 
     @property
     def shared(self) -> bool:
