@@ -12,8 +12,18 @@ import pytest
 from tests.conftest import train_command
 from translator import commands
 from translator.cli import main
+from translator.config import load_config
 from translator.errors import TranslatorError
-from translator.onednn import ONEDNN_VARIABLE, X86_MACHINES, use_onednn_for_training
+from translator.onednn import (
+    EXPORT_INFO,
+    ONEDNN_VARIABLE,
+    X86_MACHINES,
+    float32_search_before_tensorflow,
+    use_eigen_for_decoding,
+    use_onednn_for_training,
+)
+from translator.precision import cpu_flags
+from translator.rundir import RunDirectory
 from translator.threads import INTRA_OP_VARIABLE, threads_per_worker
 
 pytestmark = pytest.mark.slow
@@ -129,23 +139,62 @@ def test_decoding_commands_share_the_cores_among_their_workers(trained_run, tmp_
     assert os.environ[INTRA_OP_VARIABLE] == str(threads_per_worker(2))
 
 
-def test_training_commands_ask_for_onednn_and_decoding_commands_do_not(trained_run, tmp_path, monkeypatch):
+def test_training_commands_ask_for_onednn_and_float32_decoding_commands_for_eigen(trained_run, tmp_path, monkeypatch):
     environ = {}
     assert use_onednn_for_training(environ, "x86_64") and environ == {ONEDNN_VARIABLE: "1"}
     environ = {ONEDNN_VARIABLE: "0"}
     assert not use_onednn_for_training(environ, "x86_64") and environ == {ONEDNN_VARIABLE: "0"}  # the user's wins
     environ = {}
     assert not use_onednn_for_training(environ, "aarch64") and environ == {}  # not measured there: left alone
+    environ = {}
+    assert use_eigen_for_decoding(True, environ, "x86_64") and environ == {ONEDNN_VARIABLE: "0"}
+    environ = {ONEDNN_VARIABLE: "1"}
+    assert not use_eigen_for_decoding(True, environ, "x86_64") and environ == {ONEDNN_VARIABLE: "1"}
+    for environ, float32_search, machine in (({}, True, "aarch64"), ({}, False, "x86_64")):
+        assert not use_eigen_for_decoding(float32_search, environ, machine) and environ == {}
     x86 = platform.machine().lower() in X86_MACHINES
     source = tmp_path / "in.es"
     source.write_text("Y dijo Dios.\n", encoding="utf-8")
     monkeypatch.delenv(ONEDNN_VARIABLE, raising=False)
     assert main(["translate", "--run-dir", str(trained_run), "--input", str(source)]) == 0
-    assert ONEDNN_VARIABLE not in os.environ  # beam search ran at 0.70-0.77x with it on an AVX2 CPU
+    # The tiny run trains and so decodes in float32, outside XLA: Eigen (on x86) before TensorFlow's import.
+    assert os.environ.get(ONEDNN_VARIABLE) == ("0" if x86 else None)
+    monkeypatch.delenv(ONEDNN_VARIABLE, raising=False)
+    assert main(["translate", "--run-dir", str(trained_run), "--input", str(source), "--precision", "bfloat16"]) == 0
+    assert ONEDNN_VARIABLE not in os.environ  # bfloat16 products reach AMX units through oneDNN only
     for command in (["train", "--run-dir", "RUN"], ["bench", "train"]):  # set before TensorFlow's import
         assert main([*command, "--config", "tiny", "--set", "train.stepz=3"]) == 2
         assert os.environ.get(ONEDNN_VARIABLE) == ("1" if x86 else None)
         monkeypatch.delenv(ONEDNN_VARIABLE, raising=False)
+
+
+def test_a_search_in_float32_outside_xla_is_known_before_tensorflow_loads(tmp_path):
+    """What `float32_search_before_tensorflow` reads: the run's config (decode.precision, resolved on
+    this CPU, and decode.xla) unless the command line says otherwise, or an export's info file."""
+    amx = "amx_bf16" in cpu_flags()
+
+    def run(name: str, *overrides: str) -> str:
+        path = tmp_path / name
+        RunDirectory(str(path)).prepare(load_config("tiny", list(overrides)), write=True)
+        return str(path)
+
+    float32, xla = run("float32"), run("xla", "decode.xla=true")
+    bfloat16_trained = run("bf16", "train.mixed_precision=mixed_bfloat16")
+    assert float32_search_before_tensorflow([float32])
+    assert not float32_search_before_tensorflow([float32], precision="bfloat16")
+    assert not float32_search_before_tensorflow([float32], xla=True)
+    assert not float32_search_before_tensorflow([xla]) and float32_search_before_tensorflow([xla], xla=False)
+    assert float32_search_before_tensorflow([bfloat16_trained]) is not amx  # auto: bfloat16 on AMX CPUs only
+    assert float32_search_before_tensorflow([bfloat16_trained], precision="float32")
+    assert not float32_search_before_tensorflow([float32, xla])  # an ensemble: every member must agree
+    for unknown in (["gs://bucket/run"], [str(tmp_path / "missing")], []):  # TensorFlow's default is kept
+        assert not float32_search_before_tensorflow(unknown)
+    export = tmp_path / "export"
+    assert not float32_search_before_tensorflow([], export_dir=str(export))  # written before the info file
+    (export / EXPORT_INFO).parent.mkdir(parents=True)
+    for precision, expected in (("float32", True), ("bfloat16", False)):
+        (export / EXPORT_INFO).write_text(json.dumps({"precision": precision}))
+        assert float32_search_before_tensorflow([], export_dir=str(export)) is expected
 
 
 def test_non_utf8_input_names_the_line(trained_run, tmp_path, capsys):

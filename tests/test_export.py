@@ -10,6 +10,7 @@ import tensorflow as tf
 from tests.conftest import REPO
 from translator.export import export_saved_model
 from translator.inference import Translator
+from translator.onednn import EXPORT_INFO, float32_search_before_tensorflow
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("export")]  # one worker: one export fixture
 
@@ -26,6 +27,18 @@ def exported(trained_run, tmp_path_factory):
     directory = tmp_path_factory.mktemp("export") / "model"
     export_saved_model(translator, directory)
     return translator, directory
+
+
+def test_the_export_says_what_it_computes_in(exported):
+    """Read before TensorFlow loads, to choose its CPU kernels (`translator.onednn`): this one is float32."""
+    translator, directory = exported
+    info = json.loads((directory / EXPORT_INFO).read_text())
+    assert info == {
+        "precision": "float32",
+        "beam_size": translator.config.beam_size,
+        "length_penalty": translator.config.length_penalty,
+    }
+    assert float32_search_before_tensorflow([], export_dir=str(directory))
 
 
 def test_export_loads_without_the_package_and_matches_in_process(exported):

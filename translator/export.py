@@ -17,13 +17,16 @@ translation with score 0, never an error.
 
 from __future__ import annotations
 
+import json
 import os
+import posixpath
 
 import numpy as np
 import tensorflow as tf
 
 from translator.errors import TranslatorError
 from translator.inference import Translator, prefixed_length
+from translator.onednn import EXPORT_INFO
 from translator.translation import BaseTranslator, Translation
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -167,6 +170,12 @@ def export_saved_model(translator: Translator, directory: str | os.PathLike, sub
         setattr(root, name, function)
     directory = os.fspath(directory)
     tf.saved_model.save(root, directory, signatures=endpoints)
+    # What the graphs compute in and decode with, readable without TensorFlow: a process that serves
+    # the export chooses its CPU kernels from it before TensorFlow loads (`translator.onednn`).
+    info = {key: getattr(translator.config, key) for key in ("precision", "beam_size", "length_penalty")}
+    tf.io.gfile.makedirs(posixpath.join(directory, posixpath.dirname(EXPORT_INFO)))
+    with tf.io.gfile.GFile(posixpath.join(directory, EXPORT_INFO), "w") as file:
+        json.dump(info, file)
     return directory
 
 

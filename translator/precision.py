@@ -11,8 +11,10 @@ config.yaml, so a run directory says how it was trained."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import tensorflow as tf
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
@@ -28,13 +30,20 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
 
 
 def native_bfloat16(
-    strategy: tf.distribute.Strategy | None = None, flags: frozenset[str] | None = None
+    strategy: tf.distribute.Strategy | None = None, flags: frozenset[str] | None = None, cpu_only: bool = False
 ) -> tuple[bool, str]:
     """(whether this hardware multiplies bfloat16 natively, why): TPUs, NVIDIA GPUs of compute
-    capability 8.0 or more, CPUs with AMX units. `flags` stands for /proc/cpuinfo's (tests)."""
-    if isinstance(strategy, tf.distribute.TPUStrategy):
-        return True, "a TPU"
-    gpus = tf.config.list_physical_devices("GPU")
+    capability 8.0 or more, CPUs with AMX units. `flags` stands for /proc/cpuinfo's (tests).
+    `cpu_only` asks about the CPU alone, without importing TensorFlow (`translator.onednn` asks it
+    before TensorFlow's import, about the CPU kernels TensorFlow should load)."""
+    if not cpu_only:
+        import tensorflow as tf
+
+        if isinstance(strategy, tf.distribute.TPUStrategy):
+            return True, "a TPU"
+        gpus = tf.config.list_physical_devices("GPU")
+    else:
+        gpus = []
     if gpus:
         details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
         if all(tuple(detail.get("compute_capability", (0, 0))) >= (8, 0) for detail in details):
@@ -56,7 +65,9 @@ def resolve_precision(
     return ("mixed_bfloat16" if native else "float32"), f"auto: {why}"
 
 
-def resolve_decode_precision(name: str, trained: str, flags: frozenset[str] | None = None) -> tuple[str, str]:
+def resolve_decode_precision(
+    name: str, trained: str, flags: frozenset[str] | None = None, cpu_only: bool = False
+) -> tuple[str, str]:
     """(decode.precision, why): `name` itself unless it is `auto`, which decodes in bfloat16 a model that
     trained under `mixed_bfloat16` (`trained`: the run's recorded train.mixed_precision) on hardware that
     multiplies bfloat16 natively, and in float32 otherwise. A model trained in bfloat16 loses nothing it
@@ -67,7 +78,7 @@ def resolve_decode_precision(name: str, trained: str, flags: frozenset[str] | No
         return name, "as configured"
     if trained != "mixed_bfloat16":
         return "float32", f"auto: the model trained in {trained}"
-    native, why = native_bfloat16(flags=flags)
+    native, why = native_bfloat16(flags=flags, cpu_only=cpu_only)
     return ("bfloat16" if native else "float32"), f"auto: the model trained in mixed_bfloat16 and {why}"
 
 

@@ -57,6 +57,10 @@ def main() -> int:
     request = json.load(sys.stdin)
     sentences, batch_size = request["sentences"], request["batch_size"]
     if kind == "savedmodel":
+        from translator.onednn import float32_search_before_tensorflow, use_eigen_for_decoding
+
+        # As `translator serve` would (and as stock TensorFlow Serving, built without oneDNN, does).
+        use_eigen_for_decoding(float32_search_before_tensorflow([], export_dir=model))
         translate = savedmodel_translate(model, batch_size)
     else:
         translate = ctranslate2_translate(model, batch_size, request["threads"])
