@@ -18,6 +18,7 @@ from translator.onednn import (
     EXPORT_INFO,
     ONEDNN_VARIABLE,
     X86_MACHINES,
+    decoding_kernels,
     float32_search_before_tensorflow,
     use_eigen_for_decoding,
     use_onednn_for_training,
@@ -153,6 +154,10 @@ def test_training_commands_ask_for_onednn_and_float32_decoding_commands_for_eige
     for environ, float32_search, machine in (({}, True, "aarch64"), ({}, False, "x86_64")):
         assert not use_eigen_for_decoding(float32_search, environ, machine) and environ == {}
     x86 = platform.machine().lower() in X86_MACHINES
+    # What `translator info` says of them (for this machine).
+    assert decoding_kernels(True, {ONEDNN_VARIABLE: "1"}) == f"as you set them ({ONEDNN_VARIABLE}=1)"
+    assert decoding_kernels(False, {}).startswith("TensorFlow's default for this CPU (")
+    assert decoding_kernels(True, {}).startswith("Eigen (a float32 search" if x86 else "TensorFlow's default")
     source = tmp_path / "in.es"
     source.write_text("Y dijo Dios.\n", encoding="utf-8")
     monkeypatch.delenv(ONEDNN_VARIABLE, raising=False)
@@ -294,6 +299,8 @@ def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run):
     quiet = run_cli("info", "--run-dir", str(trained_run))
     assert quiet.returncode == 0 and "parameters:" in quiet.stdout
     assert "decoding precision here: float32 (auto: the model trained in float32)" in quiet.stdout
+    if platform.machine().lower() in X86_MACHINES and ONEDNN_VARIABLE not in os.environ:
+        assert "decoding CPU kernels here: Eigen (a float32 search outside XLA" in quiet.stdout
     assert "cuda" not in quiet.stderr.lower() and "oneDNN" not in quiet.stderr, quiet.stderr
     assert "precompiled_charsmap" not in quiet.stderr, quiet.stderr  # SentencePiece's note on loading our model
 

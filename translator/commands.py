@@ -342,6 +342,9 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
 
         precision, why = resolve_decode_precision(config.decode.precision, config.train.mixed_precision)
         print(f"decoding precision here: {precision} ({why})")
+        from translator.onednn import decoding_kernels, float32_search_before_tensorflow
+
+        print(f"decoding CPU kernels here: {decoding_kernels(float32_search_before_tensorflow([str(run.path)]))}")
     for report in storage.glob(storage.join(run.eval_dir, "*.json")):
         scores = json.loads(storage.read_text(report))
         print(

@@ -95,6 +95,17 @@ def float32_search_before_tensorflow(
     return True
 
 
+def decoding_kernels(float32_search: bool, environ: MutableMapping[str, str] | None = None) -> str:
+    """The CPU kernels `use_eigen_for_decoding` gives a decoding command started with `environ` (default:
+    this process's environment), in words: for `translator info`, which runs no search itself."""
+    environ = dict(os.environ if environ is None else environ)
+    if ONEDNN_VARIABLE in environ:
+        return f"as you set them ({ONEDNN_VARIABLE}={environ[ONEDNN_VARIABLE]})"
+    if use_eigen_for_decoding(float32_search, environ):
+        return f"Eigen (a float32 search outside XLA: {ONEDNN_VARIABLE}=0)"
+    return f"TensorFlow's default for this CPU ({cpu_kernels()})"
+
+
 def cpu_kernels() -> str:
     """Which library TensorFlow's CPU kernels in this process use: "oneDNN" or "Eigen", for logs and
     benchmark records (speeds differ by up to 1.3x between the two on one CPU)."""
