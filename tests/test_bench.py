@@ -1,6 +1,8 @@
 """`translator bench`: the reports' contents, on the tiny preset (speed targets live in docs/benchmarks.md)."""
 
 import json
+import os
+import platform
 import time
 from datetime import datetime, timedelta
 
@@ -10,6 +12,7 @@ import tensorflow as tf
 
 from translator.bench.train import _measure
 from translator.cli import main
+from translator.onednn import ONEDNN_VARIABLE, X86_MACHINES
 
 pytestmark = pytest.mark.slow
 
@@ -105,6 +108,10 @@ def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_
     assert rows["savedmodel"]["batch_size"] == 8.0 and rows["ct2_beam"]["batch_size"] == 2.7
     # The SavedModel runs our own search: the same translations as `beam`.
     assert rows["savedmodel"]["agreement_with_beam"] == 1.0 and rows["savedmodel"]["bleu"] == rows["beam"]["bleu"]
+    # Its worker chose its CPU kernels from the export (float32: Eigen on x86) and says which.
+    x86, chosen = platform.machine().lower() in X86_MACHINES, ONEDNN_VARIABLE in os.environ
+    assert rows["savedmodel"]["cpu_kernels"] in (("Eigen",) if x86 and not chosen else ("Eigen", "oneDNN"))
+    assert rows["ct2_beam"]["cpu_kernels"] == "CTranslate2" and rows["beam"]["cpu_kernels"] in ("Eigen", "oneDNN")
     for method in ("savedmodel", "ct2_beam", "ct2_int8_beam"):
         assert rows[method]["beam_size"] == 4 and rows[method]["sentences"] == 8
         assert 0 <= rows[method]["agreement_with_beam"] <= 1 and rows[method]["size_mb"] > 0

@@ -32,6 +32,7 @@ from translator.bench.reference import uncached_greedy_search
 from translator.constants import EOS_ID
 from translator.evaluation import score, split_pairs
 from translator.inference import Translator, decode_length
+from translator.onednn import cpu_kernels
 from translator.precision import export_precision
 from translator.rundir import RunDirectory
 
@@ -112,9 +113,11 @@ def bench_decode(
     results = []
     best: dict[str, list[str]] = {}  # method → best translation of each sentence
 
-    def record(method, beam, seconds, n_sentences, tokens, batches, hypotheses=None, rss=None, size=None):
+    def record(method, beam, seconds, n_sentences, tokens, batches, hypotheses=None, rss=None, size=None, kernels=None):
         row = {
             "method": method,
+            # TensorFlow's CPU kernels where the method ran (a SavedModel's worker chooses its own).
+            "cpu_kernels": kernels or ("CTranslate2" if method.startswith("ct2") else cpu_kernels()),
             "beam_size": beam,
             "batch_size": round(n_sentences / batches, 1),
             "sentences": n_sentences,
@@ -261,6 +264,7 @@ def _exports(
                 hypotheses,
                 run["peak_rss_mb"],
                 size,
+                run.get("cpu_kernels"),
             )
     finally:
         if scratch is not None:

@@ -71,6 +71,10 @@ def main() -> int:
     report = {"hypotheses": hypotheses, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
     if kind != "savedmodel":
         report["tensorflow_imported"] = "tensorflow" in sys.modules
+    else:  # chosen in this process, from the export (the benchmark's own process may have chosen otherwise)
+        from translator.onednn import cpu_kernels
+
+        report["cpu_kernels"] = cpu_kernels()
     json.dump(report, sys.stdout)
     return 0
 

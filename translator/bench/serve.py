@@ -49,6 +49,7 @@ def bench_serve(
                 row = _burst(server.port, clients, requests, sentence)
                 after = server.request("GET", "/stats")[1]
             row["max_batch_sentences"] = size
+            row["cpu_kernels"] = after.get("cpu_kernels")  # the server's, chosen in its own process
             row["decoding_share"] = round((after["decode_seconds"] - before["decode_seconds"]) / row["seconds"], 2)
             row["batch_sizes"] = _difference(after["batch_sizes"], before["batch_sizes"])
             row["mean_batch"] = round(

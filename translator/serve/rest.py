@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from translator.onednn import cpu_kernels
 from translator.serve.batching import DecodeError, DynamicBatcher, QueueFullError
 from translator.serve.payloads import (
     Limits,
@@ -50,6 +51,7 @@ class ServedModel:
 
 def build_app(model: ServedModel) -> Starlette:
     """The ASGI application for `model`."""
+    kernels = cpu_kernels()  # what this process decodes with (`translator serve` chose before TensorFlow loaded)
 
     async def page(_: Request) -> Response:
         text = resources.files("translator.serve").joinpath("page.html").read_text(encoding="utf-8")
@@ -65,6 +67,7 @@ def build_app(model: ServedModel) -> Starlette:
                 "model": model.name,
                 "max_batch_sentences": model.batcher.max_batch_sentences,
                 "batch_timeout_ms": model.batcher.batch_timeout * 1000,
+                "cpu_kernels": kernels,
                 **model.batcher.stats.as_dict(model.batcher.queued_sentences),
             }
         )
