@@ -11,8 +11,8 @@ default for training"). So the training commands turn it on.
 Decoding is the opposite case. A search step is hundreds of small operations whose shapes change at
 every step (the self-attention cache grows by one position, finished sentences leave the batch), and
 oneDNN builds a new primitive for each new shape: on the AVX2 EPYC beam search ran at 0.70-0.77x with
-it, and on an AMX Xeon, where TensorFlow turns it on by itself, our float32 search ran at 0.90x and the
-exported SavedModel at 0.78x of their Eigen speeds (docs/benchmarks.md, "Eigen kernels for decoding").
+it, and on an AMX Xeon, where TensorFlow turns it on by itself, our float32 search ran at 0.77-0.90x and
+the exported SavedModel at 0.72-0.81x of their Eigen speeds (docs/benchmarks.md, "Eigen kernels for decoding").
 So the decoding commands turn it off when they decode in float32. bfloat16 decoding keeps TensorFlow's
 default: its products reach AMX units only through oneDNN.
 """
