@@ -400,26 +400,6 @@ def _decode_overrides(args: argparse.Namespace) -> dict:
     return {key: value for key, value in names.items() if value is not None}
 
 
-def _given_paths(value: str | Path | list | None) -> list[str]:
-    """A path flag's value as a list of strings (flags given once or repeatable, or not at all)."""
-    if value is None:
-        return []
-    return [str(path) for path in value] if isinstance(value, list) else [str(value)]
-
-
-def _choose_decoding_kernels(args: argparse.Namespace) -> None:
-    """Eigen rather than oneDNN for a command whose searches run in float32 outside XLA
-    (`translator.onednn`); before TensorFlow's import, which reads the choice."""
-    from translator.onednn import float32_search_before_tensorflow, use_eigen_for_decoding
-
-    paths = {name: _given_paths(getattr(args, name, None)) for name in ("run_dir", "export_dir", "ct2_dir")}
-    if paths["ct2_dir"]:  # CTranslate2 decodes without TensorFlow's kernels
-        return
-    export_dir = paths["export_dir"][0] if paths["export_dir"] else None
-    precision, xla = getattr(args, "precision", None), getattr(args, "xla", None)
-    use_eigen_for_decoding(float32_search_before_tensorflow(paths["run_dir"], export_dir, precision, xla))
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     debug, verbose = getattr(args, "debug", False), getattr(args, "verbose", False)
@@ -429,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
 
         use_onednn_for_training()  # before TensorFlow's import, which reads it
     elif args.command in ("translate", "evaluate", "serve") or (args.command == "bench" and args.what == "decode"):
-        _choose_decoding_kernels(args)
+        from translator.commands import choose_decoding_kernels
+
+        choose_decoding_kernels(args)  # before TensorFlow's import, which reads it
     if debug or verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
     else:

@@ -38,9 +38,22 @@ def _flags(keys) -> str:
 
 
 def _paths(args: argparse.Namespace, name: str) -> list[str]:
-    """The values of a model flag (repeatable for --run-dir in translate and evaluate)."""
+    """The values of a model flag (repeatable for --run-dir in translate and evaluate), as strings."""
     value = getattr(args, name, None)
-    return [] if value is None else list(value) if isinstance(value, list) else [value]
+    return [] if value is None else [str(path) for path in (value if isinstance(value, list) else [value])]
+
+
+def choose_decoding_kernels(args: argparse.Namespace) -> None:
+    """Before TensorFlow's import (it reads the choice once): Eigen rather than oneDNN for a command whose
+    searches run in float32 outside XLA (`translator.onednn`). CTranslate2 decodes without TensorFlow's kernels."""
+    from translator.onednn import float32_search_before_tensorflow, use_eigen_for_decoding
+
+    run_dirs, export_dirs, ct2_dirs = (_paths(args, name) for name in ("run_dir", "export_dir", "ct2_dir"))
+    if ct2_dirs:
+        return
+    precision, xla = getattr(args, "precision", None), getattr(args, "xla", None)
+    export_dir = export_dirs[0] if export_dirs else None
+    use_eigen_for_decoding(float32_search_before_tensorflow(run_dirs, export_dir, precision, xla))
 
 
 def _translator(args: argparse.Namespace, decode: dict, decoding: bool = False):

@@ -86,10 +86,11 @@ def float32_search_before_tensorflow(
         if "://" in run_dir or not path.is_file():
             return False
         try:
-            decode, trained = (config := config_from_dict(read_yaml(path), str(path))).decode, config.train
+            config = config_from_dict(read_yaml(path), str(path))
         except (OSError, TranslatorError):  # the command itself will report it
             return False
-        chosen, _ = resolve_decode_precision(precision or decode.precision, trained.mixed_precision, cpu_only=True)
+        decode = config.decode
+        chosen, _ = resolve_decode_precision(precision or decode.precision, config.train.mixed_precision, cpu_only=True)
         if chosen != "float32" or (decode.xla if xla is None else xla):
             return False
     return True

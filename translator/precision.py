@@ -42,13 +42,11 @@ def native_bfloat16(
         if isinstance(strategy, tf.distribute.TPUStrategy):
             return True, "a TPU"
         gpus = tf.config.list_physical_devices("GPU")
-    else:
-        gpus = []
-    if gpus:
-        details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
-        if all(tuple(detail.get("compute_capability", (0, 0))) >= (8, 0) for detail in details):
-            return True, "GPUs of compute capability 8.0 or more"
-        return False, "a GPU without native bfloat16 (compute capability < 8.0)"
+        if gpus:
+            details = [tf.config.experimental.get_device_details(gpu) for gpu in gpus]
+            if all(tuple(detail.get("compute_capability", (0, 0))) >= (8, 0) for detail in details):
+                return True, "GPUs of compute capability 8.0 or more"
+            return False, "a GPU without native bfloat16 (compute capability < 8.0)"
     flags = cpu_flags() if flags is None else flags
     if "amx_bf16" in flags:
         return True, "this CPU has AMX bfloat16 units"

@@ -59,7 +59,7 @@ def main() -> int:
     if kind == "savedmodel":
         from translator.onednn import float32_search_before_tensorflow, use_eigen_for_decoding
 
-        # As `translator serve` would (and as stock TensorFlow Serving, built without oneDNN, does).
+        # As `translator serve --export-dir` chooses: from the export's info file, before TensorFlow loads.
         use_eigen_for_decoding(float32_search_before_tensorflow([], export_dir=model))
         translate = savedmodel_translate(model, batch_size)
     else:
