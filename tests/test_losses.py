@@ -43,3 +43,17 @@ def test_keras_loss_is_the_mean_over_real_tokens():
     loss = smoothed_cross_entropy(0.1)
     total, count = smoothed_cross_entropy_sum(LABELS, LOGITS, 0.1)
     np.testing.assert_allclose(loss(LABELS, LOGITS).numpy(), (total / count).numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_loss_and_gradient_are_the_same_in_a_graph_and_under_xla(jit_compile):
+    def loss_and_gradient(logits):
+        with tf.GradientTape() as tape:
+            tape.watch(logits)
+            total, _ = smoothed_cross_entropy_sum(LABELS, logits, 0.1)
+        return total, tape.gradient(total, logits)
+
+    eager = loss_and_gradient(LOGITS)
+    compiled = tf.function(loss_and_gradient, jit_compile=jit_compile, autograph=False)(LOGITS)
+    np.testing.assert_allclose(compiled[0].numpy(), eager[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(compiled[1].numpy(), eager[1].numpy(), atol=1e-6)
