@@ -1,4 +1,4 @@
-"""FusibleDropout: keras Dropout outside XLA, the hashed mask inside; the hash has the statistics dropout needs."""
+"""FusibleDropout: half-word Philox masks outside XLA, the hashed mask inside, each with what dropout needs."""
 
 import keras
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from translator.layers import FusibleDropout
-from translator.layers.dropout import compiling_with_xla, hashed_dropout, hashed_uniform_bits
+from translator.layers.dropout import compiling_with_xla, halfword_dropout, hashed_dropout, hashed_uniform_bits
 
 ONES = tf.ones([64, 50, 320])  # 1,024,000 elements: the kept fraction's standard deviation is 3e-4 at rate 0.1
 
@@ -15,17 +15,22 @@ def kept(outputs) -> np.ndarray:
     return np.asarray(outputs) != 0
 
 
+MASKS = pytest.mark.parametrize("dropout", [hashed_dropout, halfword_dropout], ids=["hashed", "halfword"])
+
+
+@MASKS
 @pytest.mark.parametrize("rate", [0.1, 0.3, 0.5])
-def test_keeps_one_minus_rate_and_scales_what_it_keeps(rate):
-    outputs = hashed_dropout(ONES, rate, tf.constant([7, 0])).numpy()
+def test_keeps_one_minus_rate_and_scales_what_it_keeps(rate, dropout):
+    outputs = dropout(ONES, rate, tf.constant([7, 0])).numpy()
     mask = kept(outputs)
     assert abs(mask.mean() - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / mask.size)
     np.testing.assert_allclose(outputs[mask], 1 / (1 - rate), rtol=1e-6)
     assert abs(outputs.mean() - 1.0) < 0.01  # the expectation of each element is unchanged
 
 
-def test_neighbouring_decisions_are_uncorrelated():
-    mask = kept(hashed_dropout(ONES, 0.5, tf.constant([1, 2]))).astype(np.float64)
+@MASKS
+def test_neighbouring_decisions_are_uncorrelated(dropout):
+    mask = kept(dropout(ONES, 0.5, tf.constant([1, 2]))).astype(np.float64)
     flat = mask.reshape(-1)
     for lag in (1, 2, 320, 50 * 320):  # the next element, feature, position and sentence
         correlation = np.corrcoef(flat[:-lag], flat[lag:])[0, 1]
@@ -35,10 +40,11 @@ def test_neighbouring_decisions_are_uncorrelated():
         assert abs(((bits >> bit) & 1).mean() - 0.5) < 0.01, bit
 
 
-def test_consecutive_seeds_give_unrelated_masks():
-    first = kept(hashed_dropout(ONES, 0.5, tf.constant([5, 10])))
+@MASKS
+def test_consecutive_seeds_give_unrelated_masks(dropout):
+    first = kept(dropout(ONES, 0.5, tf.constant([5, 10])))
     for seed in ([5, 11], [6, 10]):
-        other = kept(hashed_dropout(ONES, 0.5, tf.constant(seed)))
+        other = kept(dropout(ONES, 0.5, tf.constant(seed)))
         assert abs((first == other).mean() - 0.5) < 0.005  # as two independent masks would agree
         for shift in (1, 2, 3):  # and not a shifted copy of the first
             assert abs((first.reshape(-1)[shift:] == other.reshape(-1)[:-shift]).mean() - 0.5) < 0.005
@@ -59,14 +65,16 @@ def test_xla_tracing_is_detected():
     assert tf.function(compiling_with_xla, jit_compile=True)()
 
 
-def test_layer_is_keras_dropout_without_xla_and_the_hash_under_xla():
-    inputs = tf.random.normal([4, 8, 16])
-    for call in (lambda layer: layer(inputs, training=True), tf.function(lambda layer: layer(inputs, training=True))):
-        ours, theirs = call(FusibleDropout(0.25, seed=42)), call(keras.layers.Dropout(0.25, seed=42))
-        np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+def test_layer_is_the_halfword_mask_without_xla_and_the_hash_under_xla():
+    inputs = tf.random.normal([4, 8, 15])  # an odd element count: the last word's second half goes unused
+    # A Keras SeedGenerator(42) starts at [42, 0] and advances the second number on every draw.
+    for call in (lambda layer, x: layer(x, training=True), tf.function(lambda layer, x: layer(x, training=True))):
+        layer = FusibleDropout(0.25, seed=42)
+        for draw in (0, 1):
+            expected = halfword_dropout(inputs, 0.25, tf.constant([42, draw]))
+            np.testing.assert_array_equal(call(layer, inputs).numpy(), expected.numpy())
     layer = FusibleDropout(0.25, seed=42)
     compiled = tf.function(lambda x: layer(x, training=True), jit_compile=True)
-    # A Keras SeedGenerator(42) starts at [42, 0] and advances the second number on every draw.
     np.testing.assert_array_equal(compiled(inputs).numpy(), hashed_dropout(inputs, 0.25, tf.constant([42, 0])))
     np.testing.assert_array_equal(compiled(inputs).numpy(), hashed_dropout(inputs, 0.25, tf.constant([42, 1])))
 
@@ -80,6 +88,7 @@ def test_layer_draws_a_new_mask_per_call_reproducibly_and_only_in_training():
     np.testing.assert_array_equal(twin(inputs, training=True).numpy(), first)  # same seed, same sequence
     np.testing.assert_array_equal(FusibleDropout(0.0)(inputs, training=True).numpy(), inputs.numpy())
     np.testing.assert_array_equal(hashed_dropout(inputs, 1.0, tf.constant([0, 0])).numpy(), 0.0)
+    np.testing.assert_array_equal(halfword_dropout(inputs, 1.0, tf.constant([0, 0])).numpy(), 0.0)
 
 
 @pytest.mark.parametrize("xla", [False, True])
