@@ -48,13 +48,18 @@ def hashed_uniform_bits(shape: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
     return tf.reshape(bits, shape)
 
 
+def _apply_mask(inputs: tf.Tensor, keep: tf.Tensor, rate: float) -> tf.Tensor:
+    """Kept elements scaled by 1 / (1 - rate), the others zeroed."""
+    return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - rate), inputs.dtype), tf.zeros_like(inputs))
+
+
 def hashed_dropout(inputs: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
     """Zero each element with probability `rate` (to 2^-32), scale the rest by 1 / (1 - rate)."""
     if rate >= 1.0:
         return tf.zeros_like(inputs)
     threshold = min(round(rate * 2**32), 2**32 - 1)
     keep = hashed_uniform_bits(tf.shape(inputs), seed) >= tf.constant(threshold, tf.uint32)
-    return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - rate), inputs.dtype), tf.zeros_like(inputs))
+    return _apply_mask(inputs, keep, rate)
 
 
 def halfword_dropout(inputs: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tensor:
@@ -67,7 +72,7 @@ def halfword_dropout(inputs: tf.Tensor, rate: float, seed: tf.Tensor) -> tf.Tens
     words = tf.random.stateless_uniform([(count + 1) // 2], seed, minval=None, maxval=None, dtype=tf.uint32)
     halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:count]  # the slice copies only for an odd count
     keep = tf.reshape(halves >= tf.constant(threshold, tf.uint16), tf.shape(inputs))
-    return tf.where(keep, inputs * tf.cast(1.0 / (1.0 - rate), inputs.dtype), tf.zeros_like(inputs))
+    return _apply_mask(inputs, keep, rate)
 
 
 def compiling_with_xla() -> bool:
