@@ -68,6 +68,27 @@ def test_auto_compiles_fixed_shapes_with_xla_in_float32_only():
     assert resolve_compilation("auto", "auto", "float32", xla_works=False) == (False, "bucketed", several)
     tpu = resolve_compilation("auto", "auto", "mixed_bfloat16", on_tpu=True)  # every TPU step is compiled
     assert tpu == (False, "fixed", "auto: training in mixed_bfloat16")
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="the CPU rule applies without GPUs")
+@pytest.mark.parametrize("preset", ["small", "tutorial"])
+def test_the_real_presets_train_in_bfloat16_uncompiled_on_amx_and_float32_with_xla_elsewhere(preset):
+    """The two paths docs/benchmarks.md measured each preset's choice on: `make bench`'s default
+    methods follow them (`translator.bench.train.default_methods`)."""
+    from translator.bench.train import DEFAULT_METHODS, default_methods
+
+    config = load_config(preset)
+    train_config = config.train
+    amx, avx2 = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}), frozenset({"avx2"})
+    for flags, expected in ((amx, ("mixed_bfloat16", False, "bucketed")), (avx2, ("float32", True, "fixed"))):
+        precision, _ = resolve_precision(train_config.mixed_precision, tf.distribute.get_strategy(), flags)
+        jit_compile, batching, _ = resolve_compilation(train_config.jit_compile, train_config.batching, precision)
+        assert (precision, jit_compile, batching) == expected
+    # The bfloat16-trained model decodes in bfloat16 at `small` only: the tutorial size's products are too narrow.
+    decoded = resolve_decode_precision(config.decode.precision, "mixed_bfloat16", amx)[0]
+    assert decoded == {"small": "bfloat16", "tutorial": "float32"}[preset]
+    assert default_methods(amx) == (*DEFAULT_METHODS, "bucketed+bf16") and "fixed+xla" in default_methods(avx2)
+    assert default_methods(avx2) == DEFAULT_METHODS
     with pytest.raises(TranslatorError, match="train.jit_compile must be true, false or auto, got 'sometimes'"):
         load_config("tiny", ["train.jit_compile=sometimes"])
     with pytest.raises(TranslatorError, match="train.batching must be bucketed, fixed, packed or auto"):

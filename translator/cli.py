@@ -289,8 +289,9 @@ def _parser() -> argparse.ArgumentParser:
     train_bench.add_argument("--warmup", type=int, default=5, help="first steps not measured")
     train_bench.add_argument(
         "--methods",
-        default="padded,bucketed,bucketed+xla,fixed,fixed+xla",
-        help="comma-separated: padded, bucketed, fixed or packed, each optionally +xla and/or +bf16",
+        default="",
+        help="comma-separated: padded, bucketed, fixed or packed, each optionally +xla and/or +bf16 (default: "
+        "padded,bucketed,bucketed+xla,fixed,fixed+xla, and bucketed+bf16 on a CPU with AMX)",
     )
     train_bench.add_argument("--work-dir", help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
     train_bench.add_argument("--json", action="store_true", help="print one JSON object")

@@ -500,7 +500,7 @@ def bench_train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     work_dir = args.work_dir or Path("runs") / f"bench-{Path(args.config).stem}"
-    methods = tuple(method.strip() for method in args.methods.split(",") if method.strip())
+    methods = tuple(method.strip() for method in args.methods.split(",") if method.strip()) or None
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     report = run_benchmark(
         config, work_dir, args.steps, args.warmup, methods, log=log, budget_minutes=args.budget_minutes

@@ -9,7 +9,8 @@ Each method trains a fresh model of the same preset on the same tokenized corpus
   (`train.batching: fixed`, `translator.data.fixed_shapes`), without and with XLA;
 - `packed`, `packed+xla`: several pairs per row of `train.pack_width` tokens (`train.batching: packed`,
   `translator.packing`), one or two batch shapes, without and with XLA;
-- `+bf16` on any of them (on request): under `mixed_bfloat16`.
+- `+bf16` on any of them: under `mixed_bfloat16` (on request, and `bucketed+bf16` by default on CPUs with
+  AMX, where the presets train that way).
 
 Each method trains for `budget_minutes` of wall-clock time (compilation included, as in a real run with
 a time budget), or until `steps` steady-state steps are measured if `steps` is given, whichever comes
@@ -42,12 +43,22 @@ from translator.data import (
 )
 from translator.errors import TranslatorError
 from translator.model import build_model
+from translator.precision import native_bfloat16
 from translator.rundir import RunDirectory
 from translator.tokenizer import Tokenizer
 from translator.training import build_optimizer, build_train_step
 
 DEFAULT_METHODS = ("padded", "bucketed", "bucketed+xla", "fixed", "fixed+xla")
 PADDED_BATCH_SIZE = 64
+
+
+def default_methods(flags: frozenset[str] | None = None) -> tuple[str, ...]:
+    """The methods `bench train` measures unless told: `DEFAULT_METHODS`, and on a CPU with AMX also
+    `bucketed+bf16`, the path the `small` and `tutorial` presets' `auto` settings take there, so that
+    `make bench` measures what a real run does on the machine it runs on. `flags` stands for
+    /proc/cpuinfo's (tests)."""
+    native, _ = native_bfloat16(flags=flags, cpu_only=True)
+    return (*DEFAULT_METHODS, "bucketed+bf16") if native else DEFAULT_METHODS
 
 
 def padded_dataset(corpus: TokenizedCorpus, batch_size: int, seed: int) -> tf.data.Dataset:
@@ -94,12 +105,13 @@ def bench_train(
     work_dir: str | Path,
     steps: int = 0,
     warmup: int = 5,
-    methods: tuple[str, ...] = DEFAULT_METHODS,
+    methods: tuple[str, ...] | None = None,
     log=print,
     budget_minutes: float = 10.0,
 ) -> dict:
-    """Train each method for `budget_minutes` (or until `steps` > 0 steady-state steps are measured)."""
-    parsed = [(method, *_parse_method(method)) for method in methods]
+    """Train each method (`default_methods()` if None) for `budget_minutes` (or until `steps` > 0
+    steady-state steps are measured)."""
+    parsed = [(method, *_parse_method(method)) for method in (methods or default_methods())]
     config, tokenizer, corpus = prepared_corpus(config, work_dir, log)
     strategy = tf.distribute.get_strategy()
     results = []
