@@ -72,7 +72,8 @@ def resolve_decode_precision(
     had: on an AMX CPU the `small` run decoded 1.28-1.38x faster at the same BLEU (35.00 → 35.02). A
     float32-trained model stays float32: the tutorial-size run lost 0.28 BLEU and gained no speed
     (docs/benchmarks.md, "bfloat16 decoding"). Products as narrow as the tutorial size's (d_model 128)
-    do not pay even for a bfloat16-trained model (0.83-0.90x the float32 search), so that preset says float32."""
+    do not pay even for a bfloat16-trained model (0.83-0.94x the float32 search, two runs), so that
+    preset says float32."""
     if name != "auto":
         return name, "as configured"
     if trained != "mixed_bfloat16":
