@@ -24,11 +24,22 @@ REPO = Path(__file__).resolve().parents[1]
 CORPUS = REPO / "data" / "bible-es-en"
 
 
+# The session's TFDS directory, made by the process pytest was started in and inherited by its
+# pytest-xdist workers (they start after its pytest_configure): the corpus is built there once.
+SESSION_TFDS_DIR = "TRANSLATOR_TESTS_TFDS_DIR"
+
+
 def pytest_configure(config):
     """TFDS reads TFDS_DATA_DIR when it is imported: set it before any test module imports it, for this
-    process and every subprocess and notebook kernel it starts. One directory per process (each
-    pytest-xdist worker builds its own copy, so no two processes ever build into one)."""
-    config.tfds_data_dir = tempfile.mkdtemp(prefix="translator-tests-tfds-")
+    process and every subprocess and notebook kernel it starts. One directory per session, removed by the
+    process that made it; the first process to read the corpus builds it there, under the file lock of
+    `translator.corpus` (the others wait, then read it)."""
+    inherited = os.environ.get(SESSION_TFDS_DIR)
+    if inherited and os.environ.get("PYTEST_XDIST_WORKER"):
+        config.tfds_data_dir, config.owns_tfds_data_dir = inherited, False
+    else:
+        config.tfds_data_dir, config.owns_tfds_data_dir = tempfile.mkdtemp(prefix="translator-tests-tfds-"), True
+        os.environ[SESSION_TFDS_DIR] = config.tfds_data_dir
     os.environ["TFDS_DATA_DIR"] = config.tfds_data_dir
 
 
@@ -43,7 +54,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_unconfigure(config):
-    if getattr(config, "tfds_data_dir", None):
+    if getattr(config, "owns_tfds_data_dir", False):
         shutil.rmtree(config.tfds_data_dir, ignore_errors=True)
 
 

@@ -106,7 +106,7 @@ def test_search_same_results_eager_function_and_xla():
     # The cache is made where the search runs: under XLA it has fixed slots, elsewhere it grows.
     search = lambda: beam_search(model.decode_step, *start_and_cache(model, 10), 3, 10, EOS, alpha=0.6)  # noqa: E731
     eager_ids, eager_scores = search()
-    for compiled in (tf.function(search), tf.function(search, jit_compile=True)):
+    for compiled in (tf.function(search, autograph=False), tf.function(search, jit_compile=True, autograph=False)):
         ids, scores = compiled()
         np.testing.assert_array_equal(ids.numpy(), eager_ids.numpy())
         np.testing.assert_allclose(scores.numpy(), eager_scores.numpy(), atol=1e-4)
@@ -146,7 +146,10 @@ def test_the_exports_chunks_give_each_sentence_its_own_result(tokenizer, workers
     config = DecodeConfig(beam_size=2, max_length=12, workers=workers)
     translator = Translator(model, tokenizer, config, jit_compile=False)
     sources = [[*range(5, 5 + (7 * n) % 11), EOS] for n in range(9)]
-    search = tf.function(lambda ragged: search_sorted(translator, ragged, sub_batch=2), reduce_retracing=True)
+    spec = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1)
+    search = tf.function(
+        lambda ragged: search_sorted(translator, ragged, sub_batch=2), input_signature=[spec], autograph=False
+    )
     alone = [
         translator.search_ids(tf.constant([s]), tf.zeros([1, 0], tf.int32), tf.zeros([2], tf.int32)) for s in sources
     ]
@@ -234,7 +237,7 @@ def test_dropping_finished_sentences_changes_no_result(seed, constrained):
     batch_sizes.clear()
     eager_result = search(cache, True)
     eager = batch_sizes[:]  # the step's batch, eagerly, at every step of the search that drops
-    for ids, scores in (eager_result, tf.function(lambda c: search(c, True))(cache)):
+    for ids, scores in (eager_result, tf.function(lambda c: search(c, True), autograph=False)(cache)):
         np.testing.assert_array_equal(ids.numpy(), expected_ids.numpy())
         np.testing.assert_allclose(scores.numpy(), expected_scores.numpy(), atol=1e-5)
     assert set(kept_batch) == {9} and eager[0] == 9 and eager[-1] < 9  # 3 sentences · 3 beams, then fewer
@@ -309,9 +312,9 @@ def test_seeded_sampling_repeats_and_seeds_differ():
     # The score is the model's own log-probability of the sample, as for greedy and beam search.
     np.testing.assert_allclose(first_scores.numpy(), sequence_log_prob(model, first_ids), atol=1e-3)
     # tf.function draws the same numbers as eager; XLA draws its own, repeatably.
-    function_ids, _ = tf.function(sample)([5, 0])
+    function_ids, _ = tf.function(sample, autograph=False)([5, 0])
     np.testing.assert_array_equal(function_ids.numpy(), first_ids.numpy())
-    compiled = tf.function(sample, jit_compile=True)
+    compiled = tf.function(sample, jit_compile=True, autograph=False)
     np.testing.assert_array_equal(compiled([5, 0])[0].numpy(), compiled([5, 0])[0].numpy())
 
 
