@@ -9,7 +9,7 @@ RUN_DIR ?= runs/$(CONFIG)
 SPLIT ?= test
 ARGS ?=
 
-.PHONY: install train evaluate translate export test bench bench-opennmt notebooks lint tensorboard clean
+.PHONY: install train evaluate translate export test test-cpu bench bench-opennmt notebooks lint tensorboard clean
 
 install: $(VENV)/.installed
 
@@ -35,6 +35,15 @@ export: install
 # whose fixtures start a server or export a model stay on one worker each (xdist_group).
 test: install
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
+
+# The same suite, each Python process writing its CPU time at exit (tests/cpu_accounting), then a summary:
+# where the suite's CPU time goes (workers, notebook kernels, the subprocesses tests start).
+CPU_LOG ?= runs/test-cpu.jsonl
+test-cpu: install
+	mkdir -p $(dir $(CPU_LOG)) && rm -f $(CPU_LOG)
+	PYTHONPATH=$(CURDIR)/tests/cpu_accounting TRANSLATOR_CPU_LOG=$(abspath $(CPU_LOG)) \
+		$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
+	$(BIN)/python tests/cpu_accounting/report.py $(CPU_LOG)
 
 # Speed benchmarks at the TF tutorial's model size (docs/benchmarks.md): trains runs/tutorial first
 # (15 minutes; a no-op once done), then decoding and training throughput (10 minutes per training method).
