@@ -33,8 +33,9 @@ export: install
 
 # Two pytest-xdist workers (tests/conftest.py shares the trained tiny run between them); the modules
 # whose fixtures start a server or export a model stay on one worker each (xdist_group).
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
+	$(PYTEST) $(ARGS)
 
 # The same suite, each Python process writing its CPU time at exit (tests/cpu_accounting), then a summary:
 # where the suite's CPU time goes (workers, notebook kernels, the subprocesses tests start).
@@ -42,7 +43,7 @@ CPU_LOG ?= runs/test-cpu.jsonl
 test-cpu: install
 	mkdir -p $(dir $(CPU_LOG)) && rm -f $(CPU_LOG)
 	PYTHONPATH=$(CURDIR)/tests/cpu_accounting TRANSLATOR_CPU_LOG=$(abspath $(CPU_LOG)) \
-		$(BIN)/python -m pytest -n 2 --dist loadgroup $(ARGS)
+		$(PYTEST) $(ARGS)
 	$(BIN)/python tests/cpu_accounting/report.py $(CPU_LOG)
 
 # Speed benchmarks at the TF tutorial's model size (docs/benchmarks.md): trains runs/tutorial first

@@ -48,16 +48,20 @@ def test_the_report_sums_processes_by_kind(tmp_path, capsys):
             ["/venv/ipykernel_launcher.py", "-f"], "tests/test_notebooks.py::test_notebook_runs[a] (call)", "gw0", 10.0
         ),
         record(["/repo/translator/cli.py", "train"], "tests/test_x.py::test_y (call)", "gw1", 9.0),
+        # Without pytest-xdist: a test's subprocess whose arguments name pytest's temporary directory.
+        record(
+            ["/repo/tests/helpers/mirrored_steps.py", "/tmp/pytest-of-root/run"], "tests/test_z.py::t (call)", "", 0.0
+        ),
     ]
     log.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     report.main(str(log))
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("5 Python processes reported 100.0 CPU-seconds")
+    assert lines[0].startswith("6 Python processes reported 100.0 CPU-seconds")
     assert lines[1:6] == [
         "     50.0 s  50.0%  pytest-xdist worker gw0 (1)",
         "     30.0 s  30.0%  pytest-xdist worker gw1 (1)",
         "     10.0 s  10.0%  notebook kernels (1)",
-        "      9.0 s   9.0%  subprocesses of tests (1)",
+        "      9.0 s   9.0%  subprocesses of tests (2)",
         "      1.0 s   1.0%  pytest (controller) (1)",
     ]
     assert lines[7].split() == [

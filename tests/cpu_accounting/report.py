@@ -11,15 +11,15 @@ from collections import defaultdict
 
 
 def kind(record: dict) -> str:
-    """What a process was: the pytest controller, a pytest-xdist worker, a notebook kernel or a subprocess."""
-    command = " ".join(record["argv"])
-    if "pytest" in command and not record["worker"]:
-        return "pytest (controller)"
-    if not record["test"]:
-        return f"pytest-xdist worker {record['worker']}"
-    if "ipykernel_launcher" in command:
-        return "notebook kernels"
-    return "subprocesses of tests"
+    """What a process was, from the variables pytest sets: started for a test (a notebook kernel or another
+    subprocess), else a pytest-xdist worker, else the process pytest was started in."""
+    if record["test"]:
+        return (
+            "notebook kernels"
+            if any("ipykernel_launcher" in part for part in record["argv"])
+            else "subprocesses of tests"
+        )
+    return f"pytest-xdist worker {record['worker']}" if record["worker"] else "pytest (controller)"
 
 
 def main(path: str, top: int = 15) -> None:
