@@ -146,6 +146,23 @@ def trained_run(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.fixture(scope="session")
+def exported_run(trained_run) -> Path:
+    """`trained_run` exported once as a SavedModel (`translator.load(run).export(...)`), read by the
+    export, serve and API tests alike: the export is the same whoever asks, and each costs a trace of
+    the whole search. Built by the first pytest-xdist worker to need it, as `trained_run` is; its last
+    folder is a version number, as TensorFlow Serving wants."""
+    import translator
+
+    directory = trained_run.parent / "exported-tiny" / "1"
+    with _exclusive(trained_run.parent / "exported-tiny.lock"):
+        if not (directory.parent / "finished").exists():
+            shutil.rmtree(directory.parent, ignore_errors=True)  # a worker that died half-way
+            translator.load(trained_run).export(directory)
+            (directory.parent / "finished").touch()
+    return directory
+
+
 def seed_run_dir(source: str | os.PathLike, run_dir: str | os.PathLike) -> str:
     """Copy the tokenizer and the tokenized-corpus cache of run `source` into a new `run_dir` (any
     tf.io.gfile path), so that a `tiny` run there skips training SentencePiece and tokenizing the corpus.

@@ -125,7 +125,7 @@ def test_initializers_reach_every_sublayer_and_round_trip():
 
 
 @pytest.mark.slow
-def test_load_translate_score_and_export(trained_run, tmp_path):
+def test_load_translate_score_and_export(trained_run, exported_run, tmp_path):
     model = translator.load(trained_run)
     sentence = "En el principio crió Dios los cielos y la tierra."
     best = model.translate(sentence)
@@ -143,7 +143,7 @@ def test_load_translate_score_and_export(trained_run, tmp_path):
     assert model.configured(beam_size=1) is model.configured(beam_size=1)  # one compiled search per setting
     assert isinstance(greedy[0], str)
 
-    exported = translator.load(model.export(tmp_path / "export"))
+    exported = translator.load(exported_run)  # `translator.load(trained_run).export(...)`, once a session
     assert exported.translate([sentence]) == [best]
     with pytest.raises(TranslatorError, match="fixed at export"):
         exported.translate(sentence, beam_size=5)

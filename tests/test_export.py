@@ -8,7 +8,6 @@ import pytest
 import tensorflow as tf
 
 from tests.conftest import REPO
-from translator.export import export_saved_model
 from translator.inference import Translator
 from translator.onednn import EXPORT_INFO, float32_search_before_tensorflow
 
@@ -22,11 +21,10 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def exported(trained_run, tmp_path_factory):
-    translator = Translator.from_run_dir(trained_run, jit_compile=True)  # the export's graph against XLA's
-    directory = tmp_path_factory.mktemp("export") / "model"
-    export_saved_model(translator, directory)
-    return translator, directory
+def exported(trained_run, exported_run):
+    """The session's export of the tiny run, beside the run loaded in process with XLA: the export's
+    graph is checked against XLA's search as well as against the plain one."""
+    return Translator.from_run_dir(trained_run, jit_compile=True), exported_run
 
 
 def test_the_export_says_what_it_computes_in(exported):

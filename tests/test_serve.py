@@ -51,12 +51,13 @@ CHROMIUM_FLAGS = [
 
 @pytest.fixture(scope="module")
 def export_dir(request, tmp_path_factory) -> Path:
-    """The tiny run exported once (SERVE_TEST_RUN_DIR serves another run, e.g. for the README's
-    screenshot)."""
+    """The session's export of the tiny run (SERVE_TEST_RUN_DIR serves another run, e.g. for the
+    README's screenshot)."""
     import translator
 
-    run = Path(os.environ.get("SERVE_TEST_RUN_DIR") or request.getfixturevalue("trained_run"))
-    return translator.load(run).export(tmp_path_factory.mktemp("serve") / "1")
+    if not os.environ.get("SERVE_TEST_RUN_DIR"):
+        return request.getfixturevalue("exported_run")
+    return Path(translator.load(os.environ["SERVE_TEST_RUN_DIR"]).export(tmp_path_factory.mktemp("serve") / "1"))
 
 
 @pytest.fixture(scope="module")
