@@ -147,6 +147,15 @@ def trained_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def run_translator(trained_run):
+    """`translator.load(trained_run)`, one per process: tests that only read it share its compiled
+    searches (one trace per search setting and bucket length) instead of tracing them again."""
+    import translator
+
+    return translator.load(trained_run)
+
+
+@pytest.fixture(scope="session")
 def exported_run(trained_run) -> Path:
     """`trained_run` exported once as a SavedModel (`translator.load(run).export(...)`), read by the
     export, serve and API tests alike: the export is the same whoever asks, and each costs a trace of

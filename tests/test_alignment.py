@@ -38,11 +38,11 @@ def test_a_hand_made_attention_matrix_gives_the_expected_pharaoh_string():
 
 
 @pytest.mark.slow
-def test_align_gives_row_stochastic_matrices_and_word_indices_in_range(trained_run):
+def test_align_gives_row_stochastic_matrices_and_word_indices_in_range(run_translator):
     import translator
     from tests.conftest import read_corpus
 
-    model = translator.load(trained_run)
+    model = run_translator
     sources, references = read_corpus("test", 6)
     alignments = model.align(sources, references)
     assert len(alignments) == 6
@@ -64,8 +64,7 @@ def test_align_gives_row_stochastic_matrices_and_word_indices_in_range(trained_r
 
 
 @pytest.mark.slow
-def test_translate_alignments_prints_translation_tab_pharaoh(trained_run, tmp_path, capsys):
-    import translator
+def test_translate_alignments_prints_translation_tab_pharaoh(trained_run, run_translator, tmp_path, capsys):
     from translator.cli import main
 
     sentences = ["Y dijo Dios: Sea la luz: y fué la luz.", "En el principio crió Dios los cielos y la tierra."]
@@ -73,7 +72,7 @@ def test_translate_alignments_prints_translation_tab_pharaoh(trained_run, tmp_pa
     args = ["translate", "--run-dir", str(trained_run), "--input", str(tmp_path / "in.es")]
     assert main([*args, "--alignments"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    expected = translator.load(trained_run).translate_aligned(sentences)
+    expected = run_translator.translate_aligned(sentences)
     assert lines == [f"{translation.text}\t{alignment.pharaoh}" for translation, alignment in expected]
     assert all(PHARAOH.match(line.split("\t")[1]) for line in lines)
     picture = tmp_path / "alignment.png"

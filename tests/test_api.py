@@ -125,8 +125,8 @@ def test_initializers_reach_every_sublayer_and_round_trip():
 
 
 @pytest.mark.slow
-def test_load_translate_score_and_export(trained_run, exported_run, tmp_path):
-    model = translator.load(trained_run)
+def test_load_translate_score_and_export(run_translator, exported_run, tmp_path):
+    model = run_translator
     sentence = "En el principio crió Dios los cielos y la tierra."
     best = model.translate(sentence)
     assert isinstance(best, str) and model.translate([sentence]) == [best]

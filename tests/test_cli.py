@@ -305,8 +305,7 @@ def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run):
     assert "precompiled_charsmap" not in quiet.stderr, quiet.stderr  # SentencePiece's note on loading our model
 
 
-def test_score_writes_one_line_per_pair_equal_to_the_api(trained_run, tmp_path):
-    import translator
+def test_score_writes_one_line_per_pair_equal_to_the_api(trained_run, run_translator, tmp_path):
 
     sources = ["Y dijo Dios.", "En el principio.", "Y fué la luz."]
     targets = ["And God said.", "In the beginning.", "xyz xyz xyz"]
@@ -315,7 +314,7 @@ def test_score_writes_one_line_per_pair_equal_to_the_api(trained_run, tmp_path):
     args = ["score", "--run-dir", str(trained_run), "--src", str(tmp_path / "s.es"), "--tgt", str(tmp_path / "t.en")]
     assert main([*args, "--output", str(tmp_path / "scores.tsv")]) == 0
     rows = [line.split("\t") for line in (tmp_path / "scores.tsv").read_text(encoding="utf-8").splitlines()]
-    expected = translator.load(trained_run).score(sources, targets)
+    expected = run_translator.score(sources, targets)
     assert len(rows) == 3
     for (total, per_token, tokens), score in zip(rows, expected):
         assert float(total) == pytest.approx(score.log_prob, abs=1e-4) and int(tokens) == score.tokens

@@ -31,9 +31,9 @@ def _max_per_token_difference(ours, theirs) -> float:
 
 
 @pytest.fixture(scope="module")
-def run_and_export(trained_run, tmp_path_factory):
-    """The tiny run's model in process (no XLA: compiling buys nothing at this size) and its float32 export."""
-    ours = Translator.from_run_dir(trained_run, jit_compile=False)
+def run_and_export(run_translator, tmp_path_factory):
+    """The tiny run's model in process (no XLA, as the tiny preset decodes) and its float32 export."""
+    ours = run_translator
     directory = export_ctranslate2(ours, tmp_path_factory.mktemp("ct2") / "model", "none")
     return ours, CTranslate2Translator(directory), directory
 

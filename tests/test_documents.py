@@ -31,12 +31,11 @@ def _ten_verses(tokenizer, limit: int) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_paragraph_longer_than_the_model_is_translated_whole_sentence_by_sentence(trained_run):
-    import translator
+def test_a_paragraph_longer_than_the_model_is_translated_whole_sentence_by_sentence(run_translator):
     from translator.documents import translate_paragraphs
     from translator.inference import Translator
 
-    run = translator.load(trained_run)
+    run = run_translator
     limit = 40  # tokens, EOS included: each verse fits, the paragraph of ten does not
     model = Translator(run.model, run.tokenizer, run.config, max_source_length=limit, jit_compile=False)
     verses = _ten_verses(run.tokenizer, limit)
@@ -49,11 +48,10 @@ def test_a_paragraph_longer_than_the_model_is_translated_whole_sentence_by_sente
 
 
 @pytest.mark.slow
-def test_translate_and_evaluate_report_truncated_sources(trained_run, tmp_path, capsys):
-    import translator
+def test_translate_and_evaluate_report_truncated_sources(trained_run, run_translator, tmp_path, capsys):
     from translator.cli import main
 
-    run = translator.load(trained_run)
+    run = run_translator
     verses = _ten_verses(run.tokenizer, run.max_source_length)
     paragraph = tmp_path / "paragraph.es"
     paragraph.write_text(" ".join(verses) + "\nY dijo Dios.\n", encoding="utf-8")

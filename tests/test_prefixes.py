@@ -5,7 +5,6 @@ import pytest
 import tensorflow as tf
 
 from translator.errors import TranslatorError
-from translator.inference import Translator
 from translator.search import length_penalty
 
 pytestmark = pytest.mark.slow
@@ -19,8 +18,8 @@ PREFIXES = ["And the earth", "", "And he called"]
 
 
 @pytest.fixture(scope="module")
-def in_process(trained_run):
-    return Translator.from_run_dir(trained_run, jit_compile=False)
+def in_process(run_translator):
+    return run_translator  # without XLA: the tiny preset's decode.xla
 
 
 def trimmed(ids):
