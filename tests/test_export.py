@@ -39,8 +39,20 @@ def test_the_export_says_what_it_computes_in(exported):
     assert float32_search_before_tensorflow([], export_dir=str(directory))
 
 
-def test_export_loads_without_the_package_and_matches_in_process(exported):
-    translator, directory = exported
+@pytest.fixture(scope="module")
+def package_free_process(exported) -> dict:
+    """What a Python without this package makes of the export, in one process (one TensorFlow import
+    for all of it): the stock `saved_model_cli show`, then `saved_model_cli run` (a TF1-style session
+    loader, like TensorFlow Serving) on the README's REST request body, then `tf.saved_model.load` and
+    the serving signature on SENTENCES. saved_model_cli itself does not load tensorflow-text's ops, so
+    tensorflow_text is imported first; the session loader runs before the TF2 load, so that it cannot
+    lean on anything the other loaded. Each part's standard output by name, and the request's texts."""
+    _, directory = exported
+    body = json.loads((REPO / "docs" / "serving_request.json").read_text(encoding="utf-8"))
+    texts = [instance["text"] for instance in body["instances"]]
+    show = ["show", "--dir", str(directory), "--tag_set", "serve", "--signature_def", "serving_default"]
+    run = ["run", "--dir", str(directory), "--tag_set", "serve", "--signature_def", body["signature_name"]]
+    run += ["--input_exprs", f"text={texts!r}"]
     script = f"""
 import json, sys
 sys.modules["translator"] = None  # `import translator` now fails
@@ -50,13 +62,30 @@ try:
 except ImportError:
     pass
 import tensorflow as tf, tensorflow_text
+from tensorflow.python.tools import saved_model_cli
+for argv in ({show!r}, {run!r}):
+    sys.argv = ["saved_model_cli", *argv]
+    try:
+        saved_model_cli.main()
+    except SystemExit as exit:
+        if exit.code:
+            raise
+    print("=== done:", argv[0], flush=True)
 loaded = tf.saved_model.load({str(directory)!r})
 out = loaded.signatures["serving_default"](text=tf.constant({SENTENCES!r}))
 print(json.dumps([t.decode("utf-8") for t in out["translation"].numpy()]))
+print("=== done: served", flush=True)
 """
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    served = json.loads(result.stdout.strip().splitlines()[-1])
+    parts = result.stdout.split("=== done: ")
+    assert [part.split("\n", 1)[0] for part in parts[1:]] == ["show", "run", "served"], result.stdout[-2000:]
+    return {"show": parts[0], "run": parts[1].split("\n", 1)[1], "served": parts[2].split("\n", 1)[1], "texts": texts}
+
+
+def test_export_loads_without_the_package_and_matches_in_process(exported, package_free_process):
+    translator, _ = exported
+    served = json.loads(package_free_process["served"].strip().splitlines()[-1])
     assert served == translator.translate(SENTENCES)
 
 
@@ -98,60 +127,17 @@ def test_a_batch_of_a_thousand_sentences(exported):
     assert len(set(out["translation"].numpy().tolist())) == 1
 
 
-def test_saved_model_cli_lists_and_runs_the_signature(exported):
-    """`saved_model_cli show` lists the signature; `saved_model_cli run` (a TF1-style session loader,
-    like TensorFlow Serving) translates the README's REST request body. saved_model_cli itself does
-    not load tensorflow-text's ops, so it runs in a Python that imported tensorflow_text first."""
-    translator, directory = exported
-    cli = (
-        "import sys, tensorflow_text; from tensorflow.python.tools import saved_model_cli; "
-        "sys.argv[0] = 'saved_model_cli'; saved_model_cli.main()"
-    )
-    shown = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            cli,
-            "show",
-            "--dir",
-            str(directory),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            "serving_default",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert shown.returncode == 0, shown.stderr[-2000:]
-    assert "inputs['text']" in shown.stdout and "outputs['translation']" in shown.stdout
-    assert "outputs['score']" in shown.stdout and "outputs['truncated']" in shown.stdout
+def test_saved_model_cli_lists_and_runs_the_signature(exported, package_free_process):
+    """`saved_model_cli show` lists the signature; `saved_model_cli run` translates the README's
+    request body as the model does in process."""
+    translator, _ = exported
+    shown = package_free_process["show"]
+    assert "inputs['text']" in shown and "outputs['translation']" in shown
+    assert "outputs['score']" in shown and "outputs['truncated']" in shown
 
-    body = json.loads((REPO / "docs" / "serving_request.json").read_text(encoding="utf-8"))
-    texts = [instance["text"] for instance in body["instances"]]
-    ran = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            cli,
-            "run",
-            "--dir",
-            str(directory),
-            "--tag_set",
-            "serve",
-            "--signature_def",
-            body["signature_name"],
-            "--input_exprs",
-            f"text={texts!r}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert ran.returncode == 0, ran.stderr[-2000:]
-    expected = translator.translate(texts)
-    output = ran.stdout.split("Result for output key translation:")[1].split("Result for output key")[0]
+    expected = translator.translate(package_free_process["texts"])
+    ran = package_free_process["run"]
+    output = ran.split("Result for output key translation:")[1].split("Result for output key")[0]
     for text in expected:
         assert repr(text.encode("utf-8"))[2:-1] in output
 
