@@ -109,13 +109,13 @@ def test_shipped_corpus_prepared_by_several_processes_at_once(tmp_path):
         subprocess.Popen(
             [sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        for _ in range(3)
+        for _ in range(2)  # started together: the one that loses the race waits for the other's build
     ]
     outputs = [worker.communicate(timeout=300) for worker in workers]
-    assert [worker.returncode for worker in workers] == [0, 0, 0], [err[-2000:] for _, err in outputs]
+    assert [worker.returncode for worker in workers] == [0, 0], [err[-2000:] for _, err in outputs]
     # stdout holds the results alone (TFDS printed "Downloading and preparing dataset" there, which broke
     # `--json`), and one line of ours replaces TFDS's notes: said once, by the process that prepared it.
-    assert [out for out, _ in outputs] == ["379\n"] * 3
+    assert [out for out, _ in outputs] == ["379\n"] * 2
     said = f"preparing the shipped corpus bible_es_en/kjv in {tmp_path / 'bible_es_en' / 'kjv' / '1.0.0'} (once)"
     assert sum(said in err for _, err in outputs) == 1, [err[-2000:] for _, err in outputs]
     for _, err in outputs:
