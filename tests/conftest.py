@@ -225,17 +225,19 @@ def checkpoint_weights(path: str) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def second_trained_run(trained_run, tmp_path_factory) -> Path:
+def second_trained_run(trained_run) -> Path:
     """Another tiny run for ensembles: `trained_run`'s tokenizer (and tokenized corpus), its own seed,
-    20 steps."""
-    import shutil
-
+    20 steps. Trained once a session beside `trained_run`, by the first pytest-xdist worker to need it."""
     from translator.config import load_config
     from translator.training import train
 
-    run_dir = tmp_path_factory.mktemp("runs") / "tiny-b"
-    for shared in ("tokenizer", "cache"):
-        shutil.copytree(trained_run / shared, run_dir / shared)
-    config = load_config("tiny", ["train.steps=20", "train.checkpoint_every=20", "train.seed=7"])
-    train(config, run_dir, log=lambda line: None)
+    run_dir = trained_run.parent / "trained-tiny-b"
+    with _exclusive(trained_run.parent / "trained-tiny-b.lock"):
+        if not (run_dir / "finished").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)  # a worker that died half-way
+            for shared in ("tokenizer", "cache"):
+                shutil.copytree(trained_run / shared, run_dir / shared)
+            config = load_config("tiny", ["train.steps=20", "train.checkpoint_every=20", "train.seed=7"])
+            train(config, run_dir, log=lambda line: None)
+            (run_dir / "finished").touch()
     return run_dir
