@@ -126,6 +126,18 @@ def tiny_model(vocab_size: int = 60, seed: int = 0, **overrides):
     return model
 
 
+def _built_once(directory: Path, build) -> Path:
+    """`build(directory)` unless a complete build is there: one pytest-xdist worker builds, under a file
+    lock beside the directory, and the others wait for it; a `finished` file marks a complete build, so a
+    worker that died half-way leaves a directory the next one starts again."""
+    with _exclusive(directory.with_name(directory.name + ".lock")):
+        if not (directory / "finished").exists():
+            shutil.rmtree(directory, ignore_errors=True)
+            build(directory)
+            (directory / "finished").touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """A tiny run trained for 40 steps on the shipped corpus (shared by the slow tests). Under
@@ -136,14 +148,8 @@ def trained_run(tmp_path_factory) -> Path:
 
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    run_dir = shared / "trained-tiny"
-    with _exclusive(shared / "trained-tiny.lock"):
-        if not (run_dir / "finished").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # a worker that died half-way
-            config = load_config("tiny", ["train.steps=40", "train.checkpoint_every=20"])
-            train(config, run_dir, log=lambda line: None)
-            (run_dir / "finished").touch()
-    return run_dir
+    config = load_config("tiny", ["train.steps=40", "train.checkpoint_every=20"])
+    return _built_once(shared / "trained-tiny", lambda run_dir: train(config, run_dir, log=lambda line: None))
 
 
 @pytest.fixture(scope="session")
@@ -163,13 +169,10 @@ def exported_run(trained_run) -> Path:
     folder is a version number, as TensorFlow Serving wants."""
     import translator
 
-    directory = trained_run.parent / "exported-tiny" / "1"
-    with _exclusive(trained_run.parent / "exported-tiny.lock"):
-        if not (directory.parent / "finished").exists():
-            shutil.rmtree(directory.parent, ignore_errors=True)  # a worker that died half-way
-            translator.load(trained_run).export(directory)
-            (directory.parent / "finished").touch()
-    return directory
+    exports = _built_once(
+        trained_run.parent / "exported-tiny", lambda root: translator.load(trained_run).export(root / "1")
+    )
+    return exports / "1"
 
 
 def seed_run_dir(source: str | os.PathLike, run_dir: str | os.PathLike) -> str:
@@ -231,13 +234,10 @@ def second_trained_run(trained_run) -> Path:
     from translator.config import load_config
     from translator.training import train
 
-    run_dir = trained_run.parent / "trained-tiny-b"
-    with _exclusive(trained_run.parent / "trained-tiny-b.lock"):
-        if not (run_dir / "finished").exists():
-            shutil.rmtree(run_dir, ignore_errors=True)  # a worker that died half-way
-            for shared in ("tokenizer", "cache"):
-                shutil.copytree(trained_run / shared, run_dir / shared)
-            config = load_config("tiny", ["train.steps=20", "train.checkpoint_every=20", "train.seed=7"])
-            train(config, run_dir, log=lambda line: None)
-            (run_dir / "finished").touch()
-    return run_dir
+    def build(run_dir: Path) -> None:
+        for shared in ("tokenizer", "cache"):
+            shutil.copytree(trained_run / shared, run_dir / shared)
+        config = load_config("tiny", ["train.steps=20", "train.checkpoint_every=20", "train.seed=7"])
+        train(config, run_dir, log=lambda line: None)
+
+    return _built_once(trained_run.parent / "trained-tiny-b", build)

@@ -306,7 +306,6 @@ def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run):
 
 
 def test_score_writes_one_line_per_pair_equal_to_the_api(trained_run, run_translator, tmp_path):
-
     sources = ["Y dijo Dios.", "En el principio.", "Y fué la luz."]
     targets = ["And God said.", "In the beginning.", "xyz xyz xyz"]
     (tmp_path / "s.es").write_text("".join(line + "\n" for line in sources), encoding="utf-8")
