@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import threading
@@ -361,6 +362,27 @@ def test_a_failing_batch_fails_only_its_requests():
     assert isinstance(results[0], DecodeError) and "the model exploded" in str(results[0])
     assert results[1].translations[0][0].text == "fine/0"
     assert (stats.failed_batches, stats.batches) == (1, 1)
+
+
+def test_tf_serving_batching_config_is_our_servers_defaults():
+    """docs/tf_serving_batching.config gives TensorFlow Serving the batching `translator serve` does by
+    default (README, "With TensorFlow Serving"): a change to one must reach the other."""
+    from translator.serve.server import ServeOptions
+
+    values = {}
+    for line in (REPO / "docs" / "tf_serving_batching.config").read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            field = re.fullmatch(r"(\w+) \{ value: (\d+) \}", line)
+            assert field, f"not a BatchingParameters scalar: {line!r}"
+            values[field[1]] = int(field[2])
+    options = ServeOptions()
+    assert values == {
+        "max_batch_size": options.max_batch_sentences,
+        "batch_timeout_micros": round(options.batch_timeout_ms * 1000),
+        "num_batch_threads": 1,  # the batcher decodes one batch at a time on its one decode thread
+        "max_enqueued_batches": options.max_queued_sentences // options.max_batch_sentences,
+    }
 
 
 def test_batches_padded_to_an_allowed_size_for_xla():
