@@ -42,25 +42,32 @@ def run_cli(*args, stdin=None, env=None):
 
 
 def test_a_module_hidden_during_tensorflows_import_imports_as_usual_afterwards(tmp_path, monkeypatch):
-    """The command line hides matplotlib.pyplot while TensorFlow imports (`translator.quiet`): inside the
-    block an import of it fails as if it were not installed, after it the module imports as usual, and a
-    module imported already is never hidden."""
+    """The command line hides matplotlib while TensorFlow imports (`translator.quiet`): inside the block an
+    import of it, or of a module of it, fails as if it were not installed; after it the package imports as
+    usual; and a package imported already is never hidden."""
     from translator.quiet import UNNEEDED_AT_IMPORT, module_hidden
 
-    assert UNNEEDED_AT_IMPORT == "matplotlib.pyplot"
-    (tmp_path / "plotting_stand_in.py").write_text("VALUE = 1\n", encoding="utf-8")
+    assert UNNEEDED_AT_IMPORT == "matplotlib"
+    package = tmp_path / "plotting_stand_in"
+    package.mkdir()
+    (package / "__init__.py").write_text("VALUE = 1\n", encoding="utf-8")
+    (package / "pyplot.py").write_text("DRAWN = True\n", encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, "plotting_stand_in", raising=False)
+    for name in ("plotting_stand_in", "plotting_stand_in.pyplot"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
     with module_hidden("plotting_stand_in"):
         with pytest.raises(ImportError):
-            import plotting_stand_in  # noqa: F401
-    import plotting_stand_in
+            import plotting_stand_in.pyplot  # noqa: F401
+        with pytest.raises(ImportError):
+            from plotting_stand_in import pyplot  # noqa: F401
+    import plotting_stand_in.pyplot
 
-    assert plotting_stand_in.VALUE == 1
+    assert plotting_stand_in.VALUE == 1 and plotting_stand_in.pyplot.DRAWN
     with module_hidden("plotting_stand_in"):
         import plotting_stand_in as again
     assert again is plotting_stand_in
-    monkeypatch.delitem(sys.modules, "plotting_stand_in")
+    for name in ("plotting_stand_in", "plotting_stand_in.pyplot"):
+        monkeypatch.delitem(sys.modules, name)
 
 
 def test_help_has_examples(capsys):

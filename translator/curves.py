@@ -27,7 +27,10 @@ def read_scalars(run_dir: str) -> dict[str, list[tuple[int, float]]]:
         raise TranslatorError(f"{run.log_dir}: no TensorBoard logs (train the run first)")
     values: dict[str, dict[int, float]] = collections.defaultdict(dict)
     for path in files:
-        for event in tf.compat.v1.train.summary_iterator(path):
+        # TensorFlow's own reader, tf.compat.v1.train.summary_iterator, logs a deprecation warning on every
+        # use; this is the replacement it names.
+        for record in tf.data.TFRecordDataset(path):
+            event = tf.compat.v1.Event.FromString(record.numpy())
             for value in event.summary.value:
                 if value.HasField("tensor"):
                     values[value.tag][int(event.step)] = float(tf.make_ndarray(value.tensor))

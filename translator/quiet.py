@@ -6,11 +6,11 @@ to cuInit" and a oneDNN notice from C++ before its logging is configured, so TF_
 cannot hide them. The command line imports TensorFlow and probes its devices once with the process's
 native stderr pointed at /dev/null; `--verbose` and `--debug` leave them visible.
 
-Keras 3, which TensorFlow imports, imports matplotlib.pyplot whenever matplotlib is installed, for image
-helpers (`keras.visualization`) that no command calls: 5–8% of the command line's TensorFlow import (0.24
-and 0.44 s of about 5 s, and 14 MiB, on a 2-core AMX Xeon: docs/benchmarks.md, "Test-suite time", stop 48).
-The command line hides it during that import (those helpers then stay without it, as where matplotlib is
-not installed); the commands that plot import it afterwards as usual.
+Keras 3, which TensorFlow imports, imports matplotlib (pyplot and patches) whenever it is installed, for
+image helpers (`keras.visualization`) that no command calls: about 0.6 s and 30 MiB of the command line's
+TensorFlow import, which took about 5 s on a 2-core AMX Xeon (docs/benchmarks.md, "Test-suite time", stop
+48). The command line hides matplotlib during that import (those helpers then stay without it, as where it
+is not installed); the commands that plot import it afterwards as usual.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Iterator
 
-UNNEEDED_AT_IMPORT = "matplotlib.pyplot"
+UNNEEDED_AT_IMPORT = "matplotlib"  # hidden, the package hides its submodules too
 
 
 @contextlib.contextmanager
@@ -53,7 +53,7 @@ def module_hidden(name: str) -> Iterator[None]:
 
 def import_tensorflow_quietly() -> None:
     """Import TensorFlow and probe its devices, where the start-up messages are printed, silently, and
-    without matplotlib.pyplot (see above)."""
+    without matplotlib (see above)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with native_stderr_silenced(), module_hidden(UNNEEDED_AT_IMPORT):
         import tensorflow as tf
