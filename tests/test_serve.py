@@ -367,6 +367,7 @@ def test_a_failing_batch_fails_only_its_requests():
 def test_tf_serving_batching_config_is_our_servers_defaults():
     """docs/tf_serving_batching.config gives TensorFlow Serving the batching `translator serve` does by
     default (README, "With TensorFlow Serving"): a change to one must reach the other."""
+    from translator.serve.batching import DECODE_THREADS
     from translator.serve.server import ServeOptions
 
     values = {}
@@ -380,7 +381,7 @@ def test_tf_serving_batching_config_is_our_servers_defaults():
     assert values == {
         "max_batch_size": options.max_batch_sentences,
         "batch_timeout_micros": round(options.batch_timeout_ms * 1000),
-        "num_batch_threads": 1,  # the batcher decodes one batch at a time on its one decode thread
+        "num_batch_threads": DECODE_THREADS,
         "max_enqueued_batches": options.max_queued_sentences // options.max_batch_sentences,
     }
 

@@ -7,7 +7,7 @@ cannot hide them. The command line imports TensorFlow and probes its devices onc
 native stderr pointed at /dev/null; `--verbose` and `--debug` leave them visible.
 
 Keras 3, which TensorFlow imports, imports matplotlib (pyplot and patches) whenever it is installed, for
-image helpers (`keras.visualization`) that no command calls: about 0.6 s and 30 MiB of the command line's
+image helpers (`keras.visualization`) that no command calls: about 0.6 s and 29 MiB of the command line's
 TensorFlow import, which took about 5 s on a 2-core AMX Xeon (docs/benchmarks.md, "Test-suite time", stop
 48). The command line hides matplotlib during that import (those helpers then stay without it, as where it
 is not installed); the commands that plot import it afterwards as usual.

@@ -59,6 +59,11 @@ class _Request:
         self.batch_sizes: list[int] = []
 
 
+# Batches decoded at once: one, while the next fills (TensorFlow Serving's `num_batch_threads`). The decode
+# itself spreads over the cores (`decode.workers` loops, `translator.threads`).
+DECODE_THREADS = 1
+
+
 def allowed_batch_sizes(max_batch_sentences: int) -> list[int]:
     """Batch sizes an XLA-compiled translator is given: powers of two and 1.5× powers of two (1, 2,
     3, 4, 6, 8, 12, ...) up to the maximum, so a batch is padded by at most a third, and a maximum of
@@ -133,7 +138,7 @@ class DynamicBatcher:
         self._closing = False
         self._decoder_free_since = 0.0
         self._task: asyncio.Task | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+        self._executor = ThreadPoolExecutor(max_workers=DECODE_THREADS, thread_name_prefix="decode")
 
     def start(self) -> None:
         """Start the batching loop on the running event loop."""
