@@ -42,6 +42,7 @@ def test_overrides_are_typed():
         ("train.batch_shapes=0", "train.batch_shapes must be at least 1"),
         ("decode.workers=0", "decode.workers must be at least 1"),
         ("model.decoder_layers=-1", "model.decoder_layers must be at least 0"),
+        ("train.average_last=6", r"train.average_last \(6\) cannot exceed train.keep_checkpoints \(5\)"),
     ],
 )
 def test_bad_overrides_fail_with_a_clear_message(override, message):

@@ -236,18 +236,26 @@ def test_fine_tuning_refuses_another_tokenizer_or_model_in_one_line(trained_run,
 
 def test_fixed_batching_logs_its_shapes_averages_and_resumes_exactly(seeded_run):
     """`train.batching=fixed`: the shape count is logged before the first step; a run stopped at step 3
-    and resumed ends with the very same state as one trained straight to step 6; averaging works."""
+    and resumed ends with the very same state as one trained straight to step 6. Averaging works, and a
+    run with fewer checkpoints than `train.average_last` averages those it has, or with one, none, and
+    still finishes."""
     settings = ["train.batching=fixed", "model.dropout=0.1", "data.dev=", "train.checkpoint_every=3"]
     lines = []
     straight, resumed = seeded_run("straight"), seeded_run("resumed")
-    train(load_config("tiny", [*settings, "train.steps=6", "train.average_last=2"]), straight, log=lines.append)
+    train(load_config("tiny", [*settings, "train.steps=6", "train.average_last=3"]), straight, log=lines.append)
     shapes = next(line for line in lines if line.startswith("batch shapes: "))
     assert lines.index(shapes) < next(i for i, line in enumerate(lines) if "| loss " in line)
     assert shapes.endswith("(fixed batching, at most 16, chosen before training)")  # no XLA: nothing to compile
     assert int(shapes.split()[2]) <= 16
-    assert (straight / "checkpoints" / "averaged").is_dir()
+    averaged = next(line for line in lines if line.startswith("averaged the last "))
+    assert averaged.startswith("averaged the last 2 checkpoints (train.average_last is 3; the run has 2): ")
+    assert tf.train.latest_checkpoint(str(straight / "checkpoints" / "averaged")).endswith("ckpt-6")
+    assert lines[-1].startswith("finished at step 6 ")
 
-    train(load_config("tiny", [*settings, "train.steps=3"]), resumed, log=lambda line: None)
+    lines.clear()
+    train(load_config("tiny", [*settings, "train.steps=3", "train.average_last=2"]), resumed, log=lines.append)
+    assert "no averaged checkpoint: the run has 1 checkpoint, train.average_last asks for 2" in lines
+    assert lines[-1].startswith("finished at step 3 ") and not (resumed / "checkpoints" / "averaged").exists()
     lines.clear()
     train(load_config("tiny", [*settings, "train.steps=6"]), resumed, log=lines.append)
     assert any(line.startswith("resumed from step 3") for line in lines)

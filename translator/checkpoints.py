@@ -88,9 +88,13 @@ def average_checkpoints(run_dir: str, last: int) -> str:
     state = tf.train.get_checkpoint_state(str(run.checkpoint_dir))
     paths = list(state.all_model_checkpoint_paths)[-last:] if state else []
     if len(paths) < max(last, 1):
+        limit = (
+            f" (train.keep_checkpoints keeps {config.train.keep_checkpoints})"
+            if len(paths) == config.train.keep_checkpoints
+            else ""
+        )
         raise TranslatorError(
-            f"{run.checkpoint_dir}: {len(paths)} checkpoint(s) kept, cannot average the last {last}"
-            " (raise train.keep_checkpoints)"
+            f"{run.checkpoint_dir}: {len(paths)} checkpoint(s), cannot average the last {last}{limit}"
         )
     model = build_model(config, Tokenizer.load(run.tokenizer_dir))
     checkpoint = tf.train.Checkpoint(model=model)

@@ -140,6 +140,11 @@ class TrainConfig:
         if not isinstance(self.jit_compile, bool) and self.jit_compile != "auto":
             raise TranslatorError(f"train.jit_compile must be true, false or auto, got {self.jit_compile!r}")
         _at_least(self, "train", 0, "average_last", "eval_every", "early_stopping", "cpu_devices", "warmup_steps")
+        if self.average_last > self.keep_checkpoints:  # said now, not after the hour of training
+            raise TranslatorError(
+                f"train.average_last ({self.average_last}) cannot exceed train.keep_checkpoints "
+                f"({self.keep_checkpoints}): only that many checkpoints are kept to average"
+            )
         _at_least(self, "train", 0.0, "max_minutes", "clip_norm", "checkpoint_minutes", "learning_rate")
         _fraction(self, "train", "label_smoothing", "cooldown")
         if self.mixed_precision not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):

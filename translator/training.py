@@ -492,12 +492,7 @@ class Trainer:
         if self.want_dev and last_eval != step:
             self._evaluate_and_keep_best(step)  # the final weights compete for "best" too
         if config.average_last and self.chief:
-            from translator.checkpoints import average_checkpoints
-
-            self.log(
-                f"averaged the last {config.average_last} checkpoints: "
-                f"{average_checkpoints(str(self.run.path), config.average_last)}"
-            )
+            self._average(config.average_last)
         self.writer.flush()
         if self.scratch_dir is not None:
             storage.remove_tree(self.scratch_dir)
@@ -505,6 +500,19 @@ class Trainer:
         minutes = _format_minutes(self.seconds.numpy())
         self.log(f"finished at step {step} ({stop_reason}) after {minutes} of training{skipped}")
         return TrainResult(step, loss, self._best(), float(self.seconds.numpy()) / 60, self.run.path, self.dev_scores)
+
+    def _average(self, last: int) -> None:
+        """Average the run's last `last` checkpoints, or as many as a short run wrote: a run stopped after
+        one or two checkpoints (a few minutes of the `small` preset) still finishes, and says what it did."""
+        from translator.checkpoints import average_checkpoints
+
+        kept = len(self.manager.checkpoints)
+        if kept < 2:
+            self.log(f"no averaged checkpoint: the run has {kept} checkpoint, train.average_last asks for {last}")
+            return
+        count = min(last, kept)
+        asked = "" if count == last else f" (train.average_last is {last}; the run has {kept})"
+        self.log(f"averaged the last {count} checkpoints{asked}: {average_checkpoints(str(self.run.path), count)}")
 
     def _evaluate_and_keep_best(self, step: int) -> bool:
         """Dev BLEU now; save the weights if they are the best so far. True when early stopping is due."""
