@@ -74,6 +74,9 @@ def test_translate_alignments_prints_translation_tab_pharaoh(trained_run, run_tr
     lines = capsys.readouterr().out.splitlines()
     expected = run_translator.translate_aligned(sentences)
     assert lines == [f"{translation.text}\t{alignment.pharaoh}" for translation, alignment in expected]
+    blank, first = run_translator.translate_aligned(["", sentences[0]])
+    assert blank[0].text == "" and blank[1].pairs == [] and blank[1].matrix.size == 0
+    assert first[0] == expected[0][0] and first[1].pharaoh == expected[0][1].pharaoh
     assert all(PHARAOH.match(line.split("\t")[1]) for line in lines)
     picture = tmp_path / "alignment.png"
     assert (

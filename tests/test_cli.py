@@ -316,6 +316,14 @@ def test_mistakes_on_a_real_run_are_one_line_and_leave_the_output_alone(trained_
         (["translate", "--sampling-topp", "0.9", "--output", str(output)], "decode.sampling_topp=0.9 needs sampling"),
         (["translate", "--sampling-topk", "0", "--sampling-temperature", "0"], "sampling_temperature must be positive"),
         (["translate", "--checkpoint", "newest", "--output", str(output)], "unknown checkpoint 'newest'"),
+        (
+            ["translate", "--n-best", "3", "--output", str(output)],
+            "keeps 2 per input (the beam size); add --beam-size 3",
+        ),
+        (
+            ["translate", "--n-best", "2", "--sampling-topk", "0"],
+            "--n-best 2: sampling draws one translation per input",
+        ),
         (["bench", "decode", "--split", "nope"], "--split 'nope'"),
     ]:
         assert main([*args, "--run-dir", str(trained_run)]) == 2

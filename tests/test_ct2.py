@@ -183,15 +183,26 @@ def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run
     assert json.loads((tmp_path / "int8" / "export.json").read_text(encoding="utf-8"))["quantization"] == "int8"
     assert (tmp_path / "int8" / "model.bin").stat().st_size < (output / "model.bin").stat().st_size
     source = tmp_path / "in.es"
-    source.write_text("Y dijo Dios: Sea la luz: y fué la luz.\nEn el principio crió Dios los cielos y la tierra.\n")
+    # A blank line is translated by neither (CTranslate2 alone gave "" for "" but a sentence for "  ").
+    source.write_text(
+        "Y dijo Dios: Sea la luz: y fué la luz.\n\n  \nEn el principio crió Dios los cielos y la tierra.\n"
+    )
     translations = {}
     for flag, path in (("--ct2-dir", output), ("--run-dir", trained_run)):
         assert main(["translate", flag, str(path), "--input", str(source), "--beam-size", "1"]) == 0
         translations[flag] = capsys.readouterr().out
-    assert translations["--ct2-dir"] == translations["--run-dir"]
+    assert translations["--ct2-dir"] == translations["--run-dir"] and translations["--run-dir"].split("\n")[1:3] == [
+        "",
+        "",
+    ]
     assert main(["translate", "--ct2-dir", str(output), "--input", str(source), "--n-best", "2", "--threads", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 4 and all(re.match(r"^-?\d+\.\d{4}\t", line) for line in lines)
+    assert len(lines) == 8 and all(re.match(r"^-?\d+\.\d{4}\t", line) for line in lines)
+    assert lines[2:6] == ["0.0000\t"] * 4
+    assert (
+        main(["translate", "--ct2-dir", str(output), "--input", str(source), "--n-best", "3", "--beam-size", "2"]) == 2
+    )
+    assert "--n-best 3: the search keeps 2 per input (the beam size); add --beam-size 3" in capsys.readouterr().err
 
     assert main(["translate", "--run-dir", str(trained_run), "--input", str(source), "--batch-size", "8"]) == 2
     assert "--threads and --batch-size apply to --ct2-dir only" in capsys.readouterr().err

@@ -42,9 +42,10 @@ def test_a_paragraph_longer_than_the_model_is_translated_whole_sentence_by_sente
     paragraph = " ".join(verses)
     assert len(verses) == 10 and model.translate_nbest([paragraph])[0][0].truncated  # unsplit, it is cut
 
-    (document,) = translate_paragraphs(model, [paragraph], "es")
+    document, blank = translate_paragraphs(model, [paragraph, ""], "es")
     assert [s.truncated for s in document.sentences] == [False] * 10 and document.truncated == 0
     assert document.text == " ".join(model.translate(verses))
+    assert blank.text == "" and blank.truncated == 0  # the line between two paragraphs stays blank
 
 
 @pytest.mark.slow

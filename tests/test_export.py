@@ -145,14 +145,20 @@ def test_saved_model_cli_lists_and_runs_the_signature(exported, package_free_pro
 def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run, tmp_path, capsys):
     from translator.cli import main
 
-    _, directory = exported
+    translator, directory = exported
     source = tmp_path / "in.es"
-    source.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    source.write_text("\n".join([SENTENCES[0], "", " \t", *SENTENCES[1:]]) + "\n", encoding="utf-8")
     outputs = []
     for flag, path in (("--export-dir", directory), ("--run-dir", trained_run)):
         assert main(["translate", flag, str(path), "--input", str(source), "--n-best", "2"]) == 0
-        outputs.append([line.split("\t")[1] for line in capsys.readouterr().out.splitlines()])
-    assert len(outputs[0]) == 6 and outputs[0] == outputs[1]
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[2:6] == ["0.0000\t"] * 4  # blank lines: empty translations, score 0, not decoded
+        outputs.append([line.split("\t")[1] for line in lines])
+    assert len(outputs[0]) == 10 and outputs[0] == outputs[1]
+    beam = translator.config.beam_size
+    assert main(["translate", "--export-dir", str(directory), "--input", str(source), "--n-best", str(beam + 1)]) == 2
+    err = capsys.readouterr().err
+    assert f"the search keeps {beam} per input (the beam size); export it again with --beam-size {beam + 1}" in err
 
 
 def test_translate_with_prefix_agrees_with_in_process(exported):

@@ -387,7 +387,7 @@ def test_tf_serving_batching_config_is_our_servers_defaults():
 
 
 def test_batches_padded_to_an_allowed_size_for_xla():
-    from translator.serve.batching import allowed_batch_sizes
+    from translator.serve.batching import PADDING_SENTENCE, allowed_batch_sizes
 
     assert allowed_batch_sizes(32) == [1, 2, 3, 4, 6, 8, 12, 16, 24, 32]
     assert allowed_batch_sizes(10) == [1, 2, 3, 4, 6, 8, 10] and allowed_batch_sizes(1) == [1]
@@ -395,27 +395,30 @@ def test_batches_padded_to_an_allowed_size_for_xla():
     results, stats = run_batcher(
         decode, [(0, list("abcde"), 1)], max_batch_sentences=8, batch_timeout=0.01, pad_batch_sizes=True
     )
-    assert decode.batches == [["a", "b", "c", "d", "e", ""]]
+    assert decode.batches == [["a", "b", "c", "d", "e", PADDING_SENTENCE]]
     assert [c[0].text for c in results[0].translations] == ["a/0", "b/0", "c/0", "d/0", "e/0"]
     assert stats.sentences == 5
 
 
 def test_padding_a_batch_for_xla_does_not_change_its_translations(trained_run):
-    """The batcher pads XLA batches with empty sentences: the real sentences' translations and scores
-    must not depend on them."""
+    """The batcher pads XLA batches with a short sentence: the real sentences' translations and scores
+    must not depend on it."""
     import translator
+    from translator.serve.batching import PADDING_SENTENCE
 
     model = translator.load(trained_run, xla=True)  # the tiny preset decodes without XLA
     assert model.jit_compile  # the case where the server pads
     texts = [*SENTENCES, "Hola.", "Y fué la tarde y la mañana el día primero."]
     alone = model.translate_nbest(texts, 2)
-    padded = model.translate_nbest([*texts, ""], 2)[: len(texts)]
+    padded = model.translate_nbest([*texts, PADDING_SENTENCE], 2)[: len(texts)]
     assert [[t.text for t in c] for c in padded] == [[t.text for t in c] for c in alone]
     assert [t.score for c in padded for t in c] == pytest.approx([t.score for c in alone for t in c], abs=1e-4)
 
 
 class EchoTranslator:
     """The smallest translator face: upper-cases, two candidates."""
+
+    hypotheses = 2
 
     def translate_nbest(self, sentences: list[str], n_best: int = 1) -> list[list]:
         from translator.translation import Translation

@@ -183,6 +183,8 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
         lines = tqdm(lines, unit=" lines", desc="translating", disable=not sys.stderr.isatty(), leave=False)
     if args.n_best > 1 and (args.split_sentences or args.alignments):
         raise TranslatorError("--n-best: not with --split-sentences or --alignments (they print the best translation)")
+    if args.n_best > translator.hypotheses:  # the help promises N lines per input: not fewer, silently
+        raise TranslatorError(_more_than_the_search_keeps(args, translator))
     if args.split_sentences and args.alignments:
         raise TranslatorError("--alignments: not with --split-sentences (align the split sentences instead)")
     if args.prefix_file and (args.split_sentences or args.alignments):
@@ -213,6 +215,13 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
     if note:
         print(note, file=sys.stderr)
     return 0
+
+
+def _more_than_the_search_keeps(args: argparse.Namespace, translator) -> str:
+    if getattr(getattr(translator, "config", None), "sampling", False):
+        return f"--n-best {args.n_best}: sampling draws one translation per input"
+    remedy = f"export it again with --beam-size {args.n_best}" if args.export_dir else f"add --beam-size {args.n_best}"
+    return f"--n-best {args.n_best}: the search keeps {translator.hypotheses} per input (the beam size); {remedy}"
 
 
 def _slice(prefixes: list[str] | None, start: int, batch: list[str]) -> list[str] | None:

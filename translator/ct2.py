@@ -152,18 +152,14 @@ class CTranslate2Translator(BaseTranslator):
         encoded = self.source.encode(sentences, out_type=str)
         return [pieces[:limit] for pieces in encoded], [len(pieces) > limit for pieces in encoded]
 
-    def translate_nbest(
-        self, sentences: list[str], n_best: int = 1, prefixes: list[str] | None = None
-    ) -> list[list[Translation]]:
-        """The `n_best` best translations of each sentence (at most the beam size), in input order."""
+    @property
+    def hypotheses(self) -> int:
+        return max(self.config.beam_size, 1)
+
+    def _translate_nbest(self, sentences: list[str], n: int, prefixes: list[str] | None) -> list[list[Translation]]:
         if prefixes is not None:
             raise TranslatorError(f"{self.directory}: target prefixes need --run-dir or --export-dir")
-        sentences = list(sentences)
-        if not sentences:
-            return []
         sources, truncated = self._source_pieces(sentences)
-        beam = max(self.config.beam_size, 1)
-        n = max(1, min(n_best, beam))
         limits = [decode_limit(len(pieces) + 1, self.config) for pieces in sources]
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         results: list = [None] * len(sources)

@@ -191,6 +191,16 @@ class SavedModelTranslator(BaseTranslator):
         self._loaded = loaded  # keeps the signatures' variables alive
         self._nbest = loaded.signatures["translate_nbest"]
         self._with_prefix = loaded.signatures.get("translate_with_prefix")  # exports since target prefixes
+        info = posixpath.join(self.directory, EXPORT_INFO)
+        if tf.io.gfile.exists(info):
+            with tf.io.gfile.GFile(info) as file:
+                self._hypotheses = max(int(json.load(file)["beam_size"]), 1)
+        else:  # an export older than its info file: ask the graph
+            self._hypotheses = int(self._nbest(text=tf.constant(["."]))["translations"].shape[1])
+
+    @property
+    def hypotheses(self) -> int:
+        return self._hypotheses
 
     def configured(self, **decode) -> SavedModelTranslator:
         given = sorted(key for key, value in decode.items() if value is not None)
@@ -201,31 +211,22 @@ class SavedModelTranslator(BaseTranslator):
             )
         return self
 
-    def translate_nbest(
-        self, sentences: list[str], n_best: int = 1, prefixes: list[str] | None = None
-    ) -> list[list[Translation]]:
+    def _translate_nbest(self, sentences: list[str], n: int, prefixes: list[str] | None) -> list[list[Translation]]:
         if prefixes is not None:
-            return self._translate_with_prefix(list(sentences), list(prefixes), n_best)
-        if not sentences:
-            return []
+            return self._translate_with_prefix(sentences, prefixes, n)
         result = self._nbest(text=tf.constant(sentences, tf.string))
         texts, scores = result["translations"].numpy(), result["scores"].numpy()
         truncated = result["truncated"].numpy() if "truncated" in result else np.zeros(len(sentences), bool)
-        keep = max(1, min(n_best, texts.shape[1]))
         return [
-            [Translation(texts[i, k].decode("utf-8"), float(scores[i, k]), bool(truncated[i])) for k in range(keep)]
+            [Translation(texts[i, k].decode("utf-8"), float(scores[i, k]), bool(truncated[i])) for k in range(n)]
             for i in range(len(sentences))
         ]
 
-    def _translate_with_prefix(self, sentences: list[str], prefixes: list[str], n_best: int) -> list[list[Translation]]:
+    def _translate_with_prefix(self, sentences: list[str], prefixes: list[str], n: int) -> list[list[Translation]]:
         if self._with_prefix is None:
             raise TranslatorError(f"{self.directory}: exported before target prefixes; export it again")
-        if n_best > 1:
+        if n > 1:
             raise TranslatorError("the SavedModel translates with a prefix to the best translation only (n-best 1)")
-        if len(prefixes) != len(sentences):
-            raise TranslatorError(f"{len(sentences)} sentences but {len(prefixes)} prefixes")
-        if not sentences:
-            return []
         result = self._with_prefix(text=tf.constant(sentences, tf.string), prefix=tf.constant(prefixes, tf.string))
         texts, scores, truncated = (result[key].numpy() for key in ("translation", "score", "truncated"))
         return [

@@ -30,7 +30,7 @@ from translator.precision import resolve_decode_precision
 from translator.rundir import RunDirectory
 from translator.search import INF, StepFn, beam_search, greedy_search, sampling_search
 from translator.tokenizer import Tokenizer
-from translator.translation import BaseTranslator, Score, Translation, decode_changes
+from translator.translation import BaseTranslator, Score, Translation, decode_changes, is_blank
 
 BUCKET_MULTIPLE = 8  # source batches are padded to a multiple of this many tokens
 
@@ -302,21 +302,11 @@ class Translator(tf.Module, BaseTranslator):
         if batch:
             yield batch
 
-    def translate_nbest(
-        self, sentences: list[str], n_best: int = 1, prefixes: list[str] | None = None
-    ) -> list[list[Translation]]:
-        """The `n_best` best translations of each sentence (at most the beam size), in input order;
-        each starts with its line of `prefixes` when given ("" for none)."""
-        sentences = list(sentences)
-        if prefixes is not None and len(prefixes) != len(sentences):
-            raise TranslatorError(f"{len(sentences)} sentences but {len(prefixes)} prefixes")
-        if not sentences:
-            return []
+    def _translate_nbest(self, sentences: list[str], n: int, prefixes: list[str] | None) -> list[list[Translation]]:
         ragged, truncated = self.encode_text(tf.constant(sentences, tf.string))
         truncated = truncated.numpy()
         prefix_ids = list(self.encode_prefix(tf.constant(prefixes, tf.string)).numpy()) if prefixes else None
         decoded = self.translate_ids_batched(list(ragged.numpy()), prefix_ids)
-        n = max(1, min(n_best, decoded[0][0].shape[0]))
         texts = self.detokenize([ids[k] for ids, _ in decoded for k in range(n)])
         return [
             [Translation(texts[i * n + k], float(scores[k]), bool(truncated[i])) for k in range(n)]
@@ -358,8 +348,16 @@ class Translator(tf.Module, BaseTranslator):
 
     def translate_aligned(self, sentences: list[str]) -> list[tuple[Translation, Alignment]]:
         """The best translation of each sentence with its word alignment, read from a teacher-forced
-        pass over the very pieces the search chose (not a re-tokenization of the text)."""
+        pass over the very pieces the search chose (not a re-tokenization of the text). A blank
+        sentence gets an empty translation and no links, as in `translate_nbest`."""
         sentences = list(sentences)
+        kept = [index for index, sentence in enumerate(sentences) if not is_blank(sentence)]
+        if len(kept) < len(sentences):
+            nothing = Alignment([], [], np.zeros((0, 0), np.float32), [], [], [])
+            results = [(Translation("", 0.0), nothing) for _ in sentences]
+            for index, result in zip(kept, self.translate_aligned([sentences[i] for i in kept])):
+                results[index] = result
+            return results
         if not sentences:
             return []
         ragged, truncated = self.encode_text(tf.constant(sentences, tf.string))

@@ -2,13 +2,15 @@
 
 Three kinds of translator answer the same calls: `translator.inference.Translator` (a run directory's
 model in this process), `translator.export.SavedModelTranslator` (an exported SavedModel), and the
-CTranslate2 one. `translator.load(path)` picks the right one. Each implements `translate_nbest` and
-`configured`; this base class turns them into the friendly `translate`.
+CTranslate2 one. `translator.load(path)` picks the right one. Each implements `hypotheses`,
+`_translate_nbest` and `configured`; this base class turns them into `translate_nbest` (the same
+answer for a blank sentence on every path) and the friendly `translate`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import string
 from collections.abc import Iterable
 
 from translator.errors import TranslatorError
@@ -43,14 +45,46 @@ def decode_changes(config, decode: dict) -> dict:
     return {key: value for key, value in decode.items() if value is not None and value != getattr(config, key)}
 
 
+def is_blank(text: str) -> bool:
+    """Empty or ASCII whitespace only, as the SavedModel's graph tests it (`tf.strings.strip`)."""
+    return not text.strip(string.whitespace)
+
+
 class BaseTranslator:
-    """The face: `translate`, `score`, `export`. Subclasses implement `translate_nbest` and `configured`."""
+    """The face: `translate`, `score`, `export`. Subclasses implement `hypotheses`, `_translate_nbest`
+    and `configured`."""
+
+    @property
+    def hypotheses(self) -> int:
+        """Translations the search keeps for each sentence: the most `n_best` can give."""
+        raise NotImplementedError
 
     def translate_nbest(
         self, sentences: list[str], n_best: int = 1, prefixes: list[str] | None = None
     ) -> list[list[Translation]]:
-        """The `n_best` best translations of each sentence, best first, in input order; with
-        `prefixes` (one per sentence, "" for none) each translation starts with its prefix."""
+        """The `n_best` best translations of each sentence (at most `hypotheses`), best first, in input
+        order; with `prefixes` (one per sentence, "" for none) each translation starts with its prefix.
+
+        A blank sentence (empty or whitespace) is not decoded: its translations are empty, with score 0,
+        on every path, as the SavedModel's graph answers it (a model would otherwise translate nothing
+        into its most likely sentence, and a blank line between paragraphs would not stay blank).
+        """
+        sentences = list(sentences)
+        if prefixes is not None:
+            prefixes = list(prefixes)
+            if len(prefixes) != len(sentences):
+                raise TranslatorError(f"{len(sentences)} sentences but {len(prefixes)} prefixes")
+        n = max(1, min(n_best, self.hypotheses))
+        results = [[Translation("", 0.0)] * n for _ in sentences]
+        kept = [index for index, sentence in enumerate(sentences) if not is_blank(sentence)]
+        if kept:
+            chosen = None if prefixes is None else [prefixes[index] for index in kept]
+            for index, candidates in zip(kept, self._translate_nbest([sentences[i] for i in kept], n, chosen)):
+                results[index] = candidates
+        return results
+
+    def _translate_nbest(self, sentences: list[str], n: int, prefixes: list[str] | None) -> list[list[Translation]]:
+        """Exactly `n` (≤ `hypotheses`) translations of each sentence (none blank, at least one)."""
         raise NotImplementedError
 
     def configured(self, **decode) -> BaseTranslator:

@@ -108,10 +108,15 @@ class BatchStats:
         }
 
 
+# What pads a batch: a sentence of one piece. Not an empty one: a translator leaves blank sentences out
+# of the batch it decodes (`BaseTranslator.translate_nbest`), so they would not fill it.
+PADDING_SENTENCE = "."
+
+
 class DynamicBatcher:
     """Queue of sentences from many requests, decoded in batches by `decode` on one worker thread.
 
-    `pad_batch_sizes`: round each batch up to one of `allowed_batch_sizes` with empty sentences, so an
+    `pad_batch_sizes`: round each batch up to one of `allowed_batch_sizes` with `PADDING_SENTENCE`, so an
     XLA-compiled translator compiles a few shapes instead of one per batch size (TensorFlow Serving's
     `allowed_batch_sizes`). Wasted work for a translator without XLA, so off there.
     """
@@ -224,7 +229,7 @@ class DynamicBatcher:
         texts = [text for _, _, text in batch]
         if self.pad_batch_sizes:
             size = next(size for size in allowed_batch_sizes(self.max_batch_sentences) if size >= len(texts))
-            texts += [""] * (size - len(texts))
+            texts += [PADDING_SENTENCE] * (size - len(texts))
         n_best = max(request.n_best for request, _, _ in batch)
         started = time.perf_counter()
         try:

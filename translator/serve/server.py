@@ -45,15 +45,6 @@ class ServeOptions:
     api_key: str | None = None
 
 
-def beam_size_of(translator: BaseTranslator) -> int:
-    """How many candidates the translator returns per sentence: its configured beam, else found by
-    asking one sentence for many (a SavedModel's beam is fixed in its graph)."""
-    config = getattr(translator, "config", None)
-    if isinstance(getattr(config, "beam_size", None), int):
-        return max(config.beam_size, 1)
-    return len(translator.translate_nbest(["."], n_best=64)[0])
-
-
 def warm_up(translator: BaseTranslator, max_batch_sentences: int) -> float:
     """Decode one batch of each allowed size, so that XLA compiles before the first user waits (for
     sentences of about `WARMUP_SENTENCE`'s length; other lengths compile on first use). Seconds taken."""
@@ -85,7 +76,7 @@ def serve(translator: BaseTranslator, options: ServeOptions, log: Callable[[str]
 
 
 async def _serve(translator: BaseTranslator, options: ServeOptions, log: Callable[[str], None]) -> None:
-    beam_size = beam_size_of(translator)
+    beam_size = translator.hypotheses
     batcher = DynamicBatcher(
         translator.translate_nbest,
         options.max_batch_sentences,
