@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import read_corpus
 from translator import corpus
-from translator.corpus import load_pairs, parse_spec, read_pairs, read_tsv
+from translator.corpus import load_pairs, parse_spec, read_lines, read_pairs, read_tsv
 from translator.errors import TranslatorError
 
 
@@ -40,6 +40,15 @@ def test_tsv_and_text_files(tmp_path):
     (tmp_path / "a.es").write_text("uno\ndos\n", encoding="utf-8")
     (tmp_path / "a.en").write_text("one\ntwo\n", encoding="utf-8")
     assert read_pairs(f"text:{tmp_path / 'a.es'},{tmp_path / 'a.en'}", "es", "en") == (["uno", "dos"], ["one", "two"])
+
+
+def test_a_byte_order_mark_is_not_text(tmp_path):
+    """Excel's "CSV UTF-8" and Notepad open their files with U+FEFF: not a column name, not a piece."""
+    tsv = tmp_path / "excel.tsv"
+    tsv.write_bytes("\ufeffes\ten\r\nhola\thello\r\n".encode())
+    assert read_tsv(tsv, "es", "en") == (["hola"], ["hello"])
+    (tmp_path / "notepad.es").write_bytes("\ufeffuno\r\n\ufeffdos\r\n".encode())
+    assert list(read_lines(tmp_path / "notepad.es")) == ["uno", "\ufeffdos"]  # only the file's first
 
 
 def test_gzipped_tsv(tmp_path):

@@ -209,7 +209,9 @@ def network_available(timeout: float = 3.0) -> bool:
 
 def _open_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     """(line number, text) of a UTF-8 file, plain or gzip, on any file system TensorFlow reads
-    (local, gs://, ...); a bad byte names its line."""
+    (local, gs://, ...); a bad byte names its line. A byte-order mark opening the file (Windows
+    editors and spreadsheet exports write one) is not text: left in, it would be a TSV header's
+    first column name, or pieces of the first sentence."""
     import tensorflow as tf
 
     path = os.fspath(path)
@@ -225,7 +227,7 @@ def _open_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
                     raise TranslatorError(
                         f"{path}, line {number}: not UTF-8 ({error.reason} at byte {error.start})"
                     ) from error
-                yield number, text.rstrip("\r\n")
+                yield number, (text.removeprefix("\ufeff") if number == 1 else text).rstrip("\r\n")
     except (OSError, EOFError, tf.errors.OpError) as error:
         raise TranslatorError(f"{path}: cannot be read ({error})") from error
 
