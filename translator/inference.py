@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import tensorflow as tf
 
+from translator import storage
 from translator.alignment import Alignment, last_layer_attention, make_alignment
 from translator.checkpoints import CheckpointChoice, choose_checkpoint, restore
 from translator.config import DECODE_POLICIES, DecodeConfig
@@ -61,6 +62,21 @@ def prefixed_length(source_length: tf.Tensor, prefix_length: tf.Tensor, config: 
     """`decode_length`, raised where needed to leave room for a forced prefix and one more token
     (prefixes are cut to `max_length - 1` tokens, so the cap still holds)."""
     return tf.minimum(tf.maximum(decode_length(source_length, config), prefix_length + 1), config.max_length)
+
+
+# The file that makes a directory an export of each format.
+EXPORT_MARKERS = {"savedmodel": "saved_model.pb", "ctranslate2": "model.bin"}
+
+
+def _refuse_a_foreign_directory(directory: str, format: str) -> None:
+    """An export replaces its directory (CTranslate2's converter deletes it first) or writes over it
+    (SavedModel): a directory holding anything else, a project folder given by mistake, is refused."""
+    if not tf.io.gfile.isdir(directory) or not tf.io.gfile.listdir(directory):
+        return
+    if not storage.exists(storage.join(directory, EXPORT_MARKERS[format])):
+        raise TranslatorError(
+            f"{directory} is not empty and holds no {format} export: export into a new or empty directory"
+        )
 
 
 class Translator(tf.Module, BaseTranslator):
@@ -388,7 +404,10 @@ class Translator(tf.Module, BaseTranslator):
     def export(self, directory: str | os.PathLike, format: str = "savedmodel", quantization: str | None = None) -> str:
         """Write this model, with this translator's decode settings, for serving: `savedmodel` (text
         in, translation out, for TensorFlow Serving) or `ctranslate2` (the fastest on CPU; weights
-        stored as `quantization`: none (float32, the default), int8, int8_float32, int16 or float16)."""
+        stored as `quantization`: none (float32, the default), int8, int8_float32, int16 or float16).
+        `directory` is new, empty, or an earlier export of the same format, which it replaces."""
+        if format in EXPORT_MARKERS:
+            _refuse_a_foreign_directory(os.fspath(directory), format)
         if format == "savedmodel":
             from translator.export import export_saved_model
 
