@@ -325,6 +325,8 @@ def test_mistakes_on_a_real_run_are_one_line_and_leave_the_output_alone(trained_
             "--n-best 2: sampling draws one translation per input",
         ),
         (["bench", "decode", "--split", "nope"], "--split 'nope'"),
+        (["translate", "--input", str(tmp_path)], "is a directory, not a file"),  # read as empty, silently
+        (["translate", "--output", str(output / "x.en")], "out.en/x.en: cannot be written (File exists)"),
         # out.en's directory: an export would replace it (CTranslate2) or write among its files
         (["export", "--output", str(tmp_path)], "is not empty and holds no savedmodel export"),
         (["export", "--format", "ctranslate2", "--output", str(tmp_path)], "holds no ctranslate2 export"),

@@ -429,6 +429,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"translator {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # the file system's refusal (permissions, a full disk): one line too
+        if args.debug:
+            raise
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"translator {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

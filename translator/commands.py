@@ -269,12 +269,17 @@ def _source_lang(args: argparse.Namespace, translator) -> str:
 
 
 class _AtomicOutput:
-    """A file written beside its destination and renamed over it only once complete."""
+    """A file written beside its destination and renamed over it only once complete; its directory is
+    made if missing, as `export` and `plot` make theirs."""
 
     def __init__(self, path: Path):
         self.path = path
         self.temporary = path.with_name(f".{path.name}.partial")
-        self.file = open(self.temporary, "w", encoding="utf-8")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.temporary, "w", encoding="utf-8")
+        except OSError as error:  # named as the user wrote it, not by its temporary name
+            raise TranslatorError(f"{path}: cannot be written ({error.strerror})") from error
 
     def commit(self) -> None:
         self.file.close()

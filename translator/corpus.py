@@ -217,6 +217,8 @@ def _open_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
     path = os.fspath(path)
     if not tf.io.gfile.exists(path):
         raise TranslatorError(f"{path}: no such file")
+    if tf.io.gfile.isdir(path):  # GFile reads a directory as an empty file
+        raise TranslatorError(f"{path} is a directory, not a file")
     try:
         with tf.io.gfile.GFile(path, "rb") as raw_file:
             handle = gzip.GzipFile(fileobj=raw_file) if path.endswith(".gz") else raw_file
