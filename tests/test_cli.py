@@ -70,6 +70,24 @@ def test_a_module_hidden_during_tensorflows_import_imports_as_usual_afterwards(t
         monkeypatch.delitem(sys.modules, name)
 
 
+def test_a_closed_pipe_ends_quietly_and_a_refused_file_is_one_line(monkeypatch, capsys):
+    """`translator translate ... | head` and a file the system refuses: no traceback either way."""
+    import errno
+
+    def raise_(error):
+        def command(args, decode):
+            raise error
+
+        return command
+
+    monkeypatch.setattr(commands, "info", raise_(BrokenPipeError(errno.EPIPE, "Broken pipe")))
+    assert main(["info", "--run-dir", "runs/x"]) == 141
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(commands, "info", raise_(PermissionError(errno.EACCES, "Permission denied", "runs/x/a")))
+    assert main(["info", "--run-dir", "runs/x"]) == 2
+    assert capsys.readouterr().err == "translator info: error: runs/x/a: Permission denied\n"
+
+
 def test_help_has_examples(capsys):
     for command in ([], ["train"], ["evaluate"], ["translate"], ["export"], ["info"]):
         with pytest.raises(SystemExit):

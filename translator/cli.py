@@ -8,6 +8,7 @@ the traceback instead. TensorFlow's native start-up noise is hidden unless `--ve
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import textwrap
@@ -429,6 +430,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"translator {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `translator translate ... | head`: the reader has what it wanted
+        with contextlib.suppress(OSError, ValueError):  # no second error at exit's flush of stdout
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command ended by it
     except OSError as error:  # the file system's refusal (permissions, a full disk): one line too
         if args.debug:
             raise
