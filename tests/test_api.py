@@ -142,6 +142,10 @@ def test_load_translate_score_and_export(run_translator, exported_run, tmp_path)
     greedy = model.translate([sentence], beam_size=1)
     assert model.configured(beam_size=1) is model.configured(beam_size=1)  # one compiled search per setting
     assert isinstance(greedy[0], str)
+    assert model.translate(["", " \t"]) == ["", ""] and model.translate([]) == []
+    for wrong, message in ((None, "not NoneType"), ([sentence, 3], "a string or a list of strings")):
+        with pytest.raises(TranslatorError, match=message):
+            model.translate(wrong)
 
     exported = translator.load(exported_run)  # `translator.load(trained_run).export(...)`, once a session
     assert exported.translate([sentence]) == [best]

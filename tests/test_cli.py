@@ -342,7 +342,10 @@ def test_mistakes_on_a_real_run_are_one_line_and_leave_the_output_alone(trained_
             ["translate", "--n-best", "2", "--sampling-topk", "0"],
             "--n-best 2: sampling draws one translation per input",
         ),
-        (["bench", "decode", "--split", "nope"], "--split 'nope'"),
+        (
+            ["bench", "decode", "--split", "nope"],
+            "--split 'nope': the run's config has no data.nope (choose dev or test)",
+        ),
         (["translate", "--input", str(tmp_path)], "is a directory, not a file"),  # read as empty, silently
         (["translate", "--output", str(output / "x.en")], "out.en/x.en: cannot be written (File exists)"),
         # out.en's directory: an export would replace it (CTranslate2) or write among its files

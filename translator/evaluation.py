@@ -72,7 +72,9 @@ def split_pairs(translator: BaseTranslator, split: str) -> tuple[str, list[str],
     data = (config or RunDirectory(run_dir).load_config()).data
     corpus = getattr(data, split, None) if split in ("train", "dev", "test") else None
     if not corpus:
-        raise TranslatorError(f"--split {split!r}: the run's config has no data.{split} (choose dev or test)")
+        named = [name for name in ("dev", "test") if getattr(data, name)]
+        choice = f"choose {' or '.join(named)}" if named else "it names no dev or test set"
+        raise TranslatorError(f"--split {split!r}: the run's config has no data.{split} ({choice})")
     sources, references = read_pairs(corpus, data.source_lang, data.target_lang, data.tfds_data_dir)
     return corpus, sources, references
 

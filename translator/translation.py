@@ -111,6 +111,8 @@ class BaseTranslator:
         if n_best < 1:
             raise TranslatorError(f"n_best must be at least 1, got {n_best}")
         single = isinstance(texts, str)
+        if not single and not isinstance(texts, Iterable):
+            raise TranslatorError(f"translate takes a string or a list of strings, not {type(texts).__name__}")
         sentences = [texts] if single else list(texts)
         if not all(isinstance(text, str) for text in sentences):
             raise TranslatorError("translate takes a string or a list of strings")
