@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,18 +22,25 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# The server's ready line names the ports it bound (`translator.serve.server._announce`).
+_READY = re.compile(rb"^serving model .* on http://127\.0\.0\.1:(\d+)(?:, gRPC on 127\.0\.0\.1:(\d+))?;", re.MULTILINE)
+
+
 class ServerProcess:
-    """`python -m translator.cli serve ARGS --port P` on 127.0.0.1, ready once `/healthz` answers.
+    """`python -m translator.cli serve ARGS --port 0` on 127.0.0.1: the system picks the ports (no race
+    with another process for a port found free a moment before), read from the server's ready line;
+    ready once `/healthz` answers.
 
     Use as a context manager; leaving it sends SIGTERM (a graceful drain) and waits. Output goes to
     `log_path`, read by `output()` when a test needs to show why the server failed.
     """
 
     def __init__(self, args: list[str], log_path: Path, grpc: bool = False, env: dict | None = None):
-        self.port = free_port()
-        self.grpc_port = free_port() if grpc else None
-        grpc_args = ["--grpc-port", str(self.grpc_port)] if grpc else ["--no-grpc"]
-        self.command = [sys.executable, "-m", "translator.cli", "serve", *args, "--port", str(self.port), *grpc_args]
+        self.port: int | None = None  # known once started
+        self.grpc_port: int | None = None
+        self.grpc = grpc
+        grpc_args = ["--grpc-port", "0"] if grpc else ["--no-grpc"]
+        self.command = [sys.executable, "-m", "translator.cli", "serve", *args, "--port", "0", *grpc_args]
         self.log_path = Path(log_path)
         self.env = {**os.environ, **(env or {})}
         self.process: subprocess.Popen | None = None
@@ -50,8 +58,13 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the server exited with {self.process.returncode}:\n{self.output()}")
+            if self.port is None:
+                ready = _READY.search(self.log_path.read_bytes())
+                if ready:
+                    self.port = int(ready.group(1))
+                    self.grpc_port = int(ready.group(2)) if self.grpc else None
             try:
-                if self.request("GET", "/healthz")[0] == 200:
+                if self.port is not None and self.request("GET", "/healthz")[0] == 200:
                     return self
             except OSError:
                 pass

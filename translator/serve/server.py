@@ -121,7 +121,7 @@ async def _serve(translator: BaseTranslator, options: ServeOptions, log: Callabl
             raise TranslatorError(f"cannot listen for gRPC on {options.host}:{options.grpc_port} (in use?)")
         await grpc.start()
     stopper = asyncio.create_task(_stop_grpc_on_exit(http, grpc))
-    announcer = asyncio.create_task(_announce(http, options, beam_size, batcher, log))
+    announcer = asyncio.create_task(_announce(http, options, grpc_port if grpc else None, beam_size, batcher, log))
     try:
         await http.serve()
     except SystemExit:  # uvicorn could not bind; it has logged why, and `started` stays False
@@ -144,13 +144,18 @@ async def _stop_grpc_on_exit(http: DrainingServer, grpc) -> None:
         await grpc.stop(GRACE_SECONDS)
 
 
-async def _announce(http, options: ServeOptions, beam_size: int, batcher: DynamicBatcher, log) -> None:
+async def _announce(
+    http, options: ServeOptions, grpc_port: int | None, beam_size: int, batcher: DynamicBatcher, log
+) -> None:
+    """The ready line, with the ports bound (the system's choice for a port given as 0)."""
     while not http.started:
         await asyncio.sleep(0.05)
     host = _bracketed(options.host)
-    grpc = f", gRPC on {host}:{options.grpc_port}" if options.grpc_port is not None else ""
+    sockets = [socket for server in getattr(http, "servers", []) for socket in server.sockets]
+    port = sockets[0].getsockname()[1] if sockets else options.port
+    grpc = f", gRPC on {host}:{grpc_port}" if grpc_port is not None else ""
     log(
-        f"serving model '{options.model_name}' (beam {beam_size}) on http://{host}:{options.port}{grpc}; "
+        f"serving model '{options.model_name}' (beam {beam_size}) on http://{host}:{port}{grpc}; "
         f"batches of up to {batcher.max_batch_sentences} sentences, {options.batch_timeout_ms:g} ms wait"
         f"{'; API key required' if options.api_key else ''}. Ctrl-C to stop."
     )
