@@ -1,5 +1,6 @@
 """The Python face: `translator.load/train/evaluate`, the Keras `fit` path, the layer contract."""
 
+import re
 import shutil
 
 import keras
@@ -153,6 +154,20 @@ def test_load_translate_score_and_export(run_translator, exported_run, tmp_path)
         exported.translate(sentence, beam_size=5)
     with pytest.raises(TranslatorError, match="not a run directory"):
         translator.load(tmp_path)
+
+
+def test_a_split_the_run_lacks_is_named_with_the_ones_it_has():
+    from types import SimpleNamespace
+
+    from translator.config import load_config
+    from translator.evaluation import split_pairs
+
+    for overrides, choice in ((["data.dev="], "(choose test)"), (["data.dev=", "data.test="], "(it names no dev")):
+        holder = SimpleNamespace(experiment_config=load_config("tiny", overrides))  # as a CTranslate2 export
+        with pytest.raises(
+            TranslatorError, match=re.escape(f"--split 'dev': the run's config has no data.dev {choice}")
+        ):
+            split_pairs(holder, "dev")
 
 
 @pytest.mark.slow

@@ -137,8 +137,24 @@ def test_translate_and_evaluate_from_a_run(trained_run, tmp_path, capsys):
     """In this process, as `main` (the command itself); one run in a fresh process reads a real pipe."""
     source = tmp_path / "in.es"
     source.write_text("Y dijo Dios.\nEn el principio.\n", encoding="utf-8")
-    assert main(["translate", "--run-dir", str(trained_run), "--input", str(source), "--n-best", "2"]) == 0
-    lines = capsys.readouterr().out.splitlines()
+    output = tmp_path / "new" / "nbest.en"  # a directory that is not there yet: made
+    assert (
+        main(
+            [
+                "translate",
+                "--run-dir",
+                str(trained_run),
+                "--input",
+                str(source),
+                "--n-best",
+                "2",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
+    lines = output.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4 and all(len(line.split("\t")) == 2 for line in lines)
     float(lines[0].split("\t")[0])
 
