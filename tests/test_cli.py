@@ -138,22 +138,8 @@ def test_translate_and_evaluate_from_a_run(trained_run, tmp_path, capsys):
     source = tmp_path / "in.es"
     source.write_text("Y dijo Dios.\nEn el principio.\n", encoding="utf-8")
     output = tmp_path / "new" / "nbest.en"  # a directory that is not there yet: made
-    assert (
-        main(
-            [
-                "translate",
-                "--run-dir",
-                str(trained_run),
-                "--input",
-                str(source),
-                "--n-best",
-                "2",
-                "--output",
-                str(output),
-            ]
-        )
-        == 0
-    )
+    translate = ["translate", "--run-dir", str(trained_run), "--input", str(source), "--n-best", "2"]
+    assert main([*translate, "--output", str(output)]) == 0
     lines = output.read_text(encoding="utf-8").splitlines()
     assert len(lines) == 4 and all(len(line.split("\t")) == 2 for line in lines)
     float(lines[0].split("\t")[0])

@@ -191,10 +191,8 @@ def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run
     for flag, path in (("--ct2-dir", output), ("--run-dir", trained_run)):
         assert main(["translate", flag, str(path), "--input", str(source), "--beam-size", "1"]) == 0
         translations[flag] = capsys.readouterr().out
-    assert translations["--ct2-dir"] == translations["--run-dir"] and translations["--run-dir"].split("\n")[1:3] == [
-        "",
-        "",
-    ]
+    assert translations["--ct2-dir"] == translations["--run-dir"]
+    assert translations["--run-dir"].split("\n")[1:3] == ["", ""]
     assert main(["translate", "--ct2-dir", str(output), "--input", str(source), "--n-best", "2", "--threads", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 8 and all(re.match(r"^-?\d+\.\d{4}\t", line) for line in lines)
