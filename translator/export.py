@@ -24,6 +24,7 @@ import posixpath
 import numpy as np
 import tensorflow as tf
 
+from translator import storage
 from translator.errors import TranslatorError
 from translator.inference import Translator, prefixed_length
 from translator.onednn import EXPORT_INFO
@@ -191,10 +192,9 @@ class SavedModelTranslator(BaseTranslator):
         self._loaded = loaded  # keeps the signatures' variables alive
         self._nbest = loaded.signatures["translate_nbest"]
         self._with_prefix = loaded.signatures.get("translate_with_prefix")  # exports since target prefixes
-        info = posixpath.join(self.directory, EXPORT_INFO)
-        if tf.io.gfile.exists(info):
-            with tf.io.gfile.GFile(info) as file:
-                self._hypotheses = max(int(json.load(file)["beam_size"]), 1)
+        info = storage.join(self.directory, EXPORT_INFO)
+        if storage.exists(info):
+            self._hypotheses = max(int(json.loads(storage.read_text(info))["beam_size"]), 1)
         else:  # an export older than its info file: ask the graph
             self._hypotheses = int(self._nbest(text=tf.constant(["."]))["translations"].shape[1])
 

@@ -31,7 +31,7 @@ from translator.precision import resolve_decode_precision
 from translator.rundir import RunDirectory
 from translator.search import INF, StepFn, beam_search, greedy_search, sampling_search
 from translator.tokenizer import Tokenizer
-from translator.translation import BaseTranslator, Score, Translation, decode_changes, is_blank
+from translator.translation import BaseTranslator, Score, Translation, around_blanks, decode_changes, is_blank
 
 BUCKET_MULTIPLE = 8  # source batches are padded to a multiple of this many tokens
 
@@ -367,13 +367,12 @@ class Translator(tf.Module, BaseTranslator):
         pass over the very pieces the search chose (not a re-tokenization of the text). A blank
         sentence gets an empty translation and no links, as in `translate_nbest`."""
         sentences = list(sentences)
-        kept = [index for index, sentence in enumerate(sentences) if not is_blank(sentence)]
-        if len(kept) < len(sentences):
-            nothing = Alignment([], [], np.zeros((0, 0), np.float32), [], [], [])
-            results = [(Translation("", 0.0), nothing) for _ in sentences]
-            for index, result in zip(kept, self.translate_aligned([sentences[i] for i in kept])):
-                results[index] = result
-            return results
+        if any(is_blank(sentence) for sentence in sentences):
+            return around_blanks(
+                sentences,
+                lambda: (Translation("", 0.0), Alignment([], [], np.zeros((0, 0), np.float32), [], [], [])),
+                lambda kept: self.translate_aligned([sentences[index] for index in kept]),
+            )
         if not sentences:
             return []
         ragged, truncated = self.encode_text(tf.constant(sentences, tf.string))

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import string
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import TypeVar
 
 from translator.errors import TranslatorError
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +53,16 @@ def is_blank(text: str) -> bool:
     return not text.strip(string.whitespace)
 
 
+def around_blanks(sentences: list[str], blank: Callable[[], T], decode: Callable[[list[int]], list[T]]) -> list[T]:
+    """One answer per sentence, in input order: `blank()` for a blank one, and for the others what
+    `decode(indices of the non-blank sentences)` returns, one answer per index (not called without any)."""
+    kept = [index for index, sentence in enumerate(sentences) if not is_blank(sentence)]
+    results = [blank() for _ in sentences]
+    for index, answer in zip(kept, decode(kept) if kept else []):
+        results[index] = answer
+    return results
+
+
 class BaseTranslator:
     """The face: `translate`, `score`, `export`. Subclasses implement `hypotheses`, `_translate_nbest`
     and `configured`."""
@@ -75,13 +88,12 @@ class BaseTranslator:
             if len(prefixes) != len(sentences):
                 raise TranslatorError(f"{len(sentences)} sentences but {len(prefixes)} prefixes")
         n = max(1, min(n_best, self.hypotheses))
-        results = [[Translation("", 0.0)] * n for _ in sentences]
-        kept = [index for index, sentence in enumerate(sentences) if not is_blank(sentence)]
-        if kept:
+
+        def decode(kept: list[int]) -> list[list[Translation]]:
             chosen = None if prefixes is None else [prefixes[index] for index in kept]
-            for index, candidates in zip(kept, self._translate_nbest([sentences[i] for i in kept], n, chosen)):
-                results[index] = candidates
-        return results
+            return self._translate_nbest([sentences[index] for index in kept], n, chosen)
+
+        return around_blanks(sentences, lambda: [Translation("", 0.0)] * n, decode)
 
     def _translate_nbest(self, sentences: list[str], n: int, prefixes: list[str] | None) -> list[list[Translation]]:
         """Exactly `n` (≤ `hypotheses`) translations of each sentence (none blank, at least one)."""
