@@ -3,6 +3,7 @@
 import json
 import os
 import platform
+import select
 import shutil
 import subprocess
 import sys
@@ -146,10 +147,25 @@ def test_translate_and_evaluate_from_a_run(trained_run, tmp_path, capsys):
 
     # With oneDNN on (TensorFlow's default on AVX-512 CPUs, `translator train`'s on x86), an eager integer
     # transpose once logged "E0000 ... oneDNN supports DT_INT64 only on platforms with AVX-512" here.
-    onednn = {ONEDNN_VARIABLE: "1"}
-    piped = run_cli("translate", "--run-dir", str(trained_run), "--beam-size", "1", stdin="Y dijo Dios.\n", env=onednn)
-    assert piped.returncode == 0 and len(piped.stdout.splitlines()) == 1
-    assert "oneDNN supports" not in piped.stderr, piped.stderr
+    # The pipe stays open after the first line: its answer must come before the input ends (a dialogue,
+    # someone typing at a terminal), not after a thousand lines or the end of the input.
+    command = [sys.executable, "-m", "translator.cli", "translate", "--run-dir", str(trained_run), "--beam-size", "1"]
+    dialogue = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, ONEDNN_VARIABLE: "1"},
+    )
+    dialogue.stdin.write("Y dijo Dios.\n")
+    dialogue.stdin.flush()
+    answered = select.select([dialogue.stdout], [], [], 300)[0]
+    first = dialogue.stdout.readline() if answered else None
+    rest, errors = dialogue.communicate("Y dijo Dios.\r\n", timeout=300)  # CRLF: the same sentence
+    assert answered and dialogue.returncode == 0, errors[-3000:]
+    assert first.strip() and rest == first
+    assert "oneDNN supports" not in errors, errors
 
     reference = tmp_path / "ref.en"
     reference.write_text("And God said.\nIn the beginning.\n", encoding="utf-8")

@@ -1,6 +1,7 @@
 """Corpus specs, the shipped TFDS dataset, user files and their errors."""
 
 import gzip
+import os
 import sys
 import time
 
@@ -8,7 +9,7 @@ import pytest
 
 from tests.conftest import read_corpus
 from translator import corpus
-from translator.corpus import load_pairs, parse_spec, read_lines, read_pairs, read_tsv
+from translator.corpus import load_pairs, parse_spec, read_lines, read_pairs, read_stdin_batches, read_tsv
 from translator.errors import TranslatorError
 
 
@@ -49,6 +50,30 @@ def test_a_byte_order_mark_is_not_text(tmp_path):
     assert read_tsv(tsv, "es", "en") == (["hola"], ["hello"])
     (tmp_path / "notepad.es").write_bytes("\ufeffuno\r\n\ufeffdos\r\n".encode())
     assert list(read_lines(tmp_path / "notepad.es")) == ["uno", "\ufeffdos"]  # only the file's first
+
+
+def test_standard_input_comes_in_batches_of_what_has_arrived():
+    """A batch ends at the limit or where the input pauses: lines written by someone waiting for their
+    answers are not held back until more come. Decoded as files are (BOM, CRLF, a bad byte's line)."""
+    read_end, write_end = os.pipe()
+    batches = read_stdin_batches(read_end, limit=2)
+    try:
+        os.write(write_end, "\ufeffuno\r\ndos\ntres\n".encode())
+        assert next(batches) == ["uno", "dos"]  # the limit
+        assert next(batches) == ["tres"]  # all that has arrived: the reader does not wait for a second line
+        os.write(write_end, b"cuatro\ncin")
+        assert next(batches) == ["cuatro"]  # "cin" is not a line yet
+        os.write(write_end, b"co\n\xff\n")
+        with pytest.raises(TranslatorError, match=r"standard input, line 6: not UTF-8"):
+            next(batches)
+    finally:
+        os.close(write_end)
+        os.close(read_end)
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"seis\nsiete")
+    os.close(write_end)
+    assert list(read_stdin_batches(read_end)) == [["seis", "siete"]]  # the last line needs no newline
+    os.close(read_end)
 
 
 def test_gzipped_tsv(tmp_path):

@@ -7,9 +7,13 @@ import json
 import os
 import posixpath
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from translator.errors import TranslatorError
+
+# Input lines handed to a translator at once: its batches by length fill, and memory stays bounded.
+TRANSLATE_BATCH_LINES = 1000
 
 
 def train(args: argparse.Namespace, _decode: dict) -> int:
@@ -165,22 +169,26 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
 
 
 def translate(args: argparse.Namespace, decode: dict) -> int:
-    from translator.corpus import read_lines
+    from translator.corpus import read_lines, read_stdin_batches
 
     # Before the output is touched: a failed load destroys nothing.
     translator = _translator(args, decode, decoding=True)
-    lines = read_lines(args.input) if args.input else (line.rstrip("\n") for line in sys.stdin)
+    if args.input:  # a progress bar for files, on a terminal only
+        from tqdm import tqdm
+
+        lines = read_lines(args.input)
+        lines = tqdm(lines, unit=" lines", desc="translating", disable=not sys.stderr.isatty(), leave=False)
+        batches = _batches(lines, TRANSLATE_BATCH_LINES)
+    else:  # each line as soon as it arrives when the input comes a line at a time (a terminal, a dialogue)
+        batches = read_stdin_batches(sys.stdin, TRANSLATE_BATCH_LINES)
     prefixes = None
     if args.prefix_file:  # line-aligned with the input, so both are read before anything is written
-        prefixes, lines = list(read_lines(args.prefix_file)), list(lines)
+        prefixes, lines = list(read_lines(args.prefix_file)), [line for batch in batches for line in batch]
         if len(prefixes) != len(lines):
             raise TranslatorError(
                 f"{args.input or 'standard input'} has {len(lines)} lines but {args.prefix_file} has {len(prefixes)}"
             )
-    if args.input:  # a progress bar for files, on a terminal only
-        from tqdm import tqdm
-
-        lines = tqdm(lines, unit=" lines", desc="translating", disable=not sys.stderr.isatty(), leave=False)
+        batches = _batches(lines, TRANSLATE_BATCH_LINES)
     if args.n_best > 1 and (args.split_sentences or args.alignments):
         raise TranslatorError("--n-best: not with --split-sentences or --alignments (they print the best translation)")
     if args.n_best > translator.hypotheses:  # the help promises N lines per input: not fewer, silently
@@ -197,16 +205,10 @@ def translate(args: argparse.Namespace, decode: dict) -> int:
     output = _AtomicOutput(args.output) if args.output else None
     stream = output.file if output else sys.stdout
     counts = {"sources": 0, "truncated": 0}
-    batch: list[str] = []
     done = 0
-    for line in lines:
-        batch.append(line)
-        if len(batch) == 1000:
-            _translate_batch(translator, batch, _slice(prefixes, done, batch), args, language, stream, counts)
-            done += len(batch)
-            batch = []
-    if batch:
+    for batch in batches:
         _translate_batch(translator, batch, _slice(prefixes, done, batch), args, language, stream, counts)
+        done += len(batch)
     if output:
         output.commit()
     from translator.evaluation import truncation_note
@@ -222,6 +224,17 @@ def _more_than_the_search_keeps(args: argparse.Namespace, translator) -> str:
         return f"--n-best {args.n_best}: sampling draws one translation per input"
     remedy = f"export it again with --beam-size {args.n_best}" if args.export_dir else f"add --beam-size {args.n_best}"
     return f"--n-best {args.n_best}: the search keeps {translator.hypotheses} per input (the beam size); {remedy}"
+
+
+def _batches(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    batch: list[str] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _slice(prefixes: list[str] | None, start: int, batch: list[str]) -> list[str] | None:

@@ -20,9 +20,11 @@ import gzip
 import io
 import logging
 import os
+import select
 import socket
 import sys
 from collections.abc import Iterator
+from typing import IO
 
 import tensorflow as tf
 
@@ -223,21 +225,52 @@ def _open_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
         with tf.io.gfile.GFile(path, "rb") as raw_file:
             handle = gzip.GzipFile(fileobj=raw_file) if path.endswith(".gz") else raw_file
             for number, raw in enumerate(handle, start=1):
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as error:
-                    raise TranslatorError(
-                        f"{path}, line {number}: not UTF-8 ({error.reason} at byte {error.start})"
-                    ) from error
-                yield number, (text.removeprefix("\ufeff") if number == 1 else text).rstrip("\r\n")
+                yield number, _decode_line(raw, number, path)
     except (OSError, EOFError, tf.errors.OpError) as error:
         raise TranslatorError(f"{path}: cannot be read ({error})") from error
+
+
+def _decode_line(raw: bytes, number: int, name: str) -> str:
+    """One line's text without its end (LF or CRLF); a bad byte names the line."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise TranslatorError(f"{name}, line {number}: not UTF-8 ({error.reason} at byte {error.start})") from error
+    return (text.removeprefix("\ufeff") if number == 1 else text).rstrip("\r\n")
 
 
 def read_lines(path: str | os.PathLike) -> Iterator[str]:
     """The lines of a UTF-8 text file, streamed."""
     for _, text in _open_lines(path):
         yield text
+
+
+def read_stdin_batches(stream: int | IO, limit: int = 1000, name: str = "standard input") -> Iterator[list[str]]:
+    """The lines arriving on `stream` (a file descriptor, or a file that has one: asked for at the first
+    batch, not before), in batches of at most `limit`: a batch also ends
+    whenever no further input is ready yet. A pipe from a fast producer gives full batches; a person
+    typing at a terminal, or a producer that sends a line and waits for its answer, gets each line
+    translated as it arrives instead of after the end of the input. Lines are decoded as files are."""
+    fd = stream if isinstance(stream, int) else stream.fileno()
+    pending, batch, number = b"", [], 0
+    while True:
+        if batch and not select.select([fd], [], [], 0)[0]:
+            yield batch
+            batch = []
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            break
+        *complete, pending = (pending + chunk).split(b"\n")
+        for raw in complete:
+            number += 1
+            batch.append(_decode_line(raw, number, name))
+            if len(batch) == limit:
+                yield batch
+                batch = []
+    if pending:  # a last line without its newline
+        batch.append(_decode_line(pending, number + 1, name))
+    if batch:
+        yield batch
 
 
 def read_tsv(path: str, source_column: str, target_column: str) -> tuple[list[str], list[str]]:
