@@ -28,6 +28,19 @@ def test_long_pairs_are_dropped_and_counted(corpus):
     assert corpus.source_lengths.max() <= 64 and corpus.target_lengths.max() <= 64
 
 
+def test_pairs_with_an_empty_side_are_dropped_and_counted_apart(tokenizer, tmp_path):
+    """A stray tab or a missing line gives a pair with nothing on one side: dropped, and not counted as
+    too long (the log said "2 longer than 64/64 tokens dropped" for two empty pairs)."""
+    data = DataConfig(train="tsv:pairs.tsv", max_source_length=16, max_target_length=16)
+    sources = ["Y dijo Dios.", "", "Y dijo.", "Y dijo Dios: Sea la luz: y fué la luz, y vió Dios que era buena.", ""]
+    targets = ["And God said.", "And God.", "", "And God said.", "And God said, Let there be light: and there was."]
+    corpus = TokenizedCorpus.build(sources, targets, data, tokenizer)
+    assert (len(corpus), corpus.dropped, corpus.empty) == (1, 1, 3)
+    read = lambda: (sources, targets)  # noqa: E731
+    cached = [TokenizedCorpus.load_or_build("tsv:pairs.tsv", data, tokenizer, str(tmp_path), read) for _ in range(2)]
+    assert [(len(c), c.dropped, c.empty) for c in cached] == [(1, 1, 3)] * 2  # the second from the cache file
+
+
 def test_batches_respect_bucket_shapes_and_token_budget(corpus):
     boundaries = target_boundaries(64)
     for source, target_in, labels in take(training_dataset(corpus, 600, 64, seed=1), 40):

@@ -57,6 +57,7 @@ class TokenizedCorpus:
     target_values: np.ndarray
     target_lengths: np.ndarray
     dropped: int = 0  # pairs over the length limits
+    empty: int = 0  # pairs with an empty source or target (a stray tab, a missing line), dropped too
 
     def __len__(self) -> int:
         return len(self.source_lengths)
@@ -84,9 +85,8 @@ class TokenizedCorpus:
         path = storage.join(cache_dir, f"{key}.npz")
         if storage.exists(path):
             with np.load(io.BytesIO(storage.read_bytes(path)), allow_pickle=False) as arrays:
-                return cls(
-                    **{name: arrays[name] for name in arrays.files if name != "dropped"}, dropped=int(arrays["dropped"])
-                )
+                counts = {name: int(arrays[name]) for name in ("dropped", "empty") if name in arrays.files}
+                return cls(**{name: arrays[name] for name in arrays.files if name not in counts}, **counts)
         if read is None:
             sources, targets = read_pairs(spec, data.source_lang, data.target_lang, data.tfds_data_dir)
         else:
@@ -96,6 +96,7 @@ class TokenizedCorpus:
         np.savez(
             buffer,
             dropped=corpus.dropped,
+            empty=corpus.empty,
             **{
                 name: getattr(corpus, name)
                 for name in ("source_values", "source_lengths", "target_values", "target_lengths")
@@ -110,15 +111,16 @@ class TokenizedCorpus:
         target_ids = _tokenize(tokenizer.encode_target, targets)
         source_lengths = np.array([len(s) + 1 for s in source_ids], np.int32)  # + EOS
         target_lengths = np.array([len(t) + 1 for t in target_ids], np.int32)  # + BOS / EOS
-        keep = (source_lengths <= data.max_source_length) & (target_lengths <= data.max_target_length)
-        keep &= (source_lengths > 1) & (target_lengths > 1)  # empty sides teach nothing
-        kept = np.flatnonzero(keep)
+        empty = (source_lengths == 1) | (target_lengths == 1)  # EOS alone: an empty side teaches nothing
+        too_long = (source_lengths > data.max_source_length) | (target_lengths > data.max_target_length)
+        kept = np.flatnonzero(~empty & ~too_long)
         return cls(
             source_values=_flatten([source_ids[i] for i in kept]),
             source_lengths=source_lengths[kept],
             target_values=_flatten([target_ids[i] for i in kept]),
             target_lengths=target_lengths[kept],
-            dropped=int(len(keep) - len(kept)),
+            dropped=int(np.count_nonzero(too_long & ~empty)),
+            empty=int(np.count_nonzero(empty)),
         )
 
     def pairs(self) -> tf.data.Dataset:

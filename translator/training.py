@@ -187,14 +187,15 @@ class Trainer:
             self.run.tokenizer_dir, self.run.cache_dir, self.config, write=self.chief, log=log
         )
         data = self.config.data
+        limits = f"{data.max_source_length}/{data.max_target_length}"
+        reasons = [
+            (self.corpus.dropped, f"{self.corpus.dropped:,} longer than {limits} tokens"),
+            (self.corpus.empty, f"{self.corpus.empty:,} with an empty side"),
+        ]
+        dropped = " and ".join(reason for count, reason in reasons if count)
         log(
             f"training data: {len(self.corpus):,} pairs from {data.train}"
-            + (
-                f" ({self.corpus.dropped:,} longer than {data.max_source_length}/{data.max_target_length}"
-                " tokens dropped)"
-                if self.corpus.dropped
-                else ""
-            )
+            + (f" ({dropped} dropped)" if dropped else "")
         )
         # Fixed batch shapes are chosen from the whole corpus, before training: the same on every worker.
         fixed = self.config.train.batching == "fixed"

@@ -156,7 +156,7 @@ def bench_train(
         "model": {**model_summary(config), "parameters": model.count_params()},
         "batch_tokens": config.train.batch_tokens,
         "training_pairs": len(corpus),
-        "dropped_pairs": corpus.dropped,
+        "dropped_pairs": corpus.dropped + corpus.empty,
         "results": results,
         "best": best["method"],
         "best_vs_padded": round(best["target_tokens_per_s"] / padded, 2) if padded else None,
