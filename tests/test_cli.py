@@ -376,7 +376,7 @@ def test_mistakes_on_a_real_run_are_one_line_and_leave_the_output_alone(trained_
     assert output.read_text(encoding="utf-8") == "keep me\n"
 
 
-def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run):
+def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run, tmp_path):
     quiet = run_cli("info", "--run-dir", str(trained_run))
     assert quiet.returncode == 0 and "parameters:" in quiet.stdout
     assert "decoding precision here: float32 (auto: the model trained in float32)" in quiet.stdout
@@ -384,6 +384,14 @@ def test_tensorflow_start_up_noise_is_hidden_unless_asked(trained_run):
         assert "decoding CPU kernels here: Eigen (a float32 search outside XLA" in quiet.stdout
     assert "cuda" not in quiet.stderr.lower() and "oneDNN" not in quiet.stderr, quiet.stderr
     assert "precompiled_charsmap" not in quiet.stderr, quiet.stderr  # SentencePiece's note on loading our model
+    # A command that runs the model eagerly with oneDNN on (TensorFlow's default on AVX-512 CPUs): an int64
+    # ragged concat once logged "E0000 ... oneDNN supports DT_INT64 only on platforms with AVX-512" here.
+    text = tmp_path / "pair.txt"
+    text.write_text("Y dijo Dios.\n", encoding="utf-8")
+    score = ["score", "--run-dir", str(trained_run), "--src", str(text), "--tgt", str(text)]
+    scored = run_cli(*score, env={ONEDNN_VARIABLE: "1"})
+    assert scored.returncode == 0 and len(scored.stdout.splitlines()) == 1, scored.stderr
+    assert "oneDNN" not in scored.stderr, scored.stderr
 
 
 def test_score_writes_one_line_per_pair_equal_to_the_api(trained_run, run_translator, tmp_path):

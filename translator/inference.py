@@ -350,9 +350,10 @@ class Translator(tf.Module, BaseTranslator):
     def _pair_rows(self, sources: list[str], targets: list[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Id rows of sources (cut as for translation, EOS added) and of targets (EOS added)."""
         source_ids, _ = self.encode_text(tf.constant(sources, tf.string))
-        target_ids = self.tokenizer.encode_target(tf.constant(targets, tf.string))
-        eos = tf.RaggedTensor.from_tensor(tf.fill([target_ids.nrows(), 1], EOS_ID))
-        return list(source_ids.numpy()), list(tf.concat([target_ids, eos], axis=1).numpy())
+        target_ids = self.tokenizer.encode_target(tf.constant(targets, tf.string)).numpy()
+        # EOS appended in numpy: a ragged concat in TensorFlow goes through int64 kernels that oneDNN
+        # logs an error about ("oneDNN supports DT_INT64 only ...") on the CPUs where it is on.
+        return list(source_ids.numpy()), [np.append(row, EOS_ID).astype(row.dtype) for row in target_ids]
 
     def align(self, sources: list[str], targets: list[str]) -> list[Alignment]:
         """Word alignment of each (source, target) pair from the model's cross-attention
