@@ -134,6 +134,28 @@ def test_errors_are_one_line_without_traceback(tmp_path, capsys, args, message):
     assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["average", "--run-dir", "RUN", "--last", "0"], "argument --last: must be at least 1, got 0"),
+        (["translate", "--run-dir", "RUN", "--n-best", "0"], "argument --n-best: must be at least 1, got 0"),
+        (["translate", "--ct2-dir", "RUN", "--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+        (["translate", "--ct2-dir", "RUN", "--threads", "-1"], "argument --threads: must be at least 0, got -1"),
+        (["score", "--ct2-dir", "RUN", "--src", "S", "--tgt", "T", "--batch-size", "x"], "not a whole number: 'x'"),
+        (["serve", "--run-dir", "RUN", "--port", "70000"], "argument --port: a port is at most 65535, got 70000"),
+        (["serve", "--run-dir", "RUN", "--batch-timeout-ms", "-1"], "must be at least 0.0, got -1"),
+        (["bench", "train", "--budget-minutes", "0"], "argument --budget-minutes: must be more than 0, got 0"),
+        (["bench", "decode", "--run-dir", "RUN", "--limit", "-5"], "argument --limit: must be at least 0, got -5"),
+    ],
+)
+def test_counts_below_their_minimum_are_refused_by_the_parser(capsys, args, message):
+    """Before: `average --last 0` averaged every checkpoint and said "the last 0", `--n-best 0` printed
+    one line, and a CTranslate2 `--batch-size 0` or `--threads -1` ended in a traceback."""
+    with pytest.raises(SystemExit) as exit:
+        main(args)
+    assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
 def test_translate_and_evaluate_from_a_run(trained_run, tmp_path, capsys):
     """In this process, as `main` (the command itself); one run in a fresh process reads a real pipe."""
     source = tmp_path / "in.es"

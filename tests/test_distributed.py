@@ -17,6 +17,7 @@ import tensorflow as tf
 from tests.conftest import REPO, checkpoint_weights, train_command
 from translator.checkpoints import average_checkpoints
 from translator.config import load_config
+from translator.errors import TranslatorError
 from translator.inference import Translator
 from translator.model import build_model
 from translator.rundir import RunDirectory
@@ -206,6 +207,8 @@ def test_average_of_checkpoints_is_their_mean(trained_run, tmp_path):
         tf.train.Checkpoint(model=model).restore(path).expect_partial()
         weights.append(model.get_weights())
     averaged_path = average_checkpoints(str(copy), 2)
+    with pytest.raises(TranslatorError, match="must be at least 1, got 0"):  # not [-0:], every checkpoint
+        average_checkpoints(str(copy), 0)
     averaged = Translator.from_run_dir(copy, "averaged").model.get_weights()
     assert averaged_path.startswith(str(run.averaged_dir))
     for mean, a, b in zip(averaged, *weights):
@@ -213,7 +216,6 @@ def test_average_of_checkpoints_is_their_mean(trained_run, tmp_path):
 
 
 def test_strategy_errors_are_clear_without_the_hardware(monkeypatch):
-    from translator.errors import TranslatorError
     from translator.strategy import build_strategy
 
     with pytest.raises(TranslatorError, match="no TPU found"):

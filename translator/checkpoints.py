@@ -83,11 +83,13 @@ def average_checkpoints(run_dir: str, last: int) -> str:
     from translator.model import build_model
     from translator.tokenizer import Tokenizer
 
+    if last < 1:  # [-0:] would be every checkpoint
+        raise TranslatorError(f"average: the number of checkpoints must be at least 1, got {last}")
     run = RunDirectory(run_dir)
     config = run.load_config()
     state = tf.train.get_checkpoint_state(str(run.checkpoint_dir))
     paths = list(state.all_model_checkpoint_paths)[-last:] if state else []
-    if len(paths) < max(last, 1):
+    if len(paths) < last:
         limit = (
             f" (train.keep_checkpoints keeps {config.train.keep_checkpoints})"
             if len(paths) == config.train.keep_checkpoints

@@ -68,6 +68,43 @@ EXAMPLES = {
 }
 
 
+def _at_least(minimum: int | float):
+    """An argparse type: a number (whole if `minimum` is) not below `minimum`. A count of zero or
+    below would otherwise reach CTranslate2, range() or a socket as a traceback, or be ignored."""
+    kind = type(minimum)
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a {'whole ' if kind is int else ''}number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {text}")
+        return value
+
+    return parse
+
+
+def _more_than(minimum: float):
+    """An argparse type: a number above `minimum` (a time budget of zero trains nothing)."""
+
+    def parse(text: str) -> float:
+        value = _at_least(minimum)(text)
+        if value <= minimum:
+            raise argparse.ArgumentTypeError(f"must be more than {minimum:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    """A TCP port: 0 (any free one, named in the ready line) to 65535."""
+    value = _at_least(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="translator",
@@ -94,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     train.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     train.add_argument("--strategy", choices=["auto", "default", "mirrored", "multiworker", "tpu"])
-    train.add_argument("--cpu-devices", type=int, help="split the CPU into N logical devices (testing)")
+    train.add_argument("--cpu-devices", type=_at_least(1), help="split the CPU into N logical devices (testing)")
     train.add_argument(
         "--init-from",
         metavar="PARENT_RUN[:CHECKPOINT]",
@@ -122,7 +159,12 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--ct2-dir", action="append", help="a CTranslate2 export instead of a run directory")
     translate.add_argument("--input", type=Path)
     translate.add_argument("--output", type=Path)
-    translate.add_argument("--n-best", type=int, default=1, help="print N 'score<TAB>translation' lines per input")
+    translate.add_argument(
+        "--n-best",
+        type=_at_least(1),
+        default=1,
+        help="print N 'score<TAB>translation' lines per input",
+    )
     translate.add_argument(
         "--prefix-file",
         type=Path,
@@ -172,13 +214,26 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--beam-size", type=int, help="with --run-dir: 1 for greedy (default: decode.beam_size)")
     serve.add_argument("--length-penalty", type=float, help="with --run-dir: GNMT alpha (default: the run's)")
     _precision_flag(serve, "with --run-dir: ")
-    serve.add_argument("--grpc-port", type=int, default=8500, help="TensorFlow Serving's gRPC API (default: 8500)")
+    serve.add_argument("--grpc-port", type=_port, default=8500, help="TensorFlow Serving's gRPC API (default: 8500)")
     serve.add_argument("--no-grpc", action="store_true", help="serve HTTP only")
     serve.add_argument("--model-name", default="translator", help="the NAME in /v1/models/NAME (default: translator)")
-    serve.add_argument("--max-request-sentences", type=int, default=256, help="sentences per request (default: 256)")
-    serve.add_argument("--max-request-bytes", type=int, default=1 << 20, help="bytes per request (default: 1 MiB)")
     serve.add_argument(
-        "--max-queued-sentences", type=int, default=4096, help="beyond this many waiting, answer 503 (default: 4096)"
+        "--max-request-sentences",
+        type=_at_least(1),
+        default=256,
+        help="sentences per request (default: 256)",
+    )
+    serve.add_argument(
+        "--max-request-bytes",
+        type=_at_least(1),
+        default=1 << 20,
+        help="bytes per request (default: 1 MiB)",
+    )
+    serve.add_argument(
+        "--max-queued-sentences",
+        type=_at_least(1),
+        default=4096,
+        help="beyond this many waiting, answer 503 (default: 4096)",
     )
     serve.add_argument(
         "--api-key",
@@ -198,15 +253,15 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--tgt", required=True, type=Path, help="target sentences, line-aligned with --src")
     score.add_argument("--output", type=Path, help="default: standard output")
     score.add_argument("--checkpoint", default="auto", help="with --run-dir: auto, averaged, best or latest")
-    score.add_argument("--threads", type=int, default=0, help="with --ct2-dir: CPU threads (0: all)")
-    score.add_argument("--batch-size", type=int, help="with --ct2-dir: sentences per batch (default 16)")
+    score.add_argument("--threads", type=_at_least(0), default=0, help="with --ct2-dir: CPU threads (0: all)")
+    score.add_argument("--batch-size", type=_at_least(1), help="with --ct2-dir: sentences per batch (default 16)")
 
     info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
     info.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
 
     average = command("average", "average the last K checkpoints into checkpoints/averaged (used by default)")
     average.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
-    average.add_argument("--last", type=int, default=5)
+    average.add_argument("--last", type=_at_least(1), default=5)
 
     plot = command("plot", "draw a run's training loss and dev BLEU curves (from its TensorBoard logs) into a PNG")
     plot.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
@@ -241,10 +296,10 @@ def _parser() -> argparse.ArgumentParser:
     decode = benchmark("decode", "decoding speed and cached/uncached agreement on a split")
     decode.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
     decode.add_argument("--split", default="test")
-    decode.add_argument("--limit", type=int, default=0, help="only the first N sentences")
+    decode.add_argument("--limit", type=_at_least(0), default=0, help="only the first N sentences")
     decode.add_argument(
         "--uncached-limit",
-        type=int,
+        type=_at_least(0),
         default=0,
         help="time the slow uncached decoder on the first N only (its speed is per sentence)",
     )
@@ -261,10 +316,13 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated, of uncached_greedy, greedy, beam, savedmodel, ct2_beam, ct2_int8_beam",
     )
     decode.add_argument(
-        "--threads", type=int, default=0, help="CTranslate2 threads per batch (0: the cores shared among the workers)"
+        "--threads",
+        type=_at_least(0),
+        default=0,
+        help="CTranslate2 threads per batch (0: the cores shared among the workers)",
     )
     decode.add_argument(
-        "--ct2-batch-size", type=int, help="CTranslate2's sentences per batch (default: its translator's, 16)"
+        "--ct2-batch-size", type=_at_least(1), help="CTranslate2's sentences per batch (default: its translator's, 16)"
     )
     _precision_flag(decode, "our search: ")
     decode.add_argument("--workers", type=int, help="batches decoded at once (default: the run's decode.workers)")
@@ -280,14 +338,17 @@ def _parser() -> argparse.ArgumentParser:
     train_bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     train_bench.add_argument(
         "--budget-minutes",
-        type=float,
+        type=_more_than(0.0),
         default=10.0,
         help="wall-clock minutes each method trains, compilation included (its tokens in that time are reported)",
     )
     train_bench.add_argument(
-        "--steps", type=int, default=0, help="stop a method earlier, after this many steady-state steps (0: no limit)"
+        "--steps",
+        type=_at_least(0),
+        default=0,
+        help="stop a method earlier, after this many steady-state steps (0: no limit)",
     )
-    train_bench.add_argument("--warmup", type=int, default=5, help="first steps not measured")
+    train_bench.add_argument("--warmup", type=_at_least(0), default=5, help="first steps not measured")
     train_bench.add_argument(
         "--methods",
         default="",
@@ -304,7 +365,12 @@ def _parser() -> argparse.ArgumentParser:
         default=".venv-opennmt/bin/onmt-main",
         help="OpenNMT-tf's onmt-main in its own venv (default: the one `make bench-opennmt` builds)",
     )
-    peer.add_argument("--budget-minutes", type=float, default=10.0, help="wall-clock minutes, start-up included")
+    peer.add_argument(
+        "--budget-minutes",
+        type=_more_than(0.0),
+        default=10.0,
+        help="wall-clock minutes, start-up included",
+    )
     peer.add_argument("--jit-compile", action="store_true", help="OpenNMT-tf's own --jit_compile (XLA)")
     peer.add_argument("--work-dir", help="tokenizer, corpus cache and the peer's files (default: runs/bench-CONFIG)")
     peer.add_argument("--json", action="store_true", help="print one JSON object")
@@ -313,15 +379,15 @@ def _parser() -> argparse.ArgumentParser:
     served.add_argument("--run-dir", help="a run directory (e.g. the tutorial-size runs/tutorial)")
     served.add_argument("--export-dir", help="an exported SavedModel")
     served.add_argument("--ct2-dir", help="a CTranslate2 export")
-    serve_bench.add_argument("--clients", type=int, default=16, help="concurrent clients (default: 16)")
-    serve_bench.add_argument("--requests", type=int, default=40, help="requests per client (default: 40)")
+    serve_bench.add_argument("--clients", type=_at_least(1), default=16, help="concurrent clients (default: 16)")
+    serve_bench.add_argument("--requests", type=_at_least(1), default=40, help="requests per client (default: 40)")
     serve_bench.add_argument(
         "--sentence", default="Y dijo Dios: Sea la luz: y fué la luz.", help="the one test sentence"
     )
     serve_bench.add_argument(
         "--batch-sizes", default="32,1", help="--max-batch-sentences of each server compared (default: 32,1)"
     )
-    serve_bench.add_argument("--batch-timeout-ms", type=float, default=5.0)
+    serve_bench.add_argument("--batch-timeout-ms", type=_at_least(0.0), default=5.0)
     serve_bench.add_argument("--beam-size", type=int, help="with --run-dir: the served beam (default: the run's)")
     serve_bench.add_argument("--json", action="store_true", help="print one JSON object")
     for sub in (decode, train_bench, peer, serve_bench):
@@ -333,12 +399,18 @@ def _serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)"
     )
-    parser.add_argument("--port", type=int, default=8501, help="HTTP port (default: 8501, as TensorFlow Serving)")
+    parser.add_argument("--port", type=_port, default=8501, help="HTTP port (default: 8501, as TensorFlow Serving)")
     parser.add_argument(
-        "--max-batch-sentences", type=int, default=32, help="sentences decoded together at most (default: 32; 1: off)"
+        "--max-batch-sentences",
+        type=_at_least(1),
+        default=32,
+        help="sentences decoded together at most (default: 32; 1: off)",
     )
     parser.add_argument(
-        "--batch-timeout-ms", type=float, default=5.0, help="how long the oldest sentence waits for others (default: 5)"
+        "--batch-timeout-ms",
+        type=_at_least(0.0),
+        default=5.0,
+        help="how long the oldest sentence waits for others (default: 5)",
     )
 
 
@@ -390,9 +462,12 @@ def _ct2_flags(parser: argparse.ArgumentParser) -> None:
         "(default: decode.workers, 2)",
     )
     parser.add_argument(
-        "--threads", type=int, default=0, help="with --ct2-dir: CPU threads per worker (0: the cores shared among them)"
+        "--threads",
+        type=_at_least(0),
+        default=0,
+        help="with --ct2-dir: CPU threads per worker (0: the cores shared among them)",
     )
-    parser.add_argument("--batch-size", type=int, help="with --ct2-dir: sentences per batch (default 16)")
+    parser.add_argument("--batch-size", type=_at_least(1), help="with --ct2-dir: sentences per batch (default 16)")
 
 
 def _decode_overrides(args: argparse.Namespace) -> dict:
