@@ -405,7 +405,8 @@ class Translator(tf.Module, BaseTranslator):
         """Write this model, with this translator's decode settings, for serving: `savedmodel` (text
         in, translation out, for TensorFlow Serving) or `ctranslate2` (the fastest on CPU; weights
         stored as `quantization`: none (float32, the default), int8, int8_float32, int16 or float16).
-        `directory` is new, empty, or an earlier export of the same format, which it replaces."""
+        `directory` is new, empty, or an earlier export of the same format, which it replaces once the
+        new export is complete (`storage.write_directory`)."""
         if format in EXPORT_MARKERS:
             _refuse_a_foreign_directory(os.fspath(directory), format)
         if format == "savedmodel":
@@ -418,7 +419,7 @@ class Translator(tf.Module, BaseTranslator):
                 )
             if quantization not in (None, "none"):
                 raise TranslatorError("--quantization applies to the ctranslate2 format only")
-            return export_saved_model(self, directory)
+            return storage.write_directory(directory, lambda staging: export_saved_model(self, staging))
         if format == "ctranslate2":
             from translator.ct2_export import DEFAULT_QUANTIZATION, export_ctranslate2
 
@@ -428,7 +429,8 @@ class Translator(tf.Module, BaseTranslator):
                     "translate with --run-dir to sample"
                 )
 
-            return str(export_ctranslate2(self, directory, quantization or DEFAULT_QUANTIZATION))
+            quantization = quantization or DEFAULT_QUANTIZATION
+            return storage.write_directory(directory, lambda staging: export_ctranslate2(self, staging, quantization))
         raise TranslatorError(f"unknown export format {format!r}: choose savedmodel or ctranslate2")
 
     def detokenize(self, sequences: list[np.ndarray]) -> list[str]:

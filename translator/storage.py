@@ -4,13 +4,17 @@ with their plug-ins, or the in-memory `ram://` the tests use. Paths are plain st
 would fold `gs://bucket` into `gs:/bucket`.
 
 Writes are atomic where a reader may look at the same time (a file is written beside its destination
-and renamed over it), so a kill never leaves half a file behind.
+and renamed over it, a local export directory likewise), so a kill never leaves half a file behind.
 """
 
 from __future__ import annotations
 
+import glob as local_glob
 import os
 import posixpath
+import shutil
+import uuid
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -76,3 +80,35 @@ def remove_tree(path: str | os.PathLike) -> None:
 
 def size(path: str | os.PathLike) -> int:
     return gfile.stat(os.fspath(path)).length
+
+
+def write_directory(directory: str | os.PathLike, write: Callable[[str], object]) -> str:
+    """`write(staging)` fills a new directory beside `directory`, which then takes its place: a kill
+    mid-export leaves the previous export (or none) whole, and a server watching the parent folder
+    (TensorFlow Serving polls a model's folder for new version numbers) never loads half of one.
+    Staging folders are hidden (`.NAME.partial-...`); one left by a killed export is removed by the
+    next. Local directories only: other file systems rename file by file, so there `write` fills
+    `directory` itself."""
+    directory = os.fspath(directory).rstrip("/") or "/"
+    if "://" in directory:
+        write(directory)
+        return directory
+    parent, name = os.path.split(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    for stale in local_glob.glob(os.path.join(local_glob.escape(parent), f".{local_glob.escape(name)}.partial-*")):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = os.path.join(parent, f".{name}.partial-{uuid.uuid4().hex[:12]}")
+    os.mkdir(staging)  # with the umask's permissions (tempfile.mkdtemp's 0700 would hide it from a server)
+    try:
+        write(staging)
+        if os.path.isdir(directory) and os.listdir(directory):  # an earlier export of the same format
+            previous = f"{staging}-previous"
+            os.rename(directory, previous)
+            os.rename(staging, directory)
+            shutil.rmtree(previous)
+        else:  # new, or an empty directory, which rename replaces
+            os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
