@@ -142,7 +142,8 @@ def test_saved_model_cli_lists_and_runs_the_signature(exported, package_free_pro
         assert repr(text.encode("utf-8"))[2:-1] in output
 
 
-def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run, tmp_path, capsys):
+def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run, tmp_path, capfd):
+    """capfd: the native stderr too, where SentencePiece logged "precompiled_charsmap is empty" at every load."""
     from translator.cli import main
 
     translator, directory = exported
@@ -151,13 +152,15 @@ def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run,
     outputs = []
     for flag, path in (("--export-dir", directory), ("--run-dir", trained_run)):
         assert main(["translate", flag, str(path), "--input", str(source), "--n-best", "2"]) == 0
-        lines = capsys.readouterr().out.splitlines()
+        captured = capfd.readouterr()
+        lines = captured.out.splitlines()
+        assert "precompiled_charsmap" not in captured.err, captured.err
         assert lines[2:6] == ["0.0000\t"] * 4  # blank lines: empty translations, score 0, not decoded
         outputs.append([line.split("\t")[1] for line in lines])
     assert len(outputs[0]) == 10 and outputs[0] == outputs[1]
     beam = translator.config.beam_size
     assert main(["translate", "--export-dir", str(directory), "--input", str(source), "--n-best", str(beam + 1)]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert f"the search keeps {beam} per input (the beam size); export it again with --beam-size {beam + 1}" in err
 
 

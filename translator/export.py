@@ -28,6 +28,7 @@ from translator import storage
 from translator.errors import TranslatorError
 from translator.inference import Translator, prefixed_length
 from translator.onednn import EXPORT_INFO
+from translator.quiet import native_stderr_silenced
 from translator.translation import BaseTranslator, Translation
 
 _TEXT = tf.TensorSpec([None], tf.string, name="text")
@@ -188,7 +189,10 @@ class SavedModelTranslator(BaseTranslator):
         import tensorflow_text  # noqa: F401  (registers the SentencePiece ops the graph uses)
 
         self.directory = os.fspath(directory)
-        loaded = tf.saved_model.load(str(directory))
+        # The SentencePiece resources are re-created here, and their library logs "precompiled_charsmap is
+        # empty ..." on the native stderr as they are (see `translator.tokenizer`).
+        with native_stderr_silenced():
+            loaded = tf.saved_model.load(str(directory))
         self._loaded = loaded  # keeps the signatures' variables alive
         self._nbest = loaded.signatures["translate_nbest"]
         self._with_prefix = loaded.signatures.get("translate_with_prefix")  # exports since target prefixes
