@@ -140,6 +140,12 @@ def test_load_translate_score_and_export(run_translator, exported_run, tmp_path)
     for candidate, score in zip(candidates, scored):
         penalty = float(length_penalty(score.tokens, model.config.length_penalty))
         assert abs(score.log_prob / penalty - candidate.score) < 1e-4
+    # One pair as two strings, as translate takes one string: not two sequences of characters.
+    assert model.score(sentence, best) == model.score([sentence], [best])[0]
+    assert model.align(sentence, best).pharaoh == model.align([sentence], [best])[0].pharaoh
+    for sources, targets in ((sentence, [best]), (None, None), ([sentence, None], [best, best])):
+        with pytest.raises(TranslatorError, match="takes two strings or two lists of strings"):
+            model.score(sources, targets)
     greedy = model.translate([sentence], beam_size=1)
     assert model.configured(beam_size=1) is model.configured(beam_size=1)  # one compiled search per setting
     assert isinstance(greedy[0], str)

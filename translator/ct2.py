@@ -239,12 +239,8 @@ class CTranslate2Translator(BaseTranslator):
         ids = [self.target.piece_to_id(piece) for piece in pieces]
         return self.target.decode([i for i in ids if i > EOS_ID])
 
-    def score(self, sources: list[str], targets: list[str]) -> list[Score]:
+    def _score(self, sources: list[str], targets: list[str]) -> list[Score]:
         """Log-probability of each target (its tokens and EOS) given its source, by `score_batch`."""
-        if len(sources) != len(targets):
-            raise TranslatorError(f"score: {len(sources)} sources but {len(targets)} targets")
-        if not sources:
-            return []
         source_pieces, _ = self._source_pieces(sources)
         target_pieces = self.target.encode(targets, out_type=str)
         scored = self.model.score_batch(

@@ -329,14 +329,10 @@ class Translator(tf.Module, BaseTranslator):
             for i, (_, scores) in enumerate(decoded)
         ]
 
-    def score(self, sources: list[str], targets: list[str]) -> list[Score]:
+    def _score(self, sources: list[str], targets: list[str]) -> list[Score]:
         """Log-probability of each target (its tokens and EOS) given its source, teacher-forced, with
         the same output restrictions as search (no padding, no BOS): the score beam search reports
         for a hypothesis is `log_prob / length_penalty(tokens)`."""
-        if len(sources) != len(targets):
-            raise TranslatorError(f"score: {len(sources)} sources but {len(targets)} targets")
-        if not sources:
-            return []
         source_rows, target_rows = self._pair_rows(sources, targets)
         results: list = [None] * len(sources)
         for indices in self._batches([max(len(s), len(t)) for s, t in zip(source_rows, target_rows)]):
@@ -355,13 +351,11 @@ class Translator(tf.Module, BaseTranslator):
         # logs an error about ("oneDNN supports DT_INT64 only ...") on the CPUs where it is on.
         return list(source_ids.numpy()), [np.append(row, EOS_ID).astype(row.dtype) for row in target_ids]
 
-    def align(self, sources: list[str], targets: list[str]) -> list[Alignment]:
+    def _align(self, sources: list[str], targets: list[str]) -> list[Alignment]:
         """Word alignment of each (source, target) pair from the model's cross-attention
         (`translator.alignment`): the attention matrix [target pieces, source pieces] and the
         Pharaoh string. Targets are tokenized as `score` does."""
-        if len(sources) != len(targets):
-            raise TranslatorError(f"align: {len(sources)} sources but {len(targets)} targets")
-        return self._align_rows(*self._pair_rows(list(sources), list(targets))) if sources else []
+        return self._align_rows(*self._pair_rows(sources, targets))
 
     def translate_aligned(self, sentences: list[str]) -> list[tuple[Translation, Alignment]]:
         """The best translation of each sentence with its word alignment, read from a teacher-forced

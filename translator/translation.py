@@ -135,13 +135,45 @@ class BaseTranslator:
         answers = [candidates[0].text for candidates in results] if n_best == 1 else results
         return answers[0] if single else answers
 
-    def score(self, sources: list[str], targets: list[str]) -> list[Score]:
-        """Log-probability of each target given its source."""
+    def score(self, sources: str | Iterable[str], targets: str | Iterable[str]):
+        """Log-probability of each target given its source: a `Score` per pair, or one `Score` for two
+        strings (as `translate` takes one string or a list)."""
+        single, sources, targets = _pairs("score", sources, targets)
+        results = self._score(sources, targets) if sources else []
+        return results[0] if single else results
+
+    def align(self, sources: str | Iterable[str], targets: str | Iterable[str]):
+        """Word alignments from the cross-attention: a `translator.alignment.Alignment` per pair, or one
+        for two strings."""
+        single, sources, targets = _pairs("align", sources, targets)
+        results = self._align(sources, targets) if sources else []
+        return results[0] if single else results
+
+    def _score(self, sources: list[str], targets: list[str]) -> list[Score]:
         raise TranslatorError(f"{type(self).__name__} cannot score: load a run directory or a CTranslate2 export")
 
-    def align(self, sources: list[str], targets: list[str]) -> list:
-        """Word alignments from the cross-attention (`translator.alignment.Alignment` per pair)."""
+    def _align(self, sources: list[str], targets: list[str]) -> list:
         raise TranslatorError(f"{type(self).__name__} cannot align: alignments need a run directory (--run-dir)")
 
     def export(self, directory, **options):
         raise TranslatorError(f"{type(self).__name__} cannot export: load a run directory")
+
+
+def _pairs(method: str, sources, targets) -> tuple[bool, list[str], list[str]]:
+    """(one pair given as two strings?, sources, targets) for `score` and `align`, checked: a string is
+    one sentence, never a sequence of characters."""
+    usage = f"{method} takes two strings or two lists of strings of the same length"
+    single = isinstance(sources, str)
+    if single != isinstance(targets, str):
+        raise TranslatorError(usage)
+    if single:
+        return True, [sources], [targets]
+    try:
+        sources, targets = list(sources), list(targets)
+    except TypeError:
+        raise TranslatorError(f"{usage}, not {type(sources).__name__} and {type(targets).__name__}") from None
+    if not all(isinstance(text, str) for text in (*sources, *targets)):
+        raise TranslatorError(usage)
+    if len(sources) != len(targets):
+        raise TranslatorError(f"{method}: {len(sources)} sources but {len(targets)} targets")
+    return False, sources, targets
