@@ -76,9 +76,10 @@ def start_workers(run_dir, tmp_path, steps: int, minutes: float, *settings: str)
 
 
 def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(seeded_run, tmp_path):
-    """Time-based checkpoints (each worker's own clock) are agreed by both workers; after both are
-    killed the run resumes on both from the chief's checkpoint; only the chief's files remain. The
-    resumed part cools its learning rate down under a time budget: both workers plan the same cooldown."""
+    """Time-based checkpoints (each worker's own clock) are agreed by both workers; a SIGTERM to one
+    worker (a preempted machine) stops both at the same step, the chief saving it; the run resumes on
+    both from there; only the chief's files remain. The resumed part cools its learning rate down under a
+    time budget: both workers plan the same cooldown."""
     run_dir = seeded_run()
     workers = start_workers(run_dir, tmp_path, steps=400, minutes=0.002)
     index = run_dir / "checkpoints" / "checkpoint"
@@ -86,11 +87,12 @@ def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(s
     while not index.exists() and time.monotonic() < deadline and all(w.poll() is None for w in workers):
         time.sleep(0.05)
     time.sleep(1.0)  # a few more time-based saves
-    for worker in workers:
-        worker.send_signal(signal.SIGKILL)
-        worker.communicate()
-    assert index.exists(), "no checkpoint before the kill"
+    workers[1].send_signal(signal.SIGTERM)
+    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    assert index.exists(), "no checkpoint before the signal"
     killed_at = int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
+    for output, said in zip(outputs, ("stopped with the other workers", "terminated (SIGTERM)")):
+        assert f"{said}: checkpoint written at step {killed_at};" in output, output[-3000:]
 
     cooldown = ("train.cooldown=0.99", "train.max_minutes=60")  # begins at once, over the 12 steps left
     workers = start_workers(run_dir, tmp_path, killed_at + 12, 0.002, *cooldown)

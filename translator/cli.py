@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import signal
 import sys
 import textwrap
 from pathlib import Path
@@ -515,8 +516,8 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{error.filename}: " if error.filename else ""
         print(f"translator {args.command}: error: {where}{error.strerror or error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as error:  # 128 + the signal, as a shell reports it (130: Ctrl-C, 143: SIGTERM)
+        return 128 + (getattr(error, "signum", 0) or signal.SIGINT)
 
 
 if __name__ == "__main__":

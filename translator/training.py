@@ -457,10 +457,11 @@ class Trainer:
                         self._log_progress(step, loss, window_tokens / max(now - window_start, 1e-9), limit_seconds)
                         window_loss = window_tokens = 0.0
                         window_start = now
-                    out_of_time, save_due, cool_now = self._all_agree(
+                    out_of_time, save_due, cool_now, stop_now = self._all_agree(
                         self.seconds.numpy() >= limit_seconds,
                         time.monotonic() - last_save > config.checkpoint_minutes * 60,
                         self._cooldown_due(step, limit_seconds),
+                        stop.is_set(),  # a signal to one worker stops them all at this step
                     )
                     if cool_now:
                         steps_done, since = step - first_step_done[1], time.monotonic() - first_step_done[0]
@@ -480,12 +481,14 @@ class Trainer:
                     if self._cooled_down():
                         stop_reason = "learning rate cooled down to 0"
                         break
-                    if stop.is_set():
-                        raise KeyboardInterrupt
-            except KeyboardInterrupt:
+                    if stop_now:
+                        raise Stopped(stop.signum)
+            except KeyboardInterrupt as error:
                 self.save()
+                how = {signal.SIGTERM: "terminated (SIGTERM)", 0: "stopped with the other workers"}
                 self.log(
-                    f"interrupted: checkpoint written at step {int(self.step.numpy())}; run the same command to resume"
+                    f"{how.get(getattr(error, 'signum', signal.SIGINT), 'interrupted')}: checkpoint written at step "
+                    f"{int(self.step.numpy())}; run the same command to resume"
                 )
                 raise
         self.save()
@@ -554,25 +557,43 @@ class Trainer:
             tf.summary.scalar("train/learning_rate", learning_rate, step=step)
 
 
+class Stopped(KeyboardInterrupt):
+    """Training stopped at a step boundary, its checkpoint written, on signal `signum` (SIGINT: Ctrl-C;
+    SIGTERM: what schedulers and preemptible VMs send before they kill; 0: another worker's signal)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class _StopRequest(threading.Event):
+    signum = 0  # the signal that set it, if one did in this process
+
+
 @contextlib.contextmanager
 def _stop_at_a_step_boundary():
-    """While training: the first Ctrl-C (SIGINT) only sets the event it yields, which the loop checks after
-    each step, so the checkpoint written on the way out is never one whose save was cut in half; a second
-    Ctrl-C interrupts at once. Outside the main thread (where Python delivers signals) it changes nothing."""
-    stop = threading.Event()
+    """While training: the first Ctrl-C (SIGINT) or SIGTERM only sets the event it yields, which the loop
+    checks after each step, so the checkpoint written on the way out is never one whose save was cut in
+    half; a second one interrupts at once (Ctrl-C) or terminates (SIGTERM). Kubernetes, Slurm and
+    preemptible VMs send SIGTERM some seconds before they kill: the run keeps the steps done since its
+    last checkpoint. Outside the main thread (where Python delivers signals) it changes nothing."""
+    stop = _StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
+    second = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
 
     def first(signum, frame):
+        stop.signum = signum
         stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # the second one raises KeyboardInterrupt
+        signal.signal(signum, second[signum])
 
-    previous = signal.signal(signal.SIGINT, first)
+    previous = {signum: signal.signal(signum, first) for signum in second}
     try:
         yield stop
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, log: Callable[[str], None] = print) -> TrainResult:
