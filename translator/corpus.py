@@ -247,10 +247,10 @@ def read_lines(path: str | os.PathLike) -> Iterator[str]:
 
 def read_stdin_batches(stream: int | IO, limit: int = 1000, name: str = "standard input") -> Iterator[list[str]]:
     """The lines arriving on `stream` (a file descriptor, or a file that has one: asked for at the first
-    batch, not before), in batches of at most `limit`: a batch also ends
-    whenever no further input is ready yet. A pipe from a fast producer gives full batches; a person
-    typing at a terminal, or a producer that sends a line and waits for its answer, gets each line
-    translated as it arrives instead of after the end of the input. Lines are decoded as files are."""
+    batch, not before), in batches of at most `limit`; a batch also ends whenever no further input is
+    ready yet. A pipe from a fast producer gives full batches; a person typing at a terminal, or a
+    producer that sends a line and waits for its answer, gets each line translated as it arrives
+    instead of after the end of the input. Lines are decoded as files are."""
     fd = stream if isinstance(stream, int) else stream.fileno()
     pending, batch, number = b"", [], 0
     while True:
