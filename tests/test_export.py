@@ -162,6 +162,11 @@ def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run,
     assert main(["translate", "--export-dir", str(directory), "--input", str(source), "--n-best", str(beam + 1)]) == 2
     err = capfd.readouterr().err
     assert f"the search keeps {beam} per input (the beam size); export it again with --beam-size {beam + 1}" in err
+    # The export given as a run directory: named as an export, with the flag that takes it (was a traceback).
+    for command in ("translate", "info"):
+        assert main([command, "--run-dir", str(directory)]) == 2
+        err = capfd.readouterr().err
+        assert "is an exported SavedModel, not a run directory: translate and serve take it as --export-dir" in err
 
 
 def test_translate_with_prefix_agrees_with_in_process(exported):

@@ -66,6 +66,7 @@ def _translator(args: argparse.Namespace, decode: dict, decoding: bool = False):
     stderr. `decoding`: the command runs the search's loops side by side, which then share the cores
     (`_share_cores`); scoring and exporting run one batch at a time, on every core."""
     from translator.api import load
+    from translator.rundir import RunDirectory
 
     run_dirs, export_dirs, ct2_dirs = (_paths(args, name) for name in ("run_dir", "export_dir", "ct2_dir"))
     for flag, paths in (("--export-dir", export_dirs), ("--ct2-dir", ct2_dirs)):
@@ -93,6 +94,10 @@ def _translator(args: argparse.Namespace, decode: dict, decoding: bool = False):
                 f"{_flags(decode)}: fixed in the SavedModel at export; export again, or use --run-dir"
             )
         return load(export_dirs[0])
+    for run_dir in run_dirs:  # `load` would take an export too, which has no checkpoint to choose
+        mistake = None if RunDirectory(run_dir).exists() else RunDirectory(run_dir).export_mistaken_for_a_run()
+        if mistake:
+            raise mistake
     translator = load(run_dirs if len(run_dirs) > 1 else run_dirs[0], args.checkpoint, **decode)
     if getattr(args, "threads", 0) or getattr(args, "batch_size", None) is not None:
         raise TranslatorError("--threads and --batch-size apply to --ct2-dir only")

@@ -45,11 +45,30 @@ class RunDirectory:
     def exists(self) -> bool:
         return storage.exists(self.config_path)
 
+    def missing(self) -> TranslatorError:
+        """The error for a path that holds no run."""
+        return self.export_mistaken_for_a_run() or TranslatorError(
+            f"{self.path} is not a run directory (no config.yaml): train one with `translator train`"
+        )
+
+    def export_mistaken_for_a_run(self) -> TranslatorError | None:
+        """The error for an export given where a run directory is expected, naming the flag that takes
+        it; None if the path holds no export."""
+        if storage.exists(storage.join(self.path, "saved_model.pb")):
+            return TranslatorError(
+                f"{self.path} is an exported SavedModel, not a run directory: "
+                "translate and serve take it as --export-dir"
+            )
+        if storage.exists(storage.join(self.path, "model.bin")):
+            return TranslatorError(
+                f"{self.path} is a CTranslate2 export, not a run directory: "
+                "translate, evaluate and score take it as --ct2-dir"
+            )
+        return None
+
     def load_config(self) -> ExperimentConfig:
         if not self.exists():
-            raise TranslatorError(
-                f"{self.path} is not a run directory (no config.yaml): train one with `translator train`"
-            )
+            raise self.missing()
         values = parse_yaml(storage.read_text(self.config_path), self.config_path)
         return config_from_dict(values, origin=self.config_path)
 
