@@ -19,6 +19,7 @@ from typing import Any
 
 from translator import storage
 from translator.config import ExperimentConfig, load_config
+from translator.constants import EXPORT_MARKERS
 from translator.errors import TranslatorError
 from translator.translation import BaseTranslator
 
@@ -43,7 +44,7 @@ def load(path: str | Path | Sequence[str | Path], checkpoint: str = "auto", **de
         from translator.inference import Translator
 
         return Translator.from_run_dir(path, checkpoint, **decode)
-    if storage.exists(storage.join(path, "saved_model.pb")):
+    if storage.exists(storage.join(path, EXPORT_MARKERS["savedmodel"])):
         from translator.export import SavedModelTranslator
 
         if decode:

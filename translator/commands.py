@@ -94,8 +94,8 @@ def _translator(args: argparse.Namespace, decode: dict, decoding: bool = False):
                 f"{_flags(decode)}: fixed in the SavedModel at export; export again, or use --run-dir"
             )
         return load(export_dirs[0])
-    for run_dir in run_dirs:  # `load` would take an export too, which has no checkpoint to choose
-        mistake = None if RunDirectory(run_dir).exists() else RunDirectory(run_dir).export_mistaken_for_a_run()
+    for run in map(RunDirectory, run_dirs):  # `load` would take an export too, which has no checkpoint to choose
+        mistake = None if run.exists() else run.export_mistaken_for_a_run()
         if mistake:
             raise mistake
     translator = load(run_dirs if len(run_dirs) > 1 else run_dirs[0], args.checkpoint, **decode)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from translator.config import DecodeConfig
-from translator.constants import EOS_ID
+from translator.constants import EOS_ID, EXPORT_MARKERS
 from translator.errors import TranslatorError
 from translator.threads import threads_per_worker
 from translator.translation import BaseTranslator, Score, Translation, decode_changes
@@ -54,7 +54,7 @@ DEFAULT_BATCH_SIZE = 16
 
 
 def is_ctranslate2_export(path: str | Path) -> bool:
-    return (Path(path) / "model.bin").exists() and (Path(path) / EXPORT_INFO).exists()
+    return (Path(path) / EXPORT_MARKERS["ctranslate2"]).exists() and (Path(path) / EXPORT_INFO).exists()
 
 
 def decode_limit(source_length: int, config: DecodeConfig) -> int:

@@ -24,7 +24,7 @@ from translator import storage
 from translator.alignment import Alignment, last_layer_attention, make_alignment
 from translator.checkpoints import CheckpointChoice, choose_checkpoint, restore
 from translator.config import DECODE_POLICIES, DecodeConfig
-from translator.constants import BOS_ID, EOS_ID, PAD_ID
+from translator.constants import BOS_ID, EOS_ID, EXPORT_MARKERS, PAD_ID
 from translator.errors import TranslatorError
 from translator.model import Seq2SeqTransformer, build_model
 from translator.precision import resolve_decode_precision
@@ -62,10 +62,6 @@ def prefixed_length(source_length: tf.Tensor, prefix_length: tf.Tensor, config: 
     """`decode_length`, raised where needed to leave room for a forced prefix and one more token
     (prefixes are cut to `max_length - 1` tokens, so the cap still holds)."""
     return tf.minimum(tf.maximum(decode_length(source_length, config), prefix_length + 1), config.max_length)
-
-
-# The file that makes a directory an export of each format.
-EXPORT_MARKERS = {"savedmodel": "saved_model.pb", "ctranslate2": "model.bin"}
 
 
 def _refuse_a_foreign_directory(directory: str, format: str) -> None:

@@ -18,6 +18,7 @@ import os
 
 from translator import storage
 from translator.config import ExperimentConfig, config_from_dict, config_to_yaml, parse_yaml
+from translator.constants import EXPORT_MARKERS
 from translator.errors import TranslatorError
 
 # Sections that define what the run *is*; changing them on an existing run would corrupt it.
@@ -54,12 +55,12 @@ class RunDirectory:
     def export_mistaken_for_a_run(self) -> TranslatorError | None:
         """The error for an export given where a run directory is expected, naming the flag that takes
         it; None if the path holds no export."""
-        if storage.exists(storage.join(self.path, "saved_model.pb")):
+        if storage.exists(storage.join(self.path, EXPORT_MARKERS["savedmodel"])):
             return TranslatorError(
                 f"{self.path} is an exported SavedModel, not a run directory: "
                 "translate and serve take it as --export-dir"
             )
-        if storage.exists(storage.join(self.path, "model.bin")):
+        if storage.exists(storage.join(self.path, EXPORT_MARKERS["ctranslate2"])):
             return TranslatorError(
                 f"{self.path} is a CTranslate2 export, not a run directory: "
                 "translate, evaluate and score take it as --ct2-dir"
