@@ -13,6 +13,7 @@ import tensorflow as tf
 from translator.bench.train import _measure
 from translator.cli import main
 from translator.onednn import ONEDNN_VARIABLE, X86_MACHINES
+from translator.shortlist import DEFAULT_PER_SOURCE
 
 pytestmark = pytest.mark.slow
 
@@ -96,7 +97,7 @@ def test_bench_train_counts_the_tokens_of_a_time_budget_compilation_included():
 
 def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_path, capsys):
     pytest.importorskip("ctranslate2", reason="ctranslate2 is not installed (pip install '.[ctranslate2]')")
-    methods = "beam,savedmodel,ct2_beam,ct2_int8_beam"
+    methods = "beam,savedmodel,ct2_beam,ct2_int8_beam,ct2_int8_shortlist_beam"
     args = ["bench", "decode", "--run-dir", str(trained_run), "--limit", "8", "--methods", methods, "--no-xla"]
     assert main([*args, "--batch-tokens", "40", "--ct2-batch-size", "3", "--work-dir", str(tmp_path), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -113,12 +114,15 @@ def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_
         assert rows["savedmodel"]["cpu_kernels"] == "Eigen"
     assert rows["savedmodel"]["cpu_kernels"] in ("Eigen", "oneDNN")
     assert rows["ct2_beam"]["cpu_kernels"] == "CTranslate2" and rows["beam"]["cpu_kernels"] in ("Eigen", "oneDNN")
-    for method in ("savedmodel", "ct2_beam", "ct2_int8_beam"):
+    for method in ("savedmodel", "ct2_beam", "ct2_int8_beam", "ct2_int8_shortlist_beam"):
         assert rows[method]["beam_size"] == 4 and rows[method]["sentences"] == 8
         assert 0 <= rows[method]["agreement_with_beam"] <= 1 and rows[method]["size_mb"] > 0
     # A CTranslate2 worker never imports TensorFlow: its memory is a fraction of the SavedModel's.
     assert rows["ct2_beam"]["peak_rss_mb"] < rows["savedmodel"]["peak_rss_mb"] / 2
     assert rows["ct2_int8_beam"]["size_mb"] < rows["ct2_beam"]["size_mb"]
+    assert (
+        rows["ct2_int8_shortlist_beam"]["shortlist"] == DEFAULT_PER_SOURCE and rows["ct2_int8_beam"]["shortlist"] == 0
+    )
 
 
 def test_serve_bench_compares_batching_pair_by_pair():

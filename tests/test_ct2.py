@@ -14,11 +14,12 @@ ctranslate2 = pytest.importorskip("ctranslate2", reason="ctranslate2 is not inst
 
 from translator.cli import main  # noqa: E402
 from translator.config import DecodeConfig  # noqa: E402
-from translator.ct2 import DEFAULT_BATCH_SIZE, CTranslate2Translator  # noqa: E402
+from translator.ct2 import DEFAULT_BATCH_SIZE, SHORTLIST_BATCH_SIZE, CTranslate2Translator  # noqa: E402
 from translator.ct2_export import check_mappable, export_ctranslate2  # noqa: E402
 from translator.errors import TranslatorError  # noqa: E402
 from translator.evaluation import split_pairs  # noqa: E402
 from translator.inference import Translator  # noqa: E402
+from translator.shortlist import DEFAULT_FREQUENT  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ct2")]  # one worker: one ct2 fixture
 
@@ -216,6 +217,49 @@ def test_cli_exports_then_translates_and_evaluates_like_the_run(trained_run, run
     assert report["bleu"]["score"] == evaluate_translator(ours, "test")["bleu"]["score"]
     assert report["beam_size"] == 1 and report["ctranslate2"] == str(output) and report["quantization"] == "none"
     assert report["precision"] == "float32"
+
+
+def test_a_shortlist_confines_each_translation_to_its_sources_candidates(
+    trained_run, run_and_export, test_split, tmp_path, capsys
+):
+    _, full, _ = run_and_export
+    sources, _ = test_split
+    output = tmp_path / "shortlisted"
+    export = ["export", "--run-dir", str(trained_run), "--format", "ctranslate2", "--output", str(output)]
+    assert main([*export, "--shortlist", "3"]) == 0
+    assert "weights none, shortlist 3 per piece" in capsys.readouterr().out
+    info = json.loads((output / "export.json").read_text(encoding="utf-8"))
+    assert info["shortlist"] == {"per_source": 3, "frequent": DEFAULT_FREQUENT}
+    rows = [line.split("\t") for line in (output / "vmap.txt").read_text(encoding="utf-8").splitlines()]
+    assert rows[0][0] == "" and len(rows[0][1].split()) == DEFAULT_FREQUENT
+    always = set(rows[0][1].split()) | {"<unk>", "<s>", "</s>"}  # CTranslate2 adds the specials
+    candidates = {source: set(targets.split()) for source, targets in rows[1:]}
+    assert max(map(len, candidates.values())) == 3
+
+    def decoded(translator) -> list[list[tuple[list[str], float]]]:
+        """Each sentence's hypotheses as CTranslate2 returned them (pieces, log-probability under its
+        softmax), before the ones stopped at the length limit are rescored over the whole vocabulary."""
+        results = {}  # a sentence decoded again (past its own length limit) keeps its last decoding
+        decode = translator._decode
+        translator._decode = lambda batches, sources, limits, found: (
+            decode(batches, sources, limits, found),
+            results.update((i, [(p, score) for p, score, _ in found[i]]) for batch in batches for i in batch),
+        )[0]
+        translator.translate_nbest(sources, n_best=1)
+        assert len(results) == len(sources)
+        return [results[i] for i in range(len(sources))]
+
+    assert CTranslate2Translator(output).batch_size == SHORTLIST_BATCH_SIZE  # a smaller union of candidates
+    shortlisted = CTranslate2Translator(output, batch_size=1)
+    assert shortlisted.shortlisted and not full.shortlisted
+    pieces, _ = shortlisted._source_pieces(sources)
+    allowed = [always.union(*(candidates.get(piece, set()) for piece in source)) for source in pieces]
+    confined = decoded(shortlisted)
+    assert all(piece in allowed[i] for i, found in enumerate(confined) for p, _ in found for piece in p)
+    # In force: each step's softmax spans the shortlist only, so the pieces both find score higher.
+    free = decoded(CTranslate2Translator(run_and_export[2], batch_size=1))
+    same = [(a[0][1], b[0][1]) for a, b in zip(confined, free) if a[0][0] == b[0][0]]
+    assert len(same) > len(sources) // 2 and all(a > b + 1e-4 for a, b in same)
 
 
 def test_load_detects_the_export_and_the_core_refuses_without_ctranslate2(run_and_export):

@@ -1,6 +1,7 @@
 """The SavedModel: loads without this package, matches in-process translation, handles odd input."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -31,11 +32,15 @@ def test_the_export_says_what_it_computes_in(exported):
     """Read before TensorFlow loads, to choose its CPU kernels (`translator.onednn`): this one is float32."""
     translator, directory = exported
     info = json.loads((directory / EXPORT_INFO).read_text())
-    assert info == {
+    assert {key: info[key] for key in ("precision", "beam_size", "length_penalty")} == {
         "precision": "float32",
         "beam_size": translator.config.beam_size,
         "length_penalty": translator.config.length_penalty,
     }
+    assert {key: info["decode"][key] for key in ("max_length", "max_length_ratio", "beam_size")} == {
+        key: getattr(translator.config, key) for key in ("max_length", "max_length_ratio", "beam_size")
+    }
+    assert info["checkpoint"]["path"] == translator.checkpoint.path and info["config"]["model"]["d_model"] == 32
     assert float32_search_before_tensorflow([], export_dir=str(directory))
 
 
@@ -166,7 +171,29 @@ def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run,
     for command in ("translate", "info"):
         assert main([command, "--run-dir", str(directory)]) == 2
         err = capfd.readouterr().err
-        assert "is an exported SavedModel, not a run directory: translate and serve take it as --export-dir" in err
+        assert (
+            "is an exported SavedModel, not a run directory: translate, evaluate and serve take it as --export-dir"
+            in err
+        )
+
+
+def test_cli_evaluates_the_export_like_the_run(exported, trained_run, tmp_path, capsys):
+    """The split comes from the run's config recorded at export; the report goes beside the export."""
+    from translator.cli import main
+    from translator.evaluation import evaluate_translator
+
+    _, directory = exported
+    copy = tmp_path / "1"  # not the session's export: the report is written into EXPORT_DIR/eval
+    shutil.copytree(directory, copy)
+    assert main(["evaluate", "--export-dir", str(copy), "--split", "test"]) == 0
+    assert f"wrote {copy / 'eval' / 'test.json'}" in capsys.readouterr().out
+    report = json.loads((copy / "eval" / "test.json").read_text(encoding="utf-8"))
+    ours = Translator.from_run_dir(trained_run, jit_compile=False)
+    assert report["bleu"]["score"] == evaluate_translator(ours, "test")["bleu"]["score"]
+    assert report["checkpoint"] == ours.checkpoint.path and report["savedmodel"] == str(copy)
+    assert (report["beam_size"], report["length_penalty"]) == (ours.config.beam_size, ours.config.length_penalty)
+    assert main(["evaluate", "--export-dir", str(copy), "--beam-size", "1"]) == 2
+    assert "--beam-size: fixed in the SavedModel at export" in capsys.readouterr().err
 
 
 def test_translate_with_prefix_agrees_with_in_process(exported):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from translator.config import DECODE_PRECISIONS
 from translator.errors import TranslatorError
+from translator.shortlist import DEFAULT_PER_SOURCE
 
 # Run directories are strings, not Paths: pathlib would fold gs://bucket into gs:/bucket.
 RUN_DIR_HELP = "the run directory: a local path or any TensorFlow file system (gs://bucket/runs/NAME, ...)"
@@ -45,6 +46,7 @@ EXAMPLES = {
     "echo 'Y dijo Dios: Sea la luz.' | translator translate --run-dir runs/small --alignments",
     "export": "translator export --run-dir runs/small\n"
     "translator export --run-dir runs/small --format ctranslate2 --output runs/small/ctranslate2 --quantization int8\n"
+    "translator export --run-dir runs/small --format ctranslate2 --quantization int8 --shortlist\n"
     "saved_model_cli show --dir runs/small/export --tag_set serve --signature_def serving_default",
     "serve": "translator serve --run-dir runs/small\n"
     "translator serve --export-dir runs/small/export --port 8501 --grpc-port 8500 --model-name translator\n"
@@ -143,6 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = command("evaluate", "translate a split or files and score with sacrebleu (BLEU, chrF, TER)")
     evaluated = evaluate.add_mutually_exclusive_group(required=True)
     evaluated.add_argument("--run-dir", action="append", help=RUN_DIR_HELP + ENSEMBLE_HELP)
+    evaluated.add_argument(
+        "--export-dir", action="append", help="an exported SavedModel (reports go to EXPORT_DIR/eval)"
+    )
     evaluated.add_argument("--ct2-dir", action="append", help="a CTranslate2 export (reports go to CT2_DIR/eval)")
     evaluate.add_argument("--split", default="test", help="dev or test (from the run's config)")
     evaluate.add_argument("--src", type=Path, help="source file (one sentence per line) instead of a split")
@@ -200,6 +205,15 @@ def _parser() -> argparse.ArgumentParser:
         choices=["none", "int8", "int8_float32", "int16", "float16"],
         help="CTranslate2 weights (default none: float32, the fastest on our CPU at the tutorial size)",
     )
+    export.add_argument(
+        "--shortlist",
+        type=_at_least(1),
+        nargs="?",
+        const=DEFAULT_PER_SOURCE,
+        metavar="N",
+        help="CTranslate2: decode with a lexical shortlist of N target pieces per source piece (default "
+        f"{DEFAULT_PER_SOURCE}), counted in the run's training pairs: faster, and may change translations",
+    )
     export.add_argument("--checkpoint", default="auto")
     _decode_flags(export)
 
@@ -255,7 +269,9 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--output", type=Path, help="default: standard output")
     score.add_argument("--checkpoint", default="auto", help="with --run-dir: auto, averaged, best or latest")
     score.add_argument("--threads", type=_at_least(0), default=0, help="with --ct2-dir: CPU threads (0: all)")
-    score.add_argument("--batch-size", type=_at_least(1), help="with --ct2-dir: sentences per batch (default 16)")
+    score.add_argument(
+        "--batch-size", type=_at_least(1), help="with --ct2-dir: sentences per batch (default 16, 8 with a shortlist)"
+    )
 
     info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
     info.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
@@ -314,7 +330,8 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument(
         "--methods",
         default="uncached_greedy,greedy,beam",
-        help="comma-separated, of uncached_greedy, greedy, beam, savedmodel, ct2_beam, ct2_int8_beam",
+        help="comma-separated, of uncached_greedy, greedy, beam, savedmodel, ct2_beam, ct2_int8_beam, "
+        "ct2_int8_shortlist_beam",
     )
     decode.add_argument(
         "--threads",
@@ -323,7 +340,16 @@ def _parser() -> argparse.ArgumentParser:
         help="CTranslate2 threads per batch (0: the cores shared among the workers)",
     )
     decode.add_argument(
-        "--ct2-batch-size", type=_at_least(1), help="CTranslate2's sentences per batch (default: its translator's, 16)"
+        "--ct2-batch-size",
+        type=_at_least(1),
+        help="CTranslate2's sentences per batch (default: its translator's, 16, or 8 with a shortlist)",
+    )
+    decode.add_argument(
+        "--shortlist",
+        type=_at_least(1),
+        default=DEFAULT_PER_SOURCE,
+        metavar="N",
+        help=f"ct2_int8_shortlist_beam's target pieces per source piece (default {DEFAULT_PER_SOURCE})",
     )
     _precision_flag(decode, "our search: ")
     decode.add_argument("--workers", type=int, help="batches decoded at once (default: the run's decode.workers)")
@@ -468,7 +494,9 @@ def _ct2_flags(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="with --ct2-dir: CPU threads per worker (0: the cores shared among them)",
     )
-    parser.add_argument("--batch-size", type=_at_least(1), help="with --ct2-dir: sentences per batch (default 16)")
+    parser.add_argument(
+        "--batch-size", type=_at_least(1), help="with --ct2-dir: sentences per batch (default 16, 8 with a shortlist)"
+    )
 
 
 def _decode_overrides(args: argparse.Namespace) -> dict:

@@ -142,10 +142,11 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
     result = evaluate_translator(translator, args.split, sources, references, progress=sys.stderr.isatty())
     name = args.src.stem if args.src else args.split
     ct2_dir = args.ct2_dir[0] if args.ct2_dir else None
+    export_dir = args.export_dir[0] if args.export_dir else None
     members = getattr(translator, "members", None)
     extra = {
         "corpus": str(args.src) if args.src else result["corpus"],
-        "checkpoint": translator.checkpoint_path if ct2_dir else translator.checkpoint.path,
+        "checkpoint": translator.checkpoint_path,
         "sentences": result["sentences"],
         "beam_size": translator.config.beam_size,
         "length_penalty": translator.config.length_penalty,
@@ -156,11 +157,15 @@ def evaluate(args: argparse.Namespace, decode: dict) -> int:
     if ct2_dir:
         extra["ctranslate2"] = str(ct2_dir)
         extra["quantization"] = translator.info.get("quantization", "none")  # what CTranslate2 computes in
+        extra["shortlist"] = translator.info.get("shortlist", {}).get("per_source", 0)
+    if export_dir:
+        extra["savedmodel"] = str(export_dir)
     if members:  # reported beside the first run's own evaluations, never over them
         name = f"ensemble-{name}"
         extra["checkpoint"] = [member.checkpoint.path for member in members]
         extra["ensemble"] = [member.run_dir for member in members]
-    eval_dir = storage.join(ct2_dir, "eval") if ct2_dir else RunDirectory(args.run_dir[0]).eval_dir
+    export = ct2_dir or export_dir
+    eval_dir = storage.join(export, "eval") if export else RunDirectory(args.run_dir[0]).eval_dir
     path = write_report(eval_dir, name, result["hypotheses"], scores, extra)
     for metric in scores.values():
         print(f"{metric['text']}\n  signature: {metric['signature']}")
@@ -344,9 +349,9 @@ def export(args: argparse.Namespace, decode: dict) -> int:
     translator = _translator(args, decode)
     run = RunDirectory(args.run_dir)
     output = args.output or (run.export_dir if args.format == "savedmodel" else storage.join(run.path, "ctranslate2"))
-    translator.export(output, format=args.format, quantization=args.quantization)
+    translator.export(output, format=args.format, quantization=args.quantization, shortlist=args.shortlist or 0)
     computes = (
-        f"weights {args.quantization or 'none'}"
+        f"weights {args.quantization or 'none'}" + (f", shortlist {args.shortlist} per piece" if args.shortlist else "")
         if args.format == "ctranslate2"
         else f"precision {translator.config.precision}"  # auto resolved on this machine: say to what
     )
@@ -498,6 +503,7 @@ def bench_decode(args: argparse.Namespace) -> int:
         args.batch_tokens,
         args.ct2_batch_size,
         args.precision,
+        args.shortlist,
     )
     if args.json:
         print(json.dumps(report, indent=2))

@@ -51,6 +51,10 @@ def _searched(config: DecodeConfig, directory: Path) -> DecodeConfig:
 # needs less memory than 32 (2-core Intel Xeon with AMX, 2026-12-05; docs/benchmarks.md, "CTranslate2's
 # batch size").
 DEFAULT_BATCH_SIZE = 16
+# With a lexical shortlist the output layer spans the union of a batch's candidates, which grows with the
+# batch: 8 decoded the tutorial-size test split in int8 at 293-326 sentences/s in five runs against 251
+# and 294 for 16 (AMD EPYC with AVX-512, 2026-12-07; docs/benchmarks.md, "A lexical shortlist for CTranslate2").
+SHORTLIST_BATCH_SIZE = 8
 
 
 def is_ctranslate2_export(path: str | Path) -> bool:
@@ -69,7 +73,8 @@ class CTranslate2Translator(BaseTranslator):
     threads: CPU threads for one batch (CTranslate2's `intra_threads`; 0: the machine's cores shared
         among the `decode.workers` batches decoded at once, CTranslate2's `inter_threads`).
     compute_type: `default` keeps the export's quantization; `int8`, `float32`, ... convert on load.
-    batch_size: sentences per `translate_batch` call, after sorting by length.
+    batch_size: sentences per `translate_batch` call, after sorting by length (None: `DEFAULT_BATCH_SIZE`,
+        or `SHORTLIST_BATCH_SIZE` for an export with a shortlist).
     decode: beam_size, length_penalty, max_length, ... over the export's decode settings.
     """
 
@@ -78,7 +83,7 @@ class CTranslate2Translator(BaseTranslator):
         directory: str | Path,
         threads: int = 0,
         compute_type: str = "default",
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         **decode,
     ):
         try:
@@ -94,7 +99,10 @@ class CTranslate2Translator(BaseTranslator):
         self.info = json.loads((self.directory / EXPORT_INFO).read_text(encoding="utf-8"))
         self.config = _searched(dataclasses.replace(DecodeConfig(**self.info["decode"]), **decode), self.directory)
         self.max_source_length = int(self.info["max_source_length"])
-        self.batch_size = batch_size
+        # An export with a lexical shortlist (vmap.txt, `translator.shortlist`) decodes with it: each batch's
+        # output layer spans only its sources' candidates. Scoring (`score_batch`) always spans the vocabulary.
+        self.shortlisted = (self.directory / "vmap.txt").is_file()
+        self.batch_size = batch_size or (SHORTLIST_BATCH_SIZE if self.shortlisted else DEFAULT_BATCH_SIZE)
         self.threads = threads
         self.compute_type = compute_type
         workers = self.config.workers
@@ -208,6 +216,7 @@ class CTranslate2Translator(BaseTranslator):
                     max_input_length=0,
                     return_scores=True,
                     return_end_token=True,
+                    use_vmap=self.shortlisted,
                     asynchronous=True,
                 ),
             )

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from translator.ct2 import EXPORT_INFO
 from translator.errors import TranslatorError
 from translator.layers.embedding import sinusoidal_positions
 from translator.model import Seq2SeqTransformer
+from translator.shortlist import DEFAULT_FREQUENT, build_shortlist
 
 QUANTIZATIONS = ("none", "int8", "int8_float32", "int16", "float16")
 # float32 ("none") is the default: on our 2-core AMD EPYC, idle, it decodes the tutorial-size model 3.4x
@@ -173,9 +175,13 @@ def pieces(model_proto: bytes) -> list[str]:
     return vocabulary
 
 
-def export_ctranslate2(translator, directory: str | Path, quantization: str = DEFAULT_QUANTIZATION) -> Path:
+def export_ctranslate2(
+    translator, directory: str | Path, quantization: str = DEFAULT_QUANTIZATION, shortlist: int = 0
+) -> Path:
     """Write `translator`'s model (a `translator.inference.Translator`) to `directory` (replaced if it
-    exists) as a CTranslate2 model with its tokenizer and `export.json`."""
+    exists) as a CTranslate2 model with its tokenizer and `export.json`; with `shortlist` > 0, also a
+    lexical shortlist of that many target pieces per source piece (`vmap.txt`, `translator.shortlist`)
+    from the run's training pairs, which CTranslate2 then decodes with."""
     if quantization not in QUANTIZATIONS:
         raise TranslatorError(f"unknown quantization {quantization!r}: choose {', '.join(QUANTIZATIONS)}")
     ctranslate2 = _import_ctranslate2()
@@ -190,7 +196,14 @@ def export_ctranslate2(translator, directory: str | Path, quantization: str = DE
             return build_spec(model, source_pieces, target_pieces, max_positions)
 
     directory = Path(directory)
-    RunConverter().convert(str(directory), quantization=None if quantization == "none" else quantization, force=True)
+    with tempfile.TemporaryDirectory(prefix="shortlist-") as scratch:
+        vmap = None
+        if shortlist:
+            vmap = Path(scratch) / "vmap.txt"
+            lines = build_shortlist(_training_corpus(translator), source_pieces, target_pieces, shortlist)
+            vmap.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        quantized = None if quantization == "none" else quantization
+        RunConverter().convert(str(directory), vmap=vmap and str(vmap), quantization=quantized, force=True)
     if tokenizer.shared:
         (directory / "joint.model").write_bytes(tokenizer.source_model_proto)
         files = {"source": "joint.model", "target": "joint.model"}
@@ -203,27 +216,24 @@ def export_ctranslate2(translator, directory: str | Path, quantization: str = DE
         "ctranslate2_version": ctranslate2.__version__,
         "quantization": quantization,
         "tokenizer": files,
+        # Candidates per source piece in vmap.txt (0: none, the whole vocabulary at every step).
+        "shortlist": {"per_source": shortlist, "frequent": DEFAULT_FREQUENT if shortlist else 0},
         "max_source_length": translator.max_source_length,
         # CTranslate2 computes as its quantization says, never in our decode.precision (`ct2._searched`).
         "decode": {**dataclasses.asdict(decode), "precision": "float32"},
-        "checkpoint": _checkpoint_info(translator),
-        "config": _run_config(translator),
+        **translator.provenance(),
     }
     (directory / EXPORT_INFO).write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
     return directory
 
 
-def _checkpoint_info(translator) -> dict:
-    choice = translator.checkpoint
-    if choice is None:
-        return {"path": None, "step": None, "kind": None}
-    return {"path": choice.path, "step": choice.step, "kind": choice.kind}
-
-
-def _run_config(translator) -> dict | None:
-    """The run's resolved config (data splits, model sizes), so `evaluate --split` works from the export."""
+def _training_corpus(translator):
+    """The run's tokenized training pairs (its cache, or read and tokenized as training does)."""
     if translator.run_dir is None:
-        return None
+        raise TranslatorError("--shortlist needs the run directory whose training pairs it counts")
+    from translator.data import load_training_data
     from translator.rundir import RunDirectory
 
-    return RunDirectory(translator.run_dir).load_config().to_dict()
+    run = RunDirectory(translator.run_dir)
+    _, corpus = load_training_data(run.tokenizer_dir, run.cache_dir, run.load_config(), write=False, log=lambda _: None)
+    return corpus

@@ -17,6 +17,7 @@ translation with score 0, never an error.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import posixpath
@@ -25,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from translator import storage
+from translator.config import DecodeConfig
 from translator.errors import TranslatorError
 from translator.inference import Translator, prefixed_length
 from translator.onednn import EXPORT_INFO
@@ -174,7 +176,9 @@ def export_saved_model(translator: Translator, directory: str | os.PathLike, sub
     tf.saved_model.save(root, directory, signatures=endpoints)
     # What the graphs compute in and decode with, readable without TensorFlow: a process that serves
     # the export chooses its CPU kernels from it before TensorFlow loads (`translator.onednn`).
+    # Where it came from (checkpoint, the run's config) too: `evaluate --export-dir --split` reads the splits there.
     info = {key: getattr(translator.config, key) for key in ("precision", "beam_size", "length_penalty")}
+    info.update(decode=dataclasses.asdict(translator.config), **translator.provenance())
     tf.io.gfile.makedirs(posixpath.join(directory, posixpath.dirname(EXPORT_INFO)))
     with tf.io.gfile.GFile(posixpath.join(directory, EXPORT_INFO), "w") as file:
         json.dump(info, file)
@@ -197,10 +201,28 @@ class SavedModelTranslator(BaseTranslator):
         self._nbest = loaded.signatures["translate_nbest"]
         self._with_prefix = loaded.signatures.get("translate_with_prefix")  # exports since target prefixes
         info = storage.join(self.directory, EXPORT_INFO)
-        if storage.exists(info):
-            self._hypotheses = max(int(json.loads(storage.read_text(info))["beam_size"]), 1)
+        self.info = json.loads(storage.read_text(info)) if storage.exists(info) else {}
+        if "beam_size" in self.info:
+            self._hypotheses = max(int(self.info["beam_size"]), 1)
         else:  # an export older than its info file: ask the graph
             self._hypotheses = int(self._nbest(text=tf.constant(["."]))["translations"].shape[1])
+        # The decode settings fixed at export (older exports recorded only the search's three).
+        recorded = self.info.get("decode") or {
+            key: self.info[key] for key in ("precision", "beam_size", "length_penalty") if key in self.info
+        }
+        self.config = DecodeConfig(**{"beam_size": self._hypotheses, **recorded})
+
+    @property
+    def experiment_config(self):
+        """The run's config recorded at export (for `evaluate --split`), or None (an older export)."""
+        from translator.config import config_from_dict
+
+        recorded = self.info.get("config")
+        return config_from_dict(recorded, origin=storage.join(self.directory, EXPORT_INFO)) if recorded else None
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        return self.info.get("checkpoint", {}).get("path")
 
     @property
     def hypotheses(self) -> int:

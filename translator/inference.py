@@ -172,6 +172,18 @@ class Translator(tf.Module, BaseTranslator):
         return self._variants[key]
 
     @property
+    def checkpoint_path(self) -> str | None:
+        return self.checkpoint.path if self.checkpoint else None
+
+    def provenance(self) -> dict:
+        """What an export records of where it came from: the checkpoint (path, step, kind) and the run's
+        resolved config (data splits, model sizes), so that `evaluate --split` works from the export."""
+        choice = self.checkpoint
+        checkpoint = {"path": choice.path, "step": choice.step, "kind": choice.kind} if choice else None
+        config = RunDirectory(self.run_dir).load_config().to_dict() if self.run_dir else None
+        return {"checkpoint": checkpoint or {"path": None, "step": None, "kind": None}, "config": config}
+
+    @property
     def hypotheses(self) -> int:
         """Hypotheses decoded per sentence: the beam size, or 1 (greedy search, sampling)."""
         return 1 if self.config.sampling else max(self.config.beam_size, 1)
@@ -391,10 +403,18 @@ class Translator(tf.Module, BaseTranslator):
                 results[index] = make_alignment(matrices[row], sources[row], targets[row], self.tokenizer)
         return results
 
-    def export(self, directory: str | os.PathLike, format: str = "savedmodel", quantization: str | None = None) -> str:
+    def export(
+        self,
+        directory: str | os.PathLike,
+        format: str = "savedmodel",
+        quantization: str | None = None,
+        shortlist: int = 0,
+    ) -> str:
         """Write this model, with this translator's decode settings, for serving: `savedmodel` (text
         in, translation out, for TensorFlow Serving) or `ctranslate2` (the fastest on CPU; weights
-        stored as `quantization`: none (float32, the default), int8, int8_float32, int16 or float16).
+        stored as `quantization`: none (float32, the default), int8, int8_float32, int16 or float16;
+        `shortlist` > 0 adds a lexical shortlist of that many target pieces per source piece,
+        `translator.shortlist`).
         `directory` is new, empty, or an earlier export of the same format, which it replaces once the
         new export is complete (`storage.write_directory`)."""
         if format in EXPORT_MARKERS:
@@ -407,8 +427,8 @@ class Translator(tf.Module, BaseTranslator):
                     f"decode.sampling_topk={self.config.sampling_topk}: sampling is not exported (the SavedModel "
                     "decodes with greedy or beam search); translate with --run-dir to sample"
                 )
-            if quantization not in (None, "none"):
-                raise TranslatorError("--quantization applies to the ctranslate2 format only")
+            if quantization not in (None, "none") or shortlist:
+                raise TranslatorError("--quantization and --shortlist apply to the ctranslate2 format only")
             return storage.write_directory(directory, lambda staging: export_saved_model(self, staging))
         if format == "ctranslate2":
             from translator.ct2_export import DEFAULT_QUANTIZATION, export_ctranslate2
@@ -420,7 +440,9 @@ class Translator(tf.Module, BaseTranslator):
                 )
 
             quantization = quantization or DEFAULT_QUANTIZATION
-            return storage.write_directory(directory, lambda staging: export_ctranslate2(self, staging, quantization))
+            return storage.write_directory(
+                directory, lambda staging: export_ctranslate2(self, staging, quantization, shortlist)
+            )
         raise TranslatorError(f"unknown export format {format!r}: choose savedmodel or ctranslate2")
 
     def detokenize(self, sequences: list[np.ndarray]) -> list[str]:

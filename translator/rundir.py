@@ -58,7 +58,7 @@ class RunDirectory:
         if storage.exists(storage.join(self.path, EXPORT_MARKERS["savedmodel"])):
             return TranslatorError(
                 f"{self.path} is an exported SavedModel, not a run directory: "
-                "translate and serve take it as --export-dir"
+                "translate, evaluate and serve take it as --export-dir"
             )
         if storage.exists(storage.join(self.path, EXPORT_MARKERS["ctranslate2"])):
             return TranslatorError(

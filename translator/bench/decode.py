@@ -35,6 +35,7 @@ from translator.inference import Translator, decode_length
 from translator.onednn import cpu_kernels
 from translator.precision import export_precision
 from translator.rundir import RunDirectory
+from translator.shortlist import DEFAULT_PER_SOURCE
 
 
 def _count_tokens(ids: np.ndarray) -> int:
@@ -51,7 +52,7 @@ def _timed_translate(translator: Translator, sources: list[np.ndarray]) -> tuple
 
 
 IN_PROCESS_METHODS = ("uncached_greedy", "greedy", "beam")
-EXPORT_METHODS = ("savedmodel", "ct2_beam", "ct2_int8_beam")
+EXPORT_METHODS = ("savedmodel", "ct2_beam", "ct2_int8_beam", "ct2_int8_shortlist_beam")
 DEFAULT_METHODS = IN_PROCESS_METHODS
 SAVEDMODEL_REQUEST_SIZE = 32  # sentences per request to the SavedModel, as a server would send them
 
@@ -62,11 +63,13 @@ def _size_mb(paths) -> float:
     return round(sum(file.stat().st_size for file in files) / 2**20, 2)
 
 
-def _batch_size(kind: str, ct2_batch_size: int | None = None) -> int:
+def _batch_size(kind: str, ct2_batch_size: int | None = None, shortlist: int = 0) -> int:
     """Sentences per batch of an export: the SavedModel's requests; CTranslate2's own batches."""
-    from translator.ct2 import DEFAULT_BATCH_SIZE
+    from translator.ct2 import DEFAULT_BATCH_SIZE, SHORTLIST_BATCH_SIZE
 
-    return SAVEDMODEL_REQUEST_SIZE if kind == "savedmodel" else ct2_batch_size or DEFAULT_BATCH_SIZE
+    if kind == "savedmodel":
+        return SAVEDMODEL_REQUEST_SIZE
+    return ct2_batch_size or (SHORTLIST_BATCH_SIZE if shortlist else DEFAULT_BATCH_SIZE)
 
 
 def _run_export(kind: str, model: Path, sentences: list[str], threads: int, batch_size: int) -> dict:
@@ -93,6 +96,7 @@ def bench_decode(
     batch_tokens: int | None = None,
     ct2_batch_size: int | None = None,
     precision: str | None = None,
+    shortlist: int = DEFAULT_PER_SOURCE,
 ) -> dict:
     unknown = [method for method in methods if method not in IN_PROCESS_METHODS + EXPORT_METHODS]
     if unknown:
@@ -113,7 +117,19 @@ def bench_decode(
     results = []
     best: dict[str, list[str]] = {}  # method → best translation of each sentence
 
-    def record(method, beam, seconds, n_sentences, tokens, batches, hypotheses=None, rss=None, size=None, kernels=None):
+    def record(
+        method,
+        beam,
+        seconds,
+        n_sentences,
+        tokens,
+        batches,
+        hypotheses=None,
+        rss=None,
+        size=None,
+        kernels=None,
+        shortlist=None,
+    ):
         row = {
             "method": method,
             # TensorFlow's CPU kernels where the method ran (a SavedModel's worker chooses its own).
@@ -136,6 +152,8 @@ def bench_decode(
             row["peak_rss_mb"] = rss
         if size is not None:
             row["size_mb"] = size
+        if shortlist is not None:
+            row["shortlist"] = shortlist  # candidates per source piece (0: the whole vocabulary)
         results.append(row)
 
     agreement = _in_process(base, model, config, sources, uncached_limit, methods, beam_size, record)
@@ -148,7 +166,7 @@ def bench_decode(
             run_dir, jit_compile=False, **{**overrides, "beam_size": beam_size, "precision": saved_precision}
         )
     if any(method in EXPORT_METHODS for method in methods):
-        _exports(beam, saved, sentences, methods, threads, work_dir, record, ct2_batch_size)
+        _exports(beam, saved, sentences, methods, threads, work_dir, record, ct2_batch_size, shortlist)
     return {
         "benchmark": "decode",
         "run_dir": str(run_dir),
@@ -231,22 +249,24 @@ def _exports(
     work_dir,
     record,
     ct2_batch_size: int | None,
+    shortlist: int,
 ) -> None:
     """Export the checkpoint in the formats asked for (the SavedModel from `saved`, which may compute in
     another precision than `beam`), and time each in its own process."""
     scratch = None if work_dir else tempfile.TemporaryDirectory(prefix="bench-decode-")
     root = Path(work_dir or scratch.name)
-    formats = {
-        "savedmodel": ("savedmodel", "savedmodel", "none"),
-        "ct2_beam": ("ctranslate2", "ct2-float32", "none"),
-        "ct2_int8_beam": ("ctranslate2", "ct2-int8", "int8"),
+    formats = {  # method: format, directory, quantization, shortlist
+        "savedmodel": ("savedmodel", "savedmodel", "none", 0),
+        "ct2_beam": ("ctranslate2", "ct2-float32", "none", 0),
+        "ct2_int8_beam": ("ctranslate2", "ct2-int8", "int8", 0),
+        "ct2_int8_shortlist_beam": ("ctranslate2", "ct2-int8-shortlist", "int8", shortlist),
     }
     try:
         for method in (m for m in EXPORT_METHODS if m in methods):
-            kind, name, quantization = formats[method]
+            kind, name, quantization, per_source = formats[method]
             exporter = saved if kind == "savedmodel" else beam
-            directory = exporter.export(root / name, format=kind, quantization=quantization)
-            batch = _batch_size(kind, ct2_batch_size)
+            directory = exporter.export(root / name, format=kind, quantization=quantization, shortlist=per_source)
+            batch = _batch_size(kind, ct2_batch_size, per_source)
             run = _run_export(kind, directory, sentences, threads, batch)
             hypotheses = run["hypotheses"]
             # Generated tokens, EOS included, counted by re-tokenizing the output text.
@@ -265,6 +285,7 @@ def _exports(
                 run["peak_rss_mb"],
                 size,
                 run.get("cpu_kernels"),
+                per_source if kind == "ctranslate2" else None,
             )
     finally:
         if scratch is not None:
