@@ -230,6 +230,13 @@ def test_a_shortlist_confines_each_translation_to_its_sources_candidates(
     assert "weights none, shortlist 3 per piece" in capsys.readouterr().out
     info = json.loads((output / "export.json").read_text(encoding="utf-8"))
     assert info["shortlist"] == {"per_source": 3, "frequent": DEFAULT_FREQUENT}
+    assert main(["info", "--ct2-dir", str(output)]) == 0
+    described = capsys.readouterr().out.splitlines()
+    beam, alpha = info["decode"]["beam_size"], info["decode"]["length_penalty"]
+    assert f"export: CTranslate2, beam {beam}, length penalty {alpha}, weights none, shortlist 3 per source piece" in (
+        described
+    )
+    assert f"checkpoint: {info['checkpoint']['path']} (step 40, {info['checkpoint']['kind']})" in described
     rows = [line.split("\t") for line in (output / "vmap.txt").read_text(encoding="utf-8").splitlines()]
     assert rows[0][0] == "" and len(rows[0][1].split()) == DEFAULT_FREQUENT
     always = set(rows[0][1].split()) | {"<unk>", "<s>", "</s>"}  # CTranslate2 adds the specials

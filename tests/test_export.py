@@ -172,8 +172,8 @@ def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run,
         assert main([command, "--run-dir", str(directory)]) == 2
         err = capfd.readouterr().err
         assert (
-            "is an exported SavedModel, not a run directory: translate, evaluate and serve take it as --export-dir"
-            in err
+            "is an exported SavedModel, not a run directory: "
+            "translate, evaluate, serve and info take it as --export-dir" in err
         )
 
 
@@ -194,6 +194,16 @@ def test_cli_evaluates_the_export_like_the_run(exported, trained_run, tmp_path, 
     assert (report["beam_size"], report["length_penalty"]) == (ours.config.beam_size, ours.config.length_penalty)
     assert main(["evaluate", "--export-dir", str(copy), "--beam-size", "1"]) == 2
     assert "--beam-size: fixed in the SavedModel at export" in capsys.readouterr().err
+    # `info` reads the export's record and its evaluations, without loading the model.
+    assert main(["info", "--export-dir", str(copy)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"checkpoint: {ours.checkpoint.path} (step 40, {ours.checkpoint.kind})" in lines
+    beam, alpha = ours.config.beam_size, ours.config.length_penalty
+    assert f"export: SavedModel, beam {beam}, length penalty {alpha}, precision float32" in lines
+    assert f"eval test: BLEU {report['bleu']['score']}, chrF {report['chrf']['score']}, " in "\n".join(lines)
+    assert "  d_model: 32" in lines  # the run's config, recorded at export
+    assert main(["info", "--ct2-dir", str(copy)]) == 2
+    assert f"--ct2-dir {copy}: not a CTranslate2 export (no model.bin)" in capsys.readouterr().err
 
 
 def test_translate_with_prefix_agrees_with_in_process(exported):

@@ -54,7 +54,7 @@ EXAMPLES = {
     "curl -s localhost:8501/v1/models/translator:predict -d @docs/serving_request.json",
     "score": "translator score --run-dir runs/small --src corpus.es --tgt corpus.en --output scores.tsv\n"
     "translator score --ct2-dir runs/small/ctranslate2 --src hyp.es --tgt hyp.en",
-    "info": "translator info --run-dir runs/small",
+    "info": "translator info --run-dir runs/small\ntranslator info --ct2-dir runs/small/ctranslate2",
     "average": "translator average --run-dir runs/small --last 5",
     "plot": "translator plot --run-dir runs/small --output small-curves.png",
     "plot-alignment": "translator plot-alignment --run-dir runs/small --checkpoint averaged "
@@ -273,8 +273,11 @@ def _parser() -> argparse.ArgumentParser:
         "--batch-size", type=_at_least(1), help="with --ct2-dir: sentences per batch (default 16, 8 with a shortlist)"
     )
 
-    info = command("info", "show a run's config, step, size, vocabulary and last evaluation")
-    info.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)
+    info = command("info", "show a run's or an export's config, checkpoint, size and evaluations")
+    described = info.add_mutually_exclusive_group(required=True)
+    described.add_argument("--run-dir", help=RUN_DIR_HELP)
+    described.add_argument("--export-dir", help="an exported SavedModel")
+    described.add_argument("--ct2-dir", help="a CTranslate2 export")
 
     average = command("average", "average the last K checkpoints into checkpoints/averaged (used by default)")
     average.add_argument("--run-dir", required=True, help=RUN_DIR_HELP)

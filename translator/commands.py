@@ -363,10 +363,11 @@ def export(args: argparse.Namespace, decode: dict) -> int:
 
 
 def info(args: argparse.Namespace, _decode: dict) -> int:
+    if args.export_dir or args.ct2_dir:
+        return _export_info(args.export_dir or args.ct2_dir, "savedmodel" if args.export_dir else "ctranslate2")
     import tensorflow as tf
     import yaml
 
-    from translator import storage
     from translator.rundir import RunDirectory
 
     run = RunDirectory(args.run_dir)
@@ -395,13 +396,63 @@ def info(args: argparse.Namespace, _decode: dict) -> int:
         from translator.onednn import decoding_kernels, float32_search_before_tensorflow
 
         print(f"decoding CPU kernels here: {decoding_kernels(float32_search_before_tensorflow([str(run.path)]))}")
-    for report in storage.glob(storage.join(run.eval_dir, "*.json")):
+    _print_evaluations(run.eval_dir)
+    return 0
+
+
+def _print_evaluations(eval_dir: str) -> None:
+    from translator import storage
+
+    for report in storage.glob(storage.join(eval_dir, "*.json")):
         scores = json.loads(storage.read_text(report))
         print(
             f"eval {posixpath.basename(report).removesuffix('.json')}: "
             f"BLEU {scores['bleu']['score']}, chrF {scores['chrf']['score']}, "
             f"TER {scores['ter']['score']} ({scores.get('checkpoint', '')})"
         )
+
+
+def _export_info(path: str, format: str) -> int:
+    """What an export holds, from the record written beside it (`export.json`, or the SavedModel's
+    `assets.extra/translator.json`), without loading the model: which checkpoint, decode settings, what it
+    computes in, the run's config, its size and its evaluations."""
+    import yaml
+
+    from translator import storage
+    from translator.constants import EXPORT_MARKERS
+    from translator.ct2 import EXPORT_INFO as CT2_INFO
+    from translator.onednn import EXPORT_INFO as SAVEDMODEL_INFO
+
+    kind, flag = ("SavedModel", "--export-dir") if format == "savedmodel" else ("CTranslate2", "--ct2-dir")
+    if not storage.exists(storage.join(path, EXPORT_MARKERS[format])):
+        raise TranslatorError(f"{flag} {path}: not a {kind} export (no {EXPORT_MARKERS[format]})")
+    record_path = storage.join(path, SAVEDMODEL_INFO if format == "savedmodel" else CT2_INFO)
+    record = json.loads(storage.read_text(record_path)) if storage.exists(record_path) else {}
+    if record.get("config"):
+        print(yaml.safe_dump(record["config"], sort_keys=False).rstrip())
+    checkpoint = record.get("checkpoint") or {}
+    if checkpoint.get("path"):
+        print(f"checkpoint: {checkpoint['path']} (step {checkpoint['step']}, {checkpoint['kind']})")
+    else:  # exported before exports recorded it, or from a model built in Python
+        print("checkpoint: not recorded")
+    decode = record.get("decode") or record
+    if format == "savedmodel":
+        computes = f"precision {decode.get('precision', 'float32')}"
+    else:
+        per_source = (record.get("shortlist") or {}).get("per_source", 0)
+        computes = f"weights {record.get('quantization', 'none')}" + (
+            f", shortlist {per_source} per source piece" if per_source else ""
+        )
+    print(
+        f"export: {kind}, beam {decode.get('beam_size', '?')}, length penalty "
+        f"{decode.get('length_penalty', '?')}, {computes}"
+    )
+    if "://" not in path:  # object stores: listing every file to add up sizes is slow and rarely wanted
+        files = [
+            file for file in Path(path).rglob("*") if file.is_file() and "eval" not in file.relative_to(path).parts
+        ]
+        print(f"size on disk: {sum(file.stat().st_size for file in files) / 2**20:.2f} MB")
+    _print_evaluations(storage.join(path, "eval"))
     return 0
 
 

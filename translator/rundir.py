@@ -58,12 +58,12 @@ class RunDirectory:
         if storage.exists(storage.join(self.path, EXPORT_MARKERS["savedmodel"])):
             return TranslatorError(
                 f"{self.path} is an exported SavedModel, not a run directory: "
-                "translate, evaluate and serve take it as --export-dir"
+                "translate, evaluate, serve and info take it as --export-dir"
             )
         if storage.exists(storage.join(self.path, EXPORT_MARKERS["ctranslate2"])):
             return TranslatorError(
                 f"{self.path} is a CTranslate2 export, not a run directory: "
-                "translate, evaluate and score take it as --ct2-dir"
+                "translate, evaluate, score and info take it as --ct2-dir"
             )
         return None
 
