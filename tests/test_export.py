@@ -163,6 +163,9 @@ def test_cli_translates_from_the_export_like_from_the_run(exported, trained_run,
         assert lines[2:6] == ["0.0000\t"] * 4  # blank lines: empty translations, score 0, not decoded
         outputs.append([line.split("\t")[1] for line in lines])
     assert len(outputs[0]) == 10 and outputs[0] == outputs[1]
+    # The splitting rules' language comes from the run's config, recorded in the export.
+    assert main(["translate", "--export-dir", str(directory), "--input", str(source), "--split-sentences"]) == 0
+    assert len(capfd.readouterr().out.splitlines()) == 5
     beam = translator.config.beam_size
     assert main(["translate", "--export-dir", str(directory), "--input", str(source), "--n-best", str(beam + 1)]) == 2
     err = capfd.readouterr().err

@@ -287,7 +287,10 @@ def _source_lang(args: argparse.Namespace, translator) -> str:
     if config is None and run_dir is not None:
         config = RunDirectory(run_dir).load_config()
     if config is None:
-        raise TranslatorError("--split-sentences: give --source-lang (a SavedModel does not record its language)")
+        raise TranslatorError(
+            "--split-sentences: give --source-lang (this SavedModel was exported before exports recorded the "
+            "run's config and language)"
+        )
     return config.data.source_lang
 
 
