@@ -227,7 +227,7 @@ def test_a_shortlist_confines_each_translation_to_its_sources_candidates(
     output = tmp_path / "shortlisted"
     export = ["export", "--run-dir", str(trained_run), "--format", "ctranslate2", "--output", str(output)]
     assert main([*export, "--shortlist", "3"]) == 0
-    assert "weights none, shortlist 3 per piece" in capsys.readouterr().out
+    assert "weights none, shortlist 3 per source piece" in capsys.readouterr().out
     info = json.loads((output / "export.json").read_text(encoding="utf-8"))
     assert info["shortlist"] == {"per_source": 3, "frequent": DEFAULT_FREQUENT}
     assert main(["info", "--ct2-dir", str(output)]) == 0

@@ -354,7 +354,8 @@ def export(args: argparse.Namespace, decode: dict) -> int:
     output = args.output or (run.export_dir if args.format == "savedmodel" else storage.join(run.path, "ctranslate2"))
     translator.export(output, format=args.format, quantization=args.quantization, shortlist=args.shortlist or 0)
     computes = (
-        f"weights {args.quantization or 'none'}" + (f", shortlist {args.shortlist} per piece" if args.shortlist else "")
+        f"weights {args.quantization or 'none'}"
+        + (f", shortlist {args.shortlist} per source piece" if args.shortlist else "")
         if args.format == "ctranslate2"
         else f"precision {translator.config.precision}"  # auto resolved on this machine: say to what
     )
