@@ -25,15 +25,23 @@ def test_cpu_flags_are_read_from_cpuinfo_and_empty_without_it(tmp_path):
 
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="the CPU rule applies without GPUs")
-def test_auto_picks_bfloat16_only_on_cpus_with_amx():
+def test_auto_trains_in_bfloat16_on_cpus_with_amx_or_avx512_bf16():
     strategy = tf.distribute.get_strategy()
-    assert resolve_precision("auto", strategy, frozenset({"avx2", "avx512_bf16", "amx_bf16"}))[0] == "mixed_bfloat16"
-    # avx512_bf16 alone (no AMX) and AVX2-only CPUs stay on float32: bfloat16 was not measured to pay there.
-    assert resolve_precision("auto", strategy, frozenset({"avx2", "avx512_bf16"})) == (
-        "float32",
-        "auto: this CPU has no AMX bfloat16 units",
+    assert resolve_precision("auto", strategy, frozenset({"avx2", "avx512_bf16", "amx_bf16"})) == (
+        "mixed_bfloat16",
+        "auto: this CPU has AMX bfloat16 units",
     )
-    assert resolve_precision("auto", strategy, frozenset())[0] == "float32"
+    # AVX512_BF16 without AMX (AMD's Zen 4 EPYCs): bfloat16 training measured faster there too.
+    assert resolve_precision("auto", strategy, frozenset({"avx2", "avx512f", "avx512_bf16"})) == (
+        "mixed_bfloat16",
+        "auto: this CPU has AVX512_BF16 bfloat16 dot products (no AMX)",
+    )
+    # AVX2-only and AVX-512 CPUs without bfloat16 instructions stay on float32.
+    for flags in (frozenset({"avx2"}), frozenset({"avx2", "avx512f", "avx512_vnni"}), frozenset()):
+        assert resolve_precision("auto", strategy, flags) == (
+            "float32",
+            "auto: this CPU has neither AMX bfloat16 units nor AVX512_BF16",
+        )
     for explicit in ("float32", "mixed_bfloat16", "mixed_float16"):
         assert resolve_precision(explicit, strategy, frozenset({"amx_bf16"})) == (explicit, "as configured")
 
@@ -76,7 +84,7 @@ def test_auto_compiles_fixed_shapes_with_xla_in_float32_only():
 
 @pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="the CPU rule applies without GPUs")
 @pytest.mark.parametrize("preset", ["small", "tutorial"])
-def test_the_real_presets_train_in_bfloat16_uncompiled_on_amx_and_float32_with_xla_elsewhere(preset):
+def test_the_real_presets_train_in_bfloat16_uncompiled_on_bf16_cpus_and_float32_with_xla_elsewhere(preset):
     """The two paths docs/benchmarks.md measured each preset's choice on: `make bench`'s default
     methods follow them (`translator.bench.train.default_methods`)."""
     from translator.bench.train import DEFAULT_METHODS, default_methods
@@ -84,15 +92,19 @@ def test_the_real_presets_train_in_bfloat16_uncompiled_on_amx_and_float32_with_x
     config = load_config(preset)
     train_config = config.train
     amx, avx2 = frozenset({"avx2", "avx512f", "avx512_bf16", "amx_bf16"}), frozenset({"avx2"})
-    for flags, expected in ((amx, ("mixed_bfloat16", False, "bucketed")), (avx2, ("float32", True, "fixed"))):
+    zen4 = frozenset({"avx2", "avx512f", "avx512_vnni", "avx512_bf16"})
+    bfloat16, float32 = ("mixed_bfloat16", False, "bucketed"), ("float32", True, "fixed")
+    for flags, expected in ((amx, bfloat16), (zen4, bfloat16), (avx2, float32)):
         precision, _ = resolve_precision(train_config.mixed_precision, tf.distribute.get_strategy(), flags)
         jit_compile, batching, _ = resolve_compilation(train_config.jit_compile, train_config.batching, precision)
         assert (precision, jit_compile, batching) == expected
     # The bfloat16-trained model decodes in bfloat16 at `small` only: the tutorial size's products are too narrow.
     decoded = resolve_decode_precision(config.decode.precision, "mixed_bfloat16", amx)[0]
     assert decoded == {"small": "bfloat16", "tutorial": "float32"}[preset]
-    assert default_methods(amx) == (*DEFAULT_METHODS, "bucketed+bf16")
+    assert default_methods(amx) == default_methods(zen4) == (*DEFAULT_METHODS, "bucketed+bf16")
     assert default_methods(avx2) == DEFAULT_METHODS
+    # It decodes in float32 on a CPU without AMX: bfloat16 decoding was measured to pay on AMX only.
+    assert resolve_decode_precision(config.decode.precision, "mixed_bfloat16", zen4)[0] == "float32"
 
 
 @pytest.mark.slow

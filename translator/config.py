@@ -110,7 +110,7 @@ class TrainConfig:
     strategy: str = "auto"  # auto | default | mirrored | multiworker | tpu
     cpu_devices: int = 0  # split the host CPU into N logical devices (tests, debugging)
     # XLA-compiled steps: true, false or auto (true when the run trains in float32: XLA's CPU code does
-    # not use the AMX units bfloat16 runs on); a run records what auto resolved to in its config.yaml
+    # not use the bfloat16 units); a run records what auto resolved to in its config.yaml
     jit_compile: bool | str = True
     # bucketed: one shape per (source, target) length bucket met, hundreds over a run; fixed: at most
     # `batch_shapes` shapes chosen from the corpus before training (few XLA compilations; translator.data);
@@ -119,7 +119,7 @@ class TrainConfig:
     batching: str = "bucketed"
     batch_shapes: int = 16
     pack_width: int = 128
-    # auto: mixed_bfloat16 where the hardware has native bfloat16 (AMX CPUs, Ampere+ GPUs, TPUs), else
+    # auto: mixed_bfloat16 where bfloat16 training pays (AMX or AVX512_BF16 CPUs, Ampere+ GPUs, TPUs), else
     # float32 (translator.precision); a run records the policy it resolved to in its config.yaml
     mixed_precision: str = "float32"  # auto | float32 | mixed_bfloat16 | mixed_float16
     # Fine-tuning (translator.finetune): the parent run, PARENT_RUN[:auto|averaged|best|latest], whose

@@ -87,8 +87,9 @@ def resolve_compilation(
 
     XLA pays where few shapes meet float32 steps: on an AVX2 CPU the `small` preset's hour reached step
     3,102 with fixed shapes and XLA against 2,801 bucketed without it, test BLEU 34.10 against 32.32 (runs
-    19 and 17, docs/benchmarks.md). Under bfloat16 (AMX CPUs) XLA's CPU code does not use the AMX units
-    and was 0.70x the step without it, so there `auto` keeps the bucketed steps TensorFlow's kernels run.
+    19 and 17, docs/benchmarks.md). Under bfloat16 (AMX and AVX512_BF16 CPUs) XLA's CPU code does not use
+    the bfloat16 units and was 0.70x the step without it, so there `auto` keeps the bucketed steps
+    TensorFlow's (oneDNN's) kernels run.
     """
     if "auto" not in (jit_compile, batching):
         return jit_compile, batching, "as configured"

@@ -43,7 +43,7 @@ from translator.data import (
 )
 from translator.errors import TranslatorError
 from translator.model import build_model
-from translator.precision import native_bfloat16
+from translator.precision import bfloat16_training_pays
 from translator.rundir import RunDirectory
 from translator.tokenizer import Tokenizer
 from translator.training import build_optimizer, build_train_step
@@ -53,12 +53,12 @@ PADDED_BATCH_SIZE = 64
 
 
 def default_methods(flags: frozenset[str] | None = None) -> tuple[str, ...]:
-    """The methods `bench train` measures unless told: `DEFAULT_METHODS`, and on a CPU with AMX also
-    `bucketed+bf16`, the path the `small` and `tutorial` presets' `auto` settings take there, so that
-    `make bench` measures what a real run does on the machine it runs on. `flags` stands for
-    /proc/cpuinfo's (tests)."""
-    native, _ = native_bfloat16(flags=flags, cpu_only=True)
-    return (*DEFAULT_METHODS, "bucketed+bf16") if native else DEFAULT_METHODS
+    """The methods `bench train` measures unless told: `DEFAULT_METHODS`, and on a CPU with AMX or
+    AVX512_BF16 also `bucketed+bf16`, the path the `small` and `tutorial` presets' `auto` settings take
+    there, so that `make bench` measures what a real run does on the machine it runs on. `flags` stands
+    for /proc/cpuinfo's (tests)."""
+    pays, _ = bfloat16_training_pays(flags=flags, cpu_only=True)
+    return (*DEFAULT_METHODS, "bucketed+bf16") if pays else DEFAULT_METHODS
 
 
 def padded_dataset(corpus: TokenizedCorpus, batch_size: int, seed: int) -> tf.data.Dataset:
