@@ -202,15 +202,13 @@ class SavedModelTranslator(BaseTranslator):
         self._with_prefix = loaded.signatures.get("translate_with_prefix")  # exports since target prefixes
         info = storage.join(self.directory, EXPORT_INFO)
         self.info = json.loads(storage.read_text(info)) if storage.exists(info) else {}
-        if "beam_size" in self.info:
-            self._hypotheses = max(int(self.info["beam_size"]), 1)
-        else:  # an export older than its info file: ask the graph
-            self._hypotheses = int(self._nbest(text=tf.constant(["."]))["translations"].shape[1])
         # The decode settings fixed at export (older exports recorded only the search's three).
         recorded = self.info.get("decode") or {
             key: self.info[key] for key in ("precision", "beam_size", "length_penalty") if key in self.info
         }
-        self.config = DecodeConfig(**{"beam_size": self._hypotheses, **recorded})
+        if "beam_size" not in recorded:  # an export older than its info file: ask the graph
+            recorded["beam_size"] = int(self._nbest(text=tf.constant(["."]))["translations"].shape[1])
+        self.config = DecodeConfig(**recorded)
 
     @property
     def experiment_config(self):
@@ -226,7 +224,7 @@ class SavedModelTranslator(BaseTranslator):
 
     @property
     def hypotheses(self) -> int:
-        return self._hypotheses
+        return max(self.config.beam_size, 1)
 
     def configured(self, **decode) -> SavedModelTranslator:
         given = sorted(key for key, value in decode.items() if value is not None)

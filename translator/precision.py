@@ -38,13 +38,7 @@ def native_bfloat16(
     capability 8.0 or more, CPUs with AMX units. `flags` stands for /proc/cpuinfo's (tests).
     `cpu_only` asks about the CPU alone, without importing TensorFlow (`translator.onednn` asks it
     before TensorFlow's import, about the CPU kernels TensorFlow should load)."""
-    accelerator = None if cpu_only else _accelerator_bfloat16(strategy)
-    if accelerator is not None:
-        return accelerator
-    flags = cpu_flags() if flags is None else flags
-    if "amx_bf16" in flags:
-        return True, "this CPU has AMX bfloat16 units"
-    return False, "this CPU has no AMX bfloat16 units"
+    return _bfloat16_hardware(strategy, flags, cpu_only, vector_units_count=False)
 
 
 def _accelerator_bfloat16(strategy: tf.distribute.Strategy | None) -> tuple[bool, str] | None:
@@ -73,12 +67,22 @@ def bfloat16_training_pays(
     the first 10 minutes (docs/benchmarks.md, "bfloat16 training on an AMD EPYC with AVX512_BF16").
     The `small` preset's steps: 1.32x. Decoding is another matter: there a bfloat16 search ran at 0.88x
     the float32 one, so `resolve_decode_precision` keeps bfloat16 to AMX CPUs."""
+    return _bfloat16_hardware(strategy, flags, cpu_only, vector_units_count=True)
+
+
+def _bfloat16_hardware(
+    strategy: tf.distribute.Strategy | None, flags: frozenset[str] | None, cpu_only: bool, vector_units_count: bool
+) -> tuple[bool, str]:
+    """The TPU or GPUs if training runs on them, else the CPU: AMX units, and with `vector_units_count`
+    AVX512_BF16's dot products too."""
     accelerator = None if cpu_only else _accelerator_bfloat16(strategy)
     if accelerator is not None:
         return accelerator
     flags = cpu_flags() if flags is None else flags
     if "amx_bf16" in flags:
         return True, "this CPU has AMX bfloat16 units"
+    if not vector_units_count:
+        return False, "this CPU has no AMX bfloat16 units"
     if "avx512_bf16" in flags:
         return True, "this CPU has AVX512_BF16 bfloat16 dot products (no AMX)"
     return False, "this CPU has neither AMX bfloat16 units nor AVX512_BF16"

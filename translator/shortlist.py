@@ -26,10 +26,9 @@ if TYPE_CHECKING:  # the CLI reads the defaults below without importing TensorFl
     from translator.data import TokenizedCorpus
 
 # Defaults: 10 candidates per source piece and the 100 most frequent target pieces. On the tutorial-size
-# model (8,000 pieces; AMD EPYC with AVX-512, 2026-12-07) a batch of 8 sentences then spans about 800
-# pieces, and CTranslate2 int8 decoded the test split at 320-326 sentences/s against 208-249 without a
-# shortlist, for 0.29 BLEU; 50 per piece gave 288-309 sentences/s for 0.13 BLEU (docs/benchmarks.md,
-# "A lexical shortlist for CTranslate2").
+# model (8,000 pieces; AMD EPYC with AVX-512, 2026-12-07), in batches of 8 sentences, CTranslate2 int8
+# decoded the test split at 320-326 sentences/s against 208-249 without a shortlist, for 0.29 BLEU; 50 per
+# piece gave 288-309 sentences/s for 0.13 BLEU (docs/benchmarks.md, "A lexical shortlist for CTranslate2").
 DEFAULT_PER_SOURCE = 10
 DEFAULT_FREQUENT = 100
 # Co-occurrence counts from at most this many pairs (a few seconds; the ranking settles well before).
