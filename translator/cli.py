@@ -383,7 +383,7 @@ def _parser() -> argparse.ArgumentParser:
         "--methods",
         default="",
         help="comma-separated: padded, bucketed, fixed or packed, each optionally +xla and/or +bf16 (default: "
-        "padded,bucketed,bucketed+xla,fixed,fixed+xla, and bucketed+bf16 on a CPU with AMX or AVX512_BF16)",
+        "padded,bucketed,bucketed+xla,fixed,fixed+xla, and fixed+bf16 on a CPU with AMX or AVX512_BF16)",
     )
     train_bench.add_argument("--work-dir", help="tokenizer and corpus cache (default: runs/bench-CONFIG)")
     train_bench.add_argument("--json", action="store_true", help="print one JSON object")

@@ -115,7 +115,7 @@ class TrainConfig:
     # bucketed: one shape per (source, target) length bucket met, hundreds over a run; fixed: at most
     # `batch_shapes` shapes chosen from the corpus before training (few XLA compilations; translator.data);
     # packed: several pairs per row of `pack_width` tokens, one or two shapes (translator.packing);
-    # auto: fixed when the steps are compiled (XLA, TPU), else bucketed
+    # auto: fixed, except on several CPU replicas (no XLA there), where it is bucketed
     batching: str = "bucketed"
     batch_shapes: int = 16
     pack_width: int = 128

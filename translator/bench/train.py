@@ -9,8 +9,8 @@ Each method trains a fresh model of the same preset on the same tokenized corpus
   (`train.batching: fixed`, `translator.data.fixed_shapes`), without and with XLA;
 - `packed`, `packed+xla`: several pairs per row of `train.pack_width` tokens (`train.batching: packed`,
   `translator.packing`), one or two batch shapes, without and with XLA;
-- `+bf16` on any of them: under `mixed_bfloat16` (on request, and `bucketed+bf16` by default on CPUs with
-  AMX, where the presets train that way).
+- `+bf16` on any of them: under `mixed_bfloat16` (on request, and `fixed+bf16` by default on CPUs with
+  AMX or AVX512_BF16, where the presets train that way).
 
 Each method trains for `budget_minutes` of wall-clock time (compilation included, as in a real run with
 a time budget), or until `steps` steady-state steps are measured if `steps` is given, whichever comes
@@ -54,11 +54,11 @@ PADDED_BATCH_SIZE = 64
 
 def default_methods(flags: frozenset[str] | None = None) -> tuple[str, ...]:
     """The methods `bench train` measures unless told: `DEFAULT_METHODS`, and on a CPU with AMX or
-    AVX512_BF16 also `bucketed+bf16`, the path the `small` and `tutorial` presets' `auto` settings take
+    AVX512_BF16 also `fixed+bf16`, the path the `small` and `tutorial` presets' `auto` settings take
     there, so that `make bench` measures what a real run does on the machine it runs on. `flags` stands
     for /proc/cpuinfo's (tests)."""
     pays, _ = bfloat16_training_pays(flags=flags, cpu_only=True)
-    return (*DEFAULT_METHODS, "bucketed+bf16") if pays else DEFAULT_METHODS
+    return (*DEFAULT_METHODS, "fixed+bf16") if pays else DEFAULT_METHODS
 
 
 def padded_dataset(corpus: TokenizedCorpus, batch_size: int, seed: int) -> tf.data.Dataset:
