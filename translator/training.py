@@ -90,9 +90,10 @@ def resolve_compilation(
     19 and 17, docs/benchmarks.md). Under bfloat16 (AMX and AVX512_BF16 CPUs) XLA's CPU code does not use
     the bfloat16 units and was 0.70x the step without it, so there `auto` leaves the steps uncompiled, to
     TensorFlow's (oneDNN's) kernels. `auto` batching is `fixed` on one machine either way: a run meets at
-    most `train.batch_shapes` shapes, known before its first step, and uncompiled bfloat16 steps lost
-    nothing by it (3,721,551 target tokens in 10 minutes against 3,584,327 bucketed, 60 shapes, on an
-    AVX512_BF16 EPYC; within 1.3% over 10 minutes on an AMX Xeon: docs/benchmarks.md).
+    most `train.batch_shapes` shapes, known before its first step, and uncompiled bfloat16 steps lose at
+    most a few percent by it (on a 2-core AVX512_BF16 EPYC, 2026-12-07: 3,721,551 target tokens in 10 minutes
+    against 3,584,327 bucketed over 60 shapes at the tutorial size, 3.7% fewer at `small` over 3 minutes;
+    within 1.3% over 10 minutes on an AMX Xeon: docs/benchmarks.md).
     """
     if "auto" not in (jit_compile, batching):
         return jit_compile, batching, "as configured"
