@@ -9,7 +9,7 @@ RUN_DIR ?= runs/$(CONFIG)
 SPLIT ?= test
 ARGS ?=
 
-.PHONY: install train evaluate translate export test test-cpu bench bench-opennmt notebooks lint tensorboard clean
+.PHONY: install train evaluate translate export test test-cpu bench bench-inference bench-opennmt notebooks lint tensorboard clean
 
 install: $(VENV)/.installed
 
@@ -53,6 +53,13 @@ bench: install
 	$(BIN)/translator train --config tutorial --run-dir $(BENCH_RUN)
 	$(BIN)/translator bench decode --run-dir $(BENCH_RUN) --split test --uncached-limit 100 --json | tee $(BENCH_RUN)/bench-decode.json
 	$(BIN)/translator bench train --config tutorial --budget-minutes 10 --json | tee runs/bench-train.json
+
+# Issue 12's comparison on the same run: our search, its SavedModel and CTranslate2 (float32, int8, int8 with a
+# lexical shortlist), five rounds interleaved, the median and each method's speed over our search's per round.
+bench-inference: install
+	$(BIN)/translator train --config tutorial --run-dir $(BENCH_RUN)
+	$(BIN)/translator bench decode --run-dir $(BENCH_RUN) --split test --rounds 5 \
+		--methods beam,savedmodel,ct2_beam,ct2_int8_beam,ct2_int8_shortlist_beam --json | tee $(BENCH_RUN)/bench-inference.json
 
 # The peer, measured on this machine (docs/benchmarks.md): OpenNMT-tf 2.32 needs TensorFlow < 2.14, hence its
 # own Python 3.11 venv; then the same corpus and model size as `bench train --config tutorial`, 10 minutes.

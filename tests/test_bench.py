@@ -99,10 +99,21 @@ def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_
     pytest.importorskip("ctranslate2", reason="ctranslate2 is not installed (pip install '.[ctranslate2]')")
     methods = "beam,savedmodel,ct2_beam,ct2_int8_beam,ct2_int8_shortlist_beam"
     args = ["bench", "decode", "--run-dir", str(trained_run), "--limit", "8", "--methods", methods, "--no-xla"]
-    assert main([*args, "--batch-tokens", "40", "--ct2-batch-size", "3", "--work-dir", str(tmp_path), "--json"]) == 0
+    options = ["--batch-tokens", "40", "--ct2-batch-size", "3", "--rounds", "3", "--work-dir", str(tmp_path), "--json"]
+    assert main([*args, *options]) == 0
     report = json.loads(capsys.readouterr().out)
     rows = {row["method"]: row for row in report["results"]}
     assert list(rows) == methods.split(",") and report["cached_uncached_agreement"] is None
+    # Three rounds of each, the median round reported; each method's speed over beam's, round by round.
+    assert report["rounds"] == 3 and "vs_beam" not in rows["beam"]
+    for method, row in rows.items():
+        speeds = row["rounds_sentences_per_s"]
+        assert len(speeds) == 3 and row["sentences_per_s"] == pytest.approx(sorted(speeds)[1], rel=0.01)
+        if method != "beam":
+            beam_speeds = rows["beam"]["rounds_sentences_per_s"]
+            expected = [speed / beam for speed, beam in zip(speeds, beam_speeds)]
+            assert row["rounds_vs_beam"] == pytest.approx(expected, rel=0.01)
+            assert row["vs_beam"] == sorted(row["rounds_vs_beam"])[1]
     # 40 source tokens over 4 beams: a batch holds one sentence (every sentence pads to 8 tokens or more).
     assert report["batch_tokens"] == 40 and rows["beam"]["batch_size"] == 1.0
     # The SavedModel gets requests of 32 (here all 8 at once); CTranslate2 batches of 3: 3, 3 and 2.
@@ -123,6 +134,25 @@ def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_
     assert (
         rows["ct2_int8_shortlist_beam"]["shortlist"] == DEFAULT_PER_SOURCE and rows["ct2_int8_beam"]["shortlist"] == 0
     )
+
+
+def test_bench_decode_interleaves_the_rounds_of_its_methods():
+    """Round 1 of every method, then round 2 of every method: a drift of the machine's speed hits each
+    method's round alike, instead of all the rounds of whichever method ran last."""
+    from translator.bench.decode import _interleaved
+
+    calls = []
+
+    def timer(name, seconds):
+        def timed():
+            calls.append(name)
+            return seconds[len([call for call in calls if call == name]) - 1], f"{name} output {len(calls)}"
+
+        return timed
+
+    timed = _interleaved({"beam": timer("beam", [1.0, 2.0]), "ct2": timer("ct2", [0.5, 0.4])}, rounds=2)
+    assert calls == ["beam", "ct2", "beam", "ct2"]
+    assert timed == {"beam": ([1.0, 2.0], "beam output 1"), "ct2": ([0.5, 0.4], "ct2 output 2")}
 
 
 def test_serve_bench_compares_batching_pair_by_pair():

@@ -354,6 +354,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"ct2_int8_shortlist_beam's target pieces per source piece (default {DEFAULT_PER_SOURCE})",
     )
+    decode.add_argument(
+        "--rounds",
+        type=_at_least(1),
+        default=1,
+        metavar="N",
+        help="time each method N times, the rounds interleaved across methods; report the median round and "
+        "each method's speed over beam's per round (on a machine whose speed drifts, use 3 or more)",
+    )
     _precision_flag(decode, "our search: ")
     decode.add_argument("--workers", type=int, help="batches decoded at once (default: the run's decode.workers)")
     decode.add_argument(

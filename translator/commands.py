@@ -559,6 +559,7 @@ def bench_decode(args: argparse.Namespace) -> int:
         args.ct2_batch_size,
         args.precision,
         args.shortlist,
+        args.rounds,
     )
     if args.json:
         print(json.dumps(report, indent=2))
@@ -567,12 +568,15 @@ def bench_decode(args: argparse.Namespace) -> int:
     print(
         f"{report['sentences']} sentences of {report['split']}, XLA {'on' if report['xla'] else 'off'}, "
         f"{report['workers']} worker(s)"
+        + (f", the median of {report['rounds']} interleaved rounds" if report["rounds"] > 1 else "")
         + (f", cached/uncached greedy agreement {agreement:.3f}" if agreement is not None else "")
     )
     for row in report["results"]:
         extra = "".join(
             f"  {label} {row[key]}"
             for key, label in (
+                ("vs_beam", "vs beam"),
+                ("rounds_vs_beam", "per round"),
                 ("bleu", "BLEU"),
                 ("agreement_with_beam", "agrees with beam"),
                 ("peak_rss_mb", "peak RSS MB"),

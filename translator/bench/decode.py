@@ -5,6 +5,11 @@ over the whole prefix each step: the TF tutorial's way), `greedy` (cached, batch
 (cached, batched, beam 4). Compiled functions are warmed up on the same data first, so the figures
 are steady-state speeds, not tracing or XLA compilation.
 
+With `rounds` > 1 every method but `uncached_greedy` is timed that many times, the rounds interleaved
+(round 1 of each method, then round 2 of each, ...), and a row gives the median round. Each row other
+than `beam` also gives its speed over `beam`'s, per round and the median of those: on a VM whose speed
+drifts by a third within minutes, a ratio of two rounds run seconds apart is what compares fairly.
+
 On request it also times the exports of the same checkpoint, each in a fresh process of its own
 (`translator.bench.export_worker`): `savedmodel` (its `serving_default`, requests of 32 in file order,
 as TensorFlow Serving receives them), `ct2_beam` (CTranslate2, float32) and `ct2_int8_beam` (CTranslate2,
@@ -15,11 +20,14 @@ sentences with the identical best translation), peak memory and size on disk.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -44,11 +52,17 @@ def _count_tokens(ids: np.ndarray) -> int:
     return int(ends[0] + 1) if ends.size else int((ids != 0).sum())
 
 
-def _timed_translate(translator: Translator, sources: list[np.ndarray]) -> tuple[float, list]:
-    translator.translate_ids_batched(sources)  # warm-up: trace and compile every bucket shape
-    start = time.perf_counter()
-    results = translator.translate_ids_batched(sources)
-    return time.perf_counter() - start, results
+def _translate_timer(translator: Translator, sources: list[np.ndarray]) -> Callable[[], tuple[float, list]]:
+    """A timed call of the batched search over `sources`, after one untimed call (it traces, and
+    compiles, every bucket shape)."""
+    translator.translate_ids_batched(sources)
+
+    def timed() -> tuple[float, list]:
+        start = time.perf_counter()
+        results = translator.translate_ids_batched(sources)
+        return time.perf_counter() - start, results
+
+    return timed
 
 
 IN_PROCESS_METHODS = ("uncached_greedy", "greedy", "beam")
@@ -72,14 +86,56 @@ def _batch_size(kind: str, ct2_batch_size: int | None = None, shortlist: int = 0
     return ct2_batch_size or (SHORTLIST_BATCH_SIZE if shortlist else DEFAULT_BATCH_SIZE)
 
 
-def _run_export(kind: str, model: Path, sentences: list[str], threads: int, batch_size: int) -> dict:
-    """Time an export in a fresh process (see `translator.bench.export_worker`)."""
-    request = json.dumps({"sentences": sentences, "batch_size": batch_size, "threads": threads})
-    command = [sys.executable, "-m", "translator.bench.export_worker", kind, str(model)]
-    done = subprocess.run(command, input=request, capture_output=True, text=True, timeout=3600)
-    if done.returncode != 0:
-        raise RuntimeError(f"{kind} worker failed: {done.stderr[-2000:]}")
-    return json.loads(done.stdout)
+class _ExportWorker:
+    """An export warmed up in a process of its own (`translator.bench.export_worker`), timed a round at a time."""
+
+    def __init__(self, kind: str, model: Path, sentences: list[str], threads: int, batch_size: int):
+        self.kind = kind
+        self.errors = tempfile.TemporaryFile(mode="w+")  # a file, not a pipe: TensorFlow's logs cannot block it
+        command = [sys.executable, "-m", "translator.bench.export_worker", kind, str(model)]
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.errors, text=True
+        )
+        self._send(json.dumps({"sentences": sentences, "batch_size": batch_size, "threads": threads}))
+        self.ready = self._receive()
+
+    def _send(self, line: str) -> None:
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def _receive(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            self.errors.seek(0)
+            raise RuntimeError(f"{self.kind} worker failed: {self.errors.read()[-2000:]}")
+        return json.loads(line)
+
+    def timed(self) -> tuple[float, list[str] | None]:
+        """One timed pass over the sentences: seconds, and the hypotheses (first round only)."""
+        self._send("time")
+        reply = self._receive()
+        return reply["seconds"], reply.get("hypotheses")
+
+    def close(self) -> float:
+        """End the worker; its peak resident memory (MiB)."""
+        self.process.stdin.close()
+        peak = self._receive()["peak_rss_mb"]
+        self.process.wait(timeout=60)
+        self.errors.close()
+        return peak
+
+
+def _interleaved(timers: dict[str, Callable[[], tuple[float, object]]], rounds: int) -> dict[str, tuple[list, object]]:
+    """Each timer's seconds in each round, rounds interleaved across timers, and its first round's output."""
+    timed: dict[str, tuple[list, object]] = {name: ([], None) for name in timers}
+    for round_ in range(rounds):
+        for name, timer in timers.items():
+            seconds, output = timer()
+            timed[name][0].append(seconds)
+            if round_ == 0:
+                timed[name] = (timed[name][0], output)
+    return timed
 
 
 def bench_decode(
@@ -97,13 +153,16 @@ def bench_decode(
     ct2_batch_size: int | None = None,
     precision: str | None = None,
     shortlist: int = DEFAULT_PER_SOURCE,
+    rounds: int = 1,
 ) -> dict:
+    from translator.errors import TranslatorError
+
     unknown = [method for method in methods if method not in IN_PROCESS_METHODS + EXPORT_METHODS]
     if unknown:
-        from translator.errors import TranslatorError
-
         known = ", ".join(IN_PROCESS_METHODS + EXPORT_METHODS)
         raise TranslatorError(f"unknown method(s) {', '.join(unknown)}: choose from {known}")
+    if rounds < 1:
+        raise TranslatorError(f"rounds must be at least 1, got {rounds}")
     # Defaults: the run's decode.workers and decode.batch_tokens.
     settings = (("workers", workers), ("batch_tokens", batch_tokens), ("precision", precision))
     overrides = {key: value for key, value in settings if value is not None}
@@ -117,30 +176,22 @@ def bench_decode(
     results = []
     best: dict[str, list[str]] = {}  # method → best translation of each sentence
 
-    def record(
-        method,
-        beam,
-        seconds,
-        n_sentences,
-        tokens,
-        batches,
-        hypotheses=None,
-        rss=None,
-        size=None,
-        kernels=None,
-        shortlist=None,
-    ):
+    def record(method, beam, seconds, n_sentences, tokens, batches, hypotheses=None, rss=None, size=None, **extra):
+        """A row; `seconds` is one per round, the row's speed is the median round's."""
+        median = statistics.median(seconds)
         row = {
             "method": method,
             # TensorFlow's CPU kernels where the method ran (a SavedModel's worker chooses its own).
-            "cpu_kernels": kernels or ("CTranslate2" if method.startswith("ct2") else cpu_kernels()),
+            "cpu_kernels": extra.pop("kernels", None) or ("CTranslate2" if method.startswith("ct2") else cpu_kernels()),
             "beam_size": beam,
             "batch_size": round(n_sentences / batches, 1),
             "sentences": n_sentences,
-            "seconds": round(seconds, 2),
-            "sentences_per_s": round(n_sentences / seconds, 2),
-            "tokens_per_s": round(tokens / seconds, 1),
+            "seconds": round(median, 2),
+            "sentences_per_s": round(n_sentences / median, 2),
+            "tokens_per_s": round(tokens / median, 1),
         }
+        if len(seconds) > 1:
+            row["rounds_sentences_per_s"] = [round(n_sentences / each, 2) for each in seconds]
         if hypotheses is not None:
             best[method] = hypotheses
             row["bleu"] = score(hypotheses, [references])["bleu"]["score"]
@@ -152,12 +203,16 @@ def bench_decode(
             row["peak_rss_mb"] = rss
         if size is not None:
             row["size_mb"] = size
-        if shortlist is not None:
-            row["shortlist"] = shortlist  # candidates per source piece (0: the whole vocabulary)
+        row.update(extra)
         results.append(row)
 
-    agreement = _in_process(base, model, config, sources, uncached_limit, methods, beam_size, record)
+    uncached = _uncached(model, config, sources, uncached_limit, record) if "uncached_greedy" in methods else []
     beam = base.with_config(beam_size=beam_size)
+    timers, peaks = {}, {}
+    for method, translator in (("greedy", base), ("beam", beam)):
+        if method in methods:
+            timers[method] = _translate_timer(translator, sources)
+            peaks[method] = peak_rss_mb()  # after the warm-up, a pass like the timed ones
     # The SavedModel as `translator export` makes it: decode.precision auto exports float32 (export_precision).
     saved_precision = export_precision(precision, config.decode.precision)
     saved = beam
@@ -165,14 +220,41 @@ def bench_decode(
         saved = Translator.from_run_dir(
             run_dir, jit_compile=False, **{**overrides, "beam_size": beam_size, "precision": saved_precision}
         )
-    if any(method in EXPORT_METHODS for method in methods):
-        _exports(beam, saved, sentences, methods, threads, work_dir, record, ct2_batch_size, shortlist)
+    scratch = None if work_dir else tempfile.TemporaryDirectory(prefix="bench-decode-")
+    exports: dict[str, _Export] = {}
+    try:
+        for method in (m for m in EXPORT_METHODS if m in methods):
+            exports[method] = _start_export(
+                method, beam, saved, sentences, threads, Path(work_dir or scratch.name), ct2_batch_size, shortlist
+            )
+            timers[method] = exports[method].worker.timed
+        timed = _interleaved(timers, rounds)
+        for method, export in exports.items():
+            peaks[method] = export.worker.close()
+        greedy = _record_in_process(timed, base, beam, sources, peaks, record)
+        _record_exports(timed, exports, beam, sentences, peaks, record)
+    finally:
+        for export in exports.values():
+            if export.worker.process.poll() is None:
+                export.worker.process.kill()
+        if scratch is not None:
+            scratch.cleanup()
+    _compare_with_beam(results, timed)
+    agreement = None
+    if uncached and greedy is not None:
+        # Cached greedy must produce exactly the uncached tokens (compared up to EOS; the cached search
+        # pads its output to the bucket's decode length).
+        agree = [
+            np.array_equal(greedy[i][0][0][: _count_tokens(u)], u[: _count_tokens(u)]) for i, u in enumerate(uncached)
+        ]
+        agreement = round(float(np.mean(agree)), 4)
     return {
         "benchmark": "decode",
         "run_dir": str(run_dir),
         "checkpoint": checkpoint,
         "split": split,
         "sentences": len(sources),
+        "rounds": rounds,
         "model": {
             "layers": config.model.num_layers,
             "decoder_layers": model.decoder_layers,
@@ -195,33 +277,37 @@ def bench_decode(
     }
 
 
-def _in_process(base, model, config, sources, uncached_limit, methods, beam_size, record) -> float | None:
-    """The in-process methods; returns the cached/uncached greedy agreement (None unless both ran)."""
-    uncached, greedy = [], None
-    if "uncached_greedy" in methods:
-        uncached = _uncached(model, config, sources, uncached_limit, record)
-    if "greedy" in methods:
-        batches = len(list(base._batches([len(s) for s in sources])))
-        seconds, greedy = _timed_translate(base, sources)
-        texts = base.detokenize([ids[0] for ids, _ in greedy])
-        tokens = sum(_count_tokens(ids[0]) for ids, _ in greedy)
-        record("greedy", 1, seconds, len(sources), tokens, batches, texts, peak_rss_mb())
-    if "beam" in methods:
-        beam = base.with_config(beam_size=beam_size)
-        batches = len(list(beam._batches([len(s) for s in sources])))
-        seconds, beamed = _timed_translate(beam, sources)
-        texts = beam.detokenize([ids[0] for ids, _ in beamed])
-        tokens = sum(_count_tokens(ids[0]) for ids, _ in beamed)
-        checkpoint_files = list(Path(base.checkpoint.path).parent.glob(Path(base.checkpoint.path).name + ".*"))
-        record(
-            "beam", beam_size, seconds, len(sources), tokens, batches, texts, peak_rss_mb(), _size_mb(checkpoint_files)
-        )
-    if not uncached or greedy is None:
-        return None
-    # Cached greedy must produce exactly the uncached tokens (compared up to EOS; the cached search
-    # pads its output to the bucket's decode length).
-    agree = [np.array_equal(greedy[i][0][0][: _count_tokens(u)], u[: _count_tokens(u)]) for i, u in enumerate(uncached)]
-    return round(float(np.mean(agree)), 4)
+def _record_in_process(timed, base: Translator, beam: Translator, sources, peaks, record) -> list | None:
+    """The rows of `greedy` and `beam` (those timed); greedy's outputs, or None."""
+    greedy = None
+    for method, searcher in (("greedy", base), ("beam", beam)):
+        if method not in timed:
+            continue
+        seconds, outputs = timed[method]
+        greedy = outputs if method == "greedy" else greedy
+        batches = len(list(searcher._batches([len(s) for s in sources])))
+        texts = searcher.detokenize([ids[0] for ids, _ in outputs])
+        tokens = sum(_count_tokens(ids[0]) for ids, _ in outputs)
+        size = None
+        if method == "beam":  # the checkpoint's files
+            path = Path(base.checkpoint.path)
+            size = _size_mb(path.parent.glob(path.name + ".*"))
+        record(method, searcher.config.beam_size, seconds, len(sources), tokens, batches, texts, peaks[method], size)
+    return greedy
+
+
+def _compare_with_beam(results: list[dict], timed: dict[str, tuple[list, object]]) -> None:
+    """Each timed row but `beam`'s gets its speed over `beam`'s: per round (the two timed seconds apart)
+    and the median of those."""
+    if "beam" not in timed:
+        return
+    beam_seconds = timed["beam"][0]
+    for row in results:
+        if row["method"] in timed and row["method"] != "beam":
+            ratios = [round(b / s, 3) for b, s in zip(beam_seconds, timed[row["method"]][0])]
+            row["vs_beam"] = round(statistics.median(ratios), 3)
+            if len(ratios) > 1:
+                row["rounds_vs_beam"] = ratios
 
 
 def _uncached(model, config, sources, uncached_limit, record) -> list[np.ndarray]:
@@ -236,57 +322,66 @@ def _uncached(model, config, sources, uncached_limit, record) -> list[np.ndarray
         limits = tf.constant([max_length])
         uncached.append(uncached_greedy_search(model, tf.constant(ids[None]), max_length, forward, limits)[0].numpy())
     seconds = time.perf_counter() - start
-    record("uncached_greedy", 1, seconds, len(uncached), sum(map(_count_tokens, uncached)), len(uncached))
+    record("uncached_greedy", 1, [seconds], len(uncached), sum(map(_count_tokens, uncached)), len(uncached))
     return uncached
 
 
-def _exports(
+EXPORT_FORMATS = {  # method: format, directory, quantization, shortlist
+    "savedmodel": ("savedmodel", "savedmodel", "none", 0),
+    "ct2_beam": ("ctranslate2", "ct2-float32", "none", 0),
+    "ct2_int8_beam": ("ctranslate2", "ct2-int8", "int8", 0),
+    "ct2_int8_shortlist_beam": ("ctranslate2", "ct2-int8-shortlist", "int8", None),  # None: `shortlist`
+}
+
+
+@dataclasses.dataclass
+class _Export:
+    worker: _ExportWorker
+    directory: Path
+    batch_size: int
+    shortlist: int
+
+
+def _start_export(
+    method: str,
     beam: Translator,
     saved: Translator,
     sentences: list[str],
-    methods,
     threads: int,
-    work_dir,
-    record,
+    root: Path,
     ct2_batch_size: int | None,
     shortlist: int,
-) -> None:
-    """Export the checkpoint in the formats asked for (the SavedModel from `saved`, which may compute in
-    another precision than `beam`), and time each in its own process."""
-    scratch = None if work_dir else tempfile.TemporaryDirectory(prefix="bench-decode-")
-    root = Path(work_dir or scratch.name)
-    formats = {  # method: format, directory, quantization, shortlist
-        "savedmodel": ("savedmodel", "savedmodel", "none", 0),
-        "ct2_beam": ("ctranslate2", "ct2-float32", "none", 0),
-        "ct2_int8_beam": ("ctranslate2", "ct2-int8", "int8", 0),
-        "ct2_int8_shortlist_beam": ("ctranslate2", "ct2-int8-shortlist", "int8", shortlist),
-    }
-    try:
-        for method in (m for m in EXPORT_METHODS if m in methods):
-            kind, name, quantization, per_source = formats[method]
-            exporter = saved if kind == "savedmodel" else beam
-            directory = exporter.export(root / name, format=kind, quantization=quantization, shortlist=per_source)
-            batch = _batch_size(kind, ct2_batch_size, per_source)
-            run = _run_export(kind, directory, sentences, threads, batch)
-            hypotheses = run["hypotheses"]
-            # Generated tokens, EOS included, counted by re-tokenizing the output text.
-            ids = beam.tokenizer.encode_target(tf.constant(hypotheses)) if hypotheses else None
-            tokens = int(ids.row_lengths().numpy().sum()) + len(hypotheses) if hypotheses else 0
-            batches = max(1, -(-len(sentences) // batch))
-            size = _size_mb([directory])
-            record(
-                method,
-                beam.config.beam_size,
-                run["seconds"],
-                len(sentences),
-                tokens,
-                batches,
-                hypotheses,
-                run["peak_rss_mb"],
-                size,
-                run.get("cpu_kernels"),
-                per_source if kind == "ctranslate2" else None,
-            )
-    finally:
-        if scratch is not None:
-            scratch.cleanup()
+) -> _Export:
+    """Export the checkpoint as `method` needs it (the SavedModel from `saved`, which may compute in another
+    precision than `beam`) and start its worker, warmed up."""
+    kind, name, quantization, per_source = EXPORT_FORMATS[method]
+    per_source = shortlist if per_source is None else per_source
+    exporter = saved if kind == "savedmodel" else beam
+    directory = exporter.export(root / name, format=kind, quantization=quantization, shortlist=per_source)
+    batch = _batch_size(kind, ct2_batch_size, per_source)
+    return _Export(_ExportWorker(kind, directory, sentences, threads, batch), directory, batch, per_source)
+
+
+def _record_exports(timed, exports: dict[str, _Export], beam: Translator, sentences, peaks, record) -> None:
+    for method, export in exports.items():
+        seconds, hypotheses = timed[method]
+        # Generated tokens, EOS included, counted by re-tokenizing the output text.
+        ids = beam.tokenizer.encode_target(tf.constant(hypotheses)) if hypotheses else None
+        tokens = int(ids.row_lengths().numpy().sum()) + len(hypotheses) if hypotheses else 0
+        batches = max(1, -(-len(sentences) // export.batch_size))
+        extra = {"kernels": export.worker.ready.get("cpu_kernels")}
+        if export.worker.kind == "ctranslate2":
+            extra["shortlist"] = export.shortlist  # candidates per source piece (0: the whole vocabulary)
+        size = _size_mb([export.directory])
+        record(
+            method,
+            beam.config.beam_size,
+            seconds,
+            len(sentences),
+            tokens,
+            batches,
+            hypotheses,
+            peaks[method],
+            size,
+            **extra,
+        )

@@ -2,10 +2,17 @@
 
 An export is deployed alone, so its speed and memory are measured alone: this process imports only
 what the export needs (TensorFlow and tensorflow-text for a SavedModel; ctranslate2 and sentencepiece for
-a CTranslate2 export, never TensorFlow), decodes the sentences once untimed (warm-up) and once timed, and
-prints one JSON object: hypotheses, seconds, peak resident memory.
+a CTranslate2 export, never TensorFlow) and decodes the sentences once untimed (warm-up).
 
-stdin: {"sentences": [...], "batch_size": 32, "threads": 0}
+It then stays up for timed rounds, so that `translator bench decode --rounds N` can interleave them with the
+other methods' rounds (on a VM whose speed drifts within minutes, only interleaved rounds compare fairly),
+one JSON line each way:
+
+    stdin, first line: {"sentences": [...], "batch_size": 32, "threads": 0}
+    stdout:            {"ready": true, ...}              once warmed up
+    stdin:             time                             (any line), once per round
+    stdout:            {"seconds": S, "hypotheses": [...]}   the hypotheses of the first round only
+    stdin closed  →    {"peak_rss_mb": M}, and the process exits
 """
 
 from __future__ import annotations
@@ -52,9 +59,13 @@ def ctranslate2_translate(model: str, batch_size: int, threads: int):
     return lambda sentences: [best[0].text for best in translator.translate_nbest(sentences)]
 
 
+def _say(message: dict) -> None:
+    print(json.dumps(message), flush=True)
+
+
 def main() -> int:
     kind, model = sys.argv[1], sys.argv[2]
-    request = json.load(sys.stdin)
+    request = json.loads(sys.stdin.readline())
     sentences, batch_size = request["sentences"], request["batch_size"]
     if kind == "savedmodel":
         from translator.onednn import float32_search_before_tensorflow, use_eigen_for_decoding
@@ -65,17 +76,22 @@ def main() -> int:
     else:
         translate = ctranslate2_translate(model, batch_size, request["threads"])
     translate(sentences)  # warm-up: graph tracing, memory pools
-    start = time.perf_counter()
-    hypotheses = translate(sentences)
-    seconds = time.perf_counter() - start
-    report = {"hypotheses": hypotheses, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+    ready: dict = {"ready": True}
     if kind != "savedmodel":
-        report["tensorflow_imported"] = "tensorflow" in sys.modules
+        ready["tensorflow_imported"] = "tensorflow" in sys.modules
     else:  # chosen in this process, from the export (the benchmark's own process may have chosen otherwise)
         from translator.onednn import cpu_kernels
 
-        report["cpu_kernels"] = cpu_kernels()
-    json.dump(report, sys.stdout)
+        ready["cpu_kernels"] = cpu_kernels()
+    _say(ready)
+    first = True
+    for _ in sys.stdin:  # one timed round per line
+        start = time.perf_counter()
+        hypotheses = translate(sentences)
+        seconds = time.perf_counter() - start
+        _say({"seconds": seconds, **({"hypotheses": hypotheses} if first else {})})
+        first = False
+    _say({"peak_rss_mb": peak_rss_mb()})
     return 0
 
 
