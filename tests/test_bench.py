@@ -155,6 +155,15 @@ def test_bench_decode_interleaves_the_rounds_of_its_methods():
     assert timed == {"beam": ([1.0, 2.0], "beam output 1"), "ct2": ([0.5, 0.4], "ct2 output 2")}
 
 
+def test_an_export_worker_that_fails_says_why(tmp_path):
+    """A worker that dies before it is ready: its own error, not a hang or an empty JSON line."""
+    from translator.bench.decode import _ExportWorker
+
+    why = r"ctranslate2 worker failed: (?s:.*)(not a CTranslate2 export|needs the ctranslate2 package)"
+    with pytest.raises(RuntimeError, match=why):
+        _ExportWorker("ctranslate2", tmp_path, ["Hola."], threads=0, batch_size=8)
+
+
 def test_serve_bench_compares_batching_pair_by_pair():
     """--batch-sizes 32,1,32,1: each batched row against the unbatched row right after it, never the
     best of one kind against the worst of the other."""

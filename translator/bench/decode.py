@@ -10,12 +10,13 @@ With `rounds` > 1 every method but `uncached_greedy` is timed that many times, t
 than `beam` also gives its speed over `beam`'s, per round and the median of those: on a VM whose speed
 drifts by a third within minutes, a ratio of two rounds run seconds apart is what compares fairly.
 
-On request it also times the exports of the same checkpoint, each in a fresh process of its own
-(`translator.bench.export_worker`): `savedmodel` (its `serving_default`, requests of 32 in file order,
-as TensorFlow Serving receives them), `ct2_beam` (CTranslate2, float32) and `ct2_int8_beam` (CTranslate2,
-int8 weights; both given the whole split, as `beam` is, and batched by their translator's default), at the
-same beam size as `beam`, with their BLEU, their agreement with `beam` (share of
-sentences with the identical best translation), peak memory and size on disk.
+On request it also times the exports of the same checkpoint, each in a process of its own
+(`translator.bench.export_worker`), which loads and warms up once and stays up for every round:
+`savedmodel` (its `serving_default`, requests of 32 in file order, as TensorFlow Serving receives them),
+`ct2_beam` (CTranslate2, float32), `ct2_int8_beam` (int8 weights) and `ct2_int8_shortlist_beam` (int8 and
+a lexical shortlist; the CTranslate2 methods are given the whole split, as `beam` is, and batched by their
+translator's default), at the same beam size as `beam`, with their BLEU, their agreement with `beam`
+(share of sentences with the identical best translation), peak memory and size on disk.
 """
 
 from __future__ import annotations
