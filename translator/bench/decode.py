@@ -129,14 +129,14 @@ class _ExportWorker:
 
 def _interleaved(timers: dict[str, Callable[[], tuple[float, object]]], rounds: int) -> dict[str, tuple[list, object]]:
     """Each timer's seconds in each round, rounds interleaved across timers, and its first round's output."""
-    timed: dict[str, tuple[list, object]] = {name: ([], None) for name in timers}
-    for round_ in range(rounds):
+    seconds: dict[str, list[float]] = {name: [] for name in timers}
+    first: dict[str, object] = {}
+    for _ in range(rounds):
         for name, timer in timers.items():
-            seconds, output = timer()
-            timed[name][0].append(seconds)
-            if round_ == 0:
-                timed[name] = (timed[name][0], output)
-    return timed
+            took, output = timer()
+            seconds[name].append(took)
+            first.setdefault(name, output)
+    return {name: (seconds[name], first[name]) for name in timers}
 
 
 def bench_decode(
@@ -177,13 +177,15 @@ def bench_decode(
     results = []
     best: dict[str, list[str]] = {}  # method → best translation of each sentence
 
-    def record(method, beam, seconds, n_sentences, tokens, batches, hypotheses=None, rss=None, size=None, **extra):
+    def record(
+        method, beam, seconds, n_sentences, tokens, batches, hypotheses=None, rss=None, size=None, kernels=None, **extra
+    ):
         """A row; `seconds` is one per round, the row's speed is the median round's."""
         median = statistics.median(seconds)
         row = {
             "method": method,
             # TensorFlow's CPU kernels where the method ran (a SavedModel's worker chooses its own).
-            "cpu_kernels": extra.pop("kernels", None) or ("CTranslate2" if method.startswith("ct2") else cpu_kernels()),
+            "cpu_kernels": kernels or ("CTranslate2" if method.startswith("ct2") else cpu_kernels()),
             "beam_size": beam,
             "batch_size": round(n_sentences / batches, 1),
             "sentences": n_sentences,
