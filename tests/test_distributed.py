@@ -3,12 +3,14 @@
 import dataclasses
 import json
 import os
+import random
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -49,30 +51,77 @@ def test_mirrored_updates_equal_single_device_updates(seeded_run):
     assert report["weight_difference"] <= 1e-5  # … and the same thing on one device and on two
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("localhost", 0))
-        return sock.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """Ports free now, all different, and below the kernel's ephemeral range when it leaves room. A
+    worker binds its port seconds after the test chose it (TensorFlow's import); an ephemeral port
+    (what `bind(("", 0))` returns) may be handed to another process's outgoing connection meanwhile,
+    and the worker then fails ("Could not start gRPC server") while its peer waits for it for ever:
+    a suite run hung so (2026-12-07). Ports below that range are handed out only on request."""
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = random.sample(range(20000, ephemeral_low), 200) if ephemeral_low > 21000 else [0] * count
+    sockets, ports = [], []
+    try:
+        for port in candidates:
+            sock = socket.socket()
+            try:
+                sock.bind(("localhost", port))
+            except OSError:  # in use
+                sock.close()
+                continue
+            sockets.append(sock)  # held until all are chosen: bind(0) twice may return one port twice
+            ports.append(sock.getsockname()[1])
+            if len(ports) == count:
+                return ports
+        raise RuntimeError(f"no {count} free ports among {len(candidates)} tried")
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def start_workers(run_dir, tmp_path, steps: int, minutes: float, *settings: str) -> list[subprocess.Popen]:
-    ports = [free_port(), free_port()]
-    cluster = {"worker": [f"localhost:{port}" for port in ports]}
+    """Two workers of one multi-worker run. Each writes its output to `tmp_path/w{index}.log` (a file, not a
+    pipe: `finish_workers` reads all of them whichever ends first)."""
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         command = [sys.executable, str(HELPERS / "multiworker_train.py"), str(run_dir), str(tmp_path / f"w{index}.npz")]
-        workers.append(
-            subprocess.Popen(
-                [*command, str(steps), str(minutes), *settings],
-                env=env,
-                cwd=REPO,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
+        with open(tmp_path / f"w{index}.log", "w") as log:
+            workers.append(
+                subprocess.Popen(
+                    [*command, str(steps), str(minutes), *settings],
+                    env=env,
+                    cwd=REPO,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
             )
-        )
     return workers
+
+
+def finish_workers(workers: list[subprocess.Popen], tmp_path, timeout: float, grace: float = 120) -> list[str]:
+    """Wait for every worker and return their outputs. A worker that fails leaves the others waiting for it
+    forever (a collective, or the cluster's start-up), so once one has failed the others get `grace`
+    seconds, then are killed, and the test fails with every worker's output instead of hanging."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        codes = [w.poll() for w in workers]  # every worker polled: `any` over poll() would stop at the first
+        if None not in codes:
+            break
+        if any(code not in (None, 0) for code in codes):
+            deadline = min(deadline, time.monotonic() + grace)
+        time.sleep(0.1)
+    hung = [index for index, w in enumerate(workers) if w.poll() is None]
+    for index in hung:
+        workers[index].kill()
+        workers[index].wait()
+    outputs = [(tmp_path / f"w{index}.log").read_text() for index in range(len(workers))]
+    assert not hung, f"worker(s) {hung} still running after the others ended or {timeout} s: " + "\n".join(
+        f"--- worker {index} (exit code {w.returncode}):\n{output[-3000:]}"
+        for index, (w, output) in enumerate(zip(workers, outputs))
+    )
+    return outputs
 
 
 def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(seeded_run, tmp_path):
@@ -88,7 +137,7 @@ def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(s
         time.sleep(0.05)
     time.sleep(1.0)  # a few more time-based saves
     workers[1].send_signal(signal.SIGTERM)
-    outputs = [worker.communicate(timeout=300)[0] for worker in workers]
+    outputs = finish_workers(workers, tmp_path, timeout=300)
     assert index.exists(), "no checkpoint before the signal"
     killed_at = int(tf.train.latest_checkpoint(str(run_dir / "checkpoints")).rsplit("-", 1)[1])
     for output, said in zip(outputs, ("stopped with the other workers", "terminated (SIGTERM)")):
@@ -96,7 +145,7 @@ def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(s
 
     cooldown = ("train.cooldown=0.99", "train.max_minutes=60")  # begins at once, over the 12 steps left
     workers = start_workers(run_dir, tmp_path, killed_at + 12, 0.002, *cooldown)
-    outputs = [worker.communicate(timeout=900)[0] for worker in workers]
+    outputs = finish_workers(workers, tmp_path, timeout=900)
     for worker, output in zip(workers, outputs):
         assert worker.returncode == 0, output[-3000:]
         assert f"resumed from step {killed_at}" in output, output[-3000:]
