@@ -150,6 +150,9 @@ def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(s
         assert worker.returncode == 0, output[-3000:]
         assert f"resumed from step {killed_at}" in output, output[-3000:]
     assert "MultiWorkerMirroredStrategy with 2 replica(s)" in outputs[0]
+    for index, output in enumerate(outputs):
+        joining = f"joining the cluster as worker {index} (localhost:"
+        assert joining in output and "of a cluster of 2 workers: this waits until every worker" in output, output
     assert f"finished at step {killed_at + 12} (learning rate cooled down to 0)" in outputs[0]
     for output in outputs:
         assert f"cooldown: the learning rate falls linearly to 0 over the next {12 - 1} steps" in output, output
@@ -276,3 +279,36 @@ def test_strategy_errors_are_clear_without_the_hardware(monkeypatch):
         build_strategy("multiworker")
     with pytest.raises(TranslatorError, match="unknown strategy 'gpu'"):
         build_strategy("gpu")
+
+
+@pytest.mark.parametrize(
+    "tf_config, error",
+    [
+        ("{'cluster': {}}", "TF_CONFIG is not valid JSON: Expecting property name enclosed in double quotes"),
+        ('{"task": {"type": "worker", "index": 0}}', '"cluster" must map each job'),
+        ('{"cluster": {"worker": "a:1"}, "task": {"type": "worker"}}', 'cluster "worker" must be a list'),
+        (
+            '{"cluster": {"worker": ["a:1", "b:1"]}}',
+            '"task" must name its "type", one of the cluster\'s jobs \\(worker\\)',
+        ),
+        ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "ps", "index": 0}}', "one of the cluster's jobs"),
+        (
+            '{"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 2}}',
+            'task index 2 is outside "worker", which lists 2 address',
+        ),
+    ],
+)
+def test_a_bad_tf_config_is_refused_naming_its_field(monkeypatch, tf_config, error):
+    """Checked before TensorFlow reads it: a task outside its cluster would wait for ever for itself."""
+    from translator.strategy import build_strategy
+
+    monkeypatch.setenv("TF_CONFIG", tf_config)
+    with pytest.raises(TranslatorError, match=error):
+        build_strategy("multiworker")
+
+
+def test_a_worker_says_where_it_stands_in_its_cluster():
+    from translator.strategy import describe_cluster
+
+    tf_config = {"cluster": {"chief": ["c:1"], "worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
+    assert describe_cluster(json.dumps(tf_config)) == "worker 1 (b:2) of a cluster of 1 chief, 2 workers"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import tensorflow as tf
@@ -51,13 +52,45 @@ def _find_tpu():
     return None
 
 
-def build_strategy(name: str, cpu_devices: int = 0) -> tf.distribute.Strategy:
-    """auto: a TPU if a resolver finds one, else Mirrored over all GPUs if more than one, else default."""
+def describe_cluster(tf_config: str) -> str:
+    """This task's place in the cluster TF_CONFIG describes, checked before TensorFlow reads it. TensorFlow
+    answers a malformed TF_CONFIG with a bare JSON or key error, and a task outside its cluster (an index
+    past the list, a job it does not name) by waiting for ever for a worker that never comes."""
+    try:
+        config = json.loads(tf_config)
+    except json.JSONDecodeError as error:
+        raise TranslatorError(f"TF_CONFIG is not valid JSON: {error}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster:
+        raise TranslatorError('TF_CONFIG: "cluster" must map each job to its "host:port" addresses')
+    for job, addresses in cluster.items():
+        if not isinstance(addresses, list) or not all(isinstance(a, str) and ":" in a for a in addresses):
+            raise TranslatorError(f'TF_CONFIG: cluster "{job}" must be a list of "host:port" addresses')
+    task = config.get("task")
+    if not isinstance(task, dict) or task.get("type") not in cluster:
+        raise TranslatorError(
+            f'TF_CONFIG: "task" must name its "type", one of the cluster\'s jobs ({", ".join(cluster)})'
+        )
+    index, addresses = task.get("index", 0), cluster[task["type"]]
+    if not isinstance(index, int) or not 0 <= index < len(addresses):
+        raise TranslatorError(
+            f'TF_CONFIG: task index {index!r} is outside "{task["type"]}", which lists {len(addresses)} address(es)'
+        )
+    jobs = ", ".join(f"{len(addresses)} {job}{'s' * (len(addresses) != 1)}" for job, addresses in cluster.items())
+    return f"{task['type']} {index} ({addresses[index]}) of a cluster of {jobs}"
+
+
+def build_strategy(name: str, cpu_devices: int = 0, log: Callable[[str], None] | None = None) -> tf.distribute.Strategy:
+    """auto: a TPU if a resolver finds one, else Mirrored over all GPUs if more than one, else default.
+    `log` hears what may take long: joining a multi-worker cluster waits until every worker has started."""
     if name not in STRATEGIES:
         raise TranslatorError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
             raise TranslatorError("--strategy multiworker needs TF_CONFIG (cluster and task) in the environment")
+        place = describe_cluster(os.environ["TF_CONFIG"])
+        if log is not None:
+            log(f"joining the cluster as {place}: this waits until every worker has started")
         return tf.distribute.MultiWorkerMirroredStrategy()
     split_cpu(cpu_devices)
     if name == "tpu" or (name == "auto" and _tpu_requested()):
