@@ -299,7 +299,7 @@ def test_strategy_errors_are_clear_without_the_hardware(monkeypatch):
     ],
 )
 def test_a_bad_tf_config_is_refused_naming_its_field(monkeypatch, tf_config, error):
-    """Checked before TensorFlow reads it: a task outside its cluster would wait for ever for itself."""
+    """Checked before TensorFlow reads it, each error naming the field at fault."""
     from translator.strategy import build_strategy
 
     monkeypatch.setenv("TF_CONFIG", tf_config)
@@ -312,3 +312,5 @@ def test_a_worker_says_where_it_stands_in_its_cluster():
 
     tf_config = {"cluster": {"chief": ["c:1"], "worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 1}}
     assert describe_cluster(json.dumps(tf_config)) == "worker 1 (b:2) of a cluster of 1 chief, 2 workers"
+    tf_config["task"]["index"] = "0"  # an index written as a string names the same task
+    assert describe_cluster(json.dumps(tf_config)) == "worker 0 (a:1) of a cluster of 1 chief, 2 workers"

@@ -53,9 +53,10 @@ def _find_tpu():
 
 
 def describe_cluster(tf_config: str) -> str:
-    """This task's place in the cluster TF_CONFIG describes, checked before TensorFlow reads it. TensorFlow
-    answers a malformed TF_CONFIG with a bare JSON or key error, and a task outside its cluster (an index
-    past the list, a job it does not name) by waiting for ever for a worker that never comes."""
+    """This task's place in the cluster TF_CONFIG describes, checked before TensorFlow reads it: TensorFlow
+    answers a malformed TF_CONFIG with a bare JSON, key or value error from deep in its start-up, and once
+    started it waits, without a word and for as long as it takes, for every worker of the cluster (a worker
+    that cannot start leaves the others waiting for ever), so the log says first where this task stands."""
     try:
         config = json.loads(tf_config)
     except json.JSONDecodeError as error:
@@ -72,6 +73,8 @@ def describe_cluster(tf_config: str) -> str:
             f'TF_CONFIG: "task" must name its "type", one of the cluster\'s jobs ({", ".join(cluster)})'
         )
     index, addresses = task.get("index", 0), cluster[task["type"]]
+    if isinstance(index, str) and index.isdigit():
+        index = int(index)
     if not isinstance(index, int) or not 0 <= index < len(addresses):
         raise TranslatorError(
             f'TF_CONFIG: task index {index!r} is outside "{task["type"]}", which lists {len(addresses)} address(es)'
