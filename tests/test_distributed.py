@@ -164,6 +164,27 @@ def test_multiworker_saves_by_time_together_survives_a_kill_and_ends_identical(s
     assert not list(run_dir.glob("worker-tmp-*"))  # other workers' scratch checkpoints are removed
 
 
+def test_a_worker_whose_peer_never_starts_gives_up_after_its_wait(seeded_run):
+    """Alone in a cluster of two, a worker waits in TensorFlow's start-up, which Ctrl-C and SIGTERM do not end
+    (README, "Scaling out"); after train.cluster_wait_minutes it exits with status 1 and says why."""
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
+    tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
+    started = time.monotonic()
+    result = subprocess.run(
+        train_command(seeded_run(), "train.cluster_wait_minutes=0.1", strategy="multiworker"),
+        env={**os.environ, "TF_CONFIG": tf_config},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "joining the cluster as worker 0" in result.stdout
+    assert "at most 0.1 minutes (train.cluster_wait_minutes), then exits with status 1" in result.stdout
+    assert "Timeout (0:00:06)!" in result.stderr and "in build_strategy" in result.stderr, result.stderr
+    assert time.monotonic() - started > 6
+
+
 def test_mixed_bfloat16_trains_on_cpu(seeded_run):
     tmp_path = seeded_run()
     lines = []

@@ -109,6 +109,9 @@ class TrainConfig:
     seed: int = 1234
     strategy: str = "auto"  # auto | default | mirrored | multiworker | tpu
     cpu_devices: int = 0  # split the host CPU into N logical devices (tests, debugging)
+    # multiworker: how long a worker waits for every worker of TF_CONFIG's cluster to start before it exits
+    # (status 1); 0: for as long as it takes. TensorFlow's wait does not end on Ctrl-C or SIGTERM.
+    cluster_wait_minutes: float = 30.0
     # XLA-compiled steps: true, false or auto (true when the run trains in float32: XLA's CPU code does
     # not use the bfloat16 units); a run records what auto resolved to in its config.yaml
     jit_compile: bool | str = True
@@ -145,7 +148,8 @@ class TrainConfig:
                 f"train.average_last ({self.average_last}) cannot exceed train.keep_checkpoints "
                 f"({self.keep_checkpoints}): only that many checkpoints are kept to average"
             )
-        _at_least(self, "train", 0.0, "max_minutes", "clip_norm", "checkpoint_minutes", "learning_rate")
+        minutes = ("max_minutes", "checkpoint_minutes", "cluster_wait_minutes")
+        _at_least(self, "train", 0.0, *minutes, "clip_norm", "learning_rate")
         _fraction(self, "train", "label_smoothing", "cooldown")
         if self.mixed_precision not in ("auto", "float32", "mixed_bfloat16", "mixed_float16"):
             raise TranslatorError(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import json
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import tensorflow as tf
@@ -83,9 +86,34 @@ def describe_cluster(tf_config: str) -> str:
     return f"{task['type']} {index} ({addresses[index]}) of a cluster of {jobs}"
 
 
-def build_strategy(name: str, cpu_devices: int = 0, log: Callable[[str], None] | None = None) -> tf.distribute.Strategy:
+@contextlib.contextmanager
+def exit_if_not_done_within(minutes: float) -> Iterator[None]:
+    """Exit the process (status 1, with every thread's Python traceback on stderr) if the block has not
+    finished after `minutes`; 0: no limit.
+
+    For TensorFlow's multi-worker start-up: it blocks inside one native call that holds the GIL until every
+    worker of the cluster has registered, so no Python code runs meanwhile (neither a watchdog thread nor a
+    Ctrl-C handler), and its own SIGTERM handler (the coordination service's preemption notifier) keeps
+    SIGTERM from ending it: a worker whose peer never comes would wait until SIGKILL. faulthandler's timer
+    runs in a native thread that needs no GIL. It is one timer per process: this replaces any other."""
+    if minutes <= 0:
+        yield
+        return
+    for stream in (sys.stdout, sys.stderr):  # that exit skips Python's buffers: what was said is said now
+        stream.flush()
+    faulthandler.dump_traceback_later(minutes * 60, exit=True, file=sys.stderr)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def build_strategy(
+    name: str, cpu_devices: int = 0, log: Callable[[str], None] | None = None, cluster_wait_minutes: float = 0.0
+) -> tf.distribute.Strategy:
     """auto: a TPU if a resolver finds one, else Mirrored over all GPUs if more than one, else default.
-    `log` hears what may take long: joining a multi-worker cluster waits until every worker has started."""
+    `log` hears what may take long: joining a multi-worker cluster waits until every worker has started,
+    for at most `cluster_wait_minutes` (0: no limit), after which the process exits with status 1."""
     if name not in STRATEGIES:
         raise TranslatorError(f"unknown strategy {name!r}: choose one of {', '.join(STRATEGIES)}")
     if name == "multiworker":
@@ -93,8 +121,17 @@ def build_strategy(name: str, cpu_devices: int = 0, log: Callable[[str], None] |
             raise TranslatorError("--strategy multiworker needs TF_CONFIG (cluster and task) in the environment")
         place = describe_cluster(os.environ["TF_CONFIG"])
         if log is not None:
-            log(f"joining the cluster as {place}: this waits until every worker has started")
-        return tf.distribute.MultiWorkerMirroredStrategy()
+            limit = (
+                f"at most {cluster_wait_minutes:g} minutes (train.cluster_wait_minutes), then exits with status 1"
+                if cluster_wait_minutes > 0
+                else "with no limit (train.cluster_wait_minutes=0)"
+            )
+            log(
+                f"joining the cluster as {place}: this waits until every worker has started, {limit}; "
+                "Ctrl-C and SIGTERM do not end this wait"
+            )
+        with exit_if_not_done_within(cluster_wait_minutes):
+            return tf.distribute.MultiWorkerMirroredStrategy()
     split_cpu(cpu_devices)
     if name == "tpu" or (name == "auto" and _tpu_requested()):
         resolver = _find_tpu()

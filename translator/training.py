@@ -170,7 +170,9 @@ class Trainer:
     def __init__(self, config: ExperimentConfig, run_dir: str | Path, log: Callable[[str], None] = print):
         self.log = log
         self.run = RunDirectory(run_dir)
-        self.strategy = build_strategy(config.train.strategy, config.train.cpu_devices, log)
+        self.strategy = build_strategy(
+            config.train.strategy, config.train.cpu_devices, log, config.train.cluster_wait_minutes
+        )
         self.chief = is_chief(self.strategy)
         precision, self.precision_reason = resolve_precision(config.train.mixed_precision, self.strategy)
         xla, batching, self.xla_reason = resolve_compilation(
