@@ -335,3 +335,16 @@ def test_a_worker_says_where_it_stands_in_its_cluster():
     assert describe_cluster(json.dumps(tf_config)) == "worker 1 (b:2) of a cluster of 1 chief, 2 workers"
     tf_config["task"]["index"] = "0"  # an index written as a string names the same task
     assert describe_cluster(json.dumps(tf_config)) == "worker 0 (a:1) of a cluster of 1 chief, 2 workers"
+
+
+def test_the_cluster_wait_ends_with_its_block():
+    """The give-up timer of `exit_if_not_done_within` is cancelled once the block is done: a timer left
+    running would end this very process (status 1) shortly after."""
+    from translator.strategy import exit_if_not_done_within
+
+    with exit_if_not_done_within(0.001):  # 60 ms
+        pass
+    time.sleep(0.3)
+    with pytest.raises(TranslatorError), exit_if_not_done_within(0.001):  # also when the block fails
+        raise TranslatorError("the strategy could not be built")
+    time.sleep(0.3)
