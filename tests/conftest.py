@@ -44,8 +44,10 @@ def pytest_configure(config):
 
 
 # The modules that take longest, run first (each keeps its own order): two pytest-xdist workers then
-# finish close together instead of one waiting for the other's last notebook. test_storage.py holds one
-# test of 15-19 s that, last in file order, ran alone at the end of a run while the other worker idled.
+# finish close together instead of one waiting for the other's last notebook (`make test` passes
+# --no-loadscope-reorder, so that xdist keeps this order instead of handing out its biggest groups first).
+# test_storage.py holds one test of 15-19 s that, last in file order, ran alone at the end of a run while
+# the other worker idled.
 LONGEST_FIRST = (
     "test_notebooks.py",
     "test_distributed.py",
