@@ -12,9 +12,11 @@ import contextlib
 import csv
 import fcntl
 import gzip
+import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,34 @@ LONGEST_FIRST = (
 def pytest_collection_modifyitems(config, items):
     rank = {name: index for index, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: module order kept otherwise
+
+
+# TRANSLATOR_TEST_TIMELINE=FILE: each process appends when each of its tests ends (JSON lines), and the run ends
+# with when each pytest-xdist worker finished its last test: how far apart the workers end (docs/benchmarks.md).
+TIMELINE = "TRANSLATOR_TEST_TIMELINE"
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    if os.environ.get(TIMELINE):
+        with open(os.environ[TIMELINE], "a") as timeline:
+            worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+            timeline.write(json.dumps({"worker": worker, "test": nodeid, "ended": time.time()}) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    path = os.environ.get(TIMELINE)
+    if not path or os.environ.get("PYTEST_XDIST_WORKER") or not os.path.exists(path):
+        return
+    last = {}
+    with open(path) as timeline:
+        for end in map(json.loads, timeline):
+            last[end["worker"]] = max(last.get(end["worker"], 0.0), end["ended"])
+    if len(last) > 1:  # under pytest-xdist the controller hears every report too: only the workers count
+        last.pop("main", None)
+    said = ", ".join(f"{worker} at {seconds - min(last.values()):+.1f} s" for worker, seconds in sorted(last.items()))
+    terminalreporter.write_line(
+        f"last test ended, by worker: {said} ({max(last.values()) - min(last.values()):.1f} s apart)"
+    )
 
 
 def pytest_unconfigure(config):

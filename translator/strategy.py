@@ -58,8 +58,8 @@ def _find_tpu():
 def describe_cluster(tf_config: str) -> str:
     """This task's place in the cluster TF_CONFIG describes, checked before TensorFlow reads it: TensorFlow
     answers a malformed TF_CONFIG with a bare JSON, key or value error from deep in its start-up, and once
-    started it waits, without a word and for as long as it takes, for every worker of the cluster (a worker
-    that cannot start leaves the others waiting for ever), so the log says first where this task stands."""
+    started it waits, without a word, for every worker of the cluster (a worker that cannot start leaves the
+    others waiting, `exit_if_not_done_within` bounds it), so the log says first where this task stands."""
     try:
         config = json.loads(tf_config)
     except json.JSONDecodeError as error:
