@@ -176,6 +176,36 @@ def test_batches_decoded_side_by_side_give_exactly_the_results_in_sequence(token
         np.testing.assert_array_equal(scores, other_scores)
 
 
+def test_an_input_smaller_than_one_batch_is_dealt_to_every_worker_with_the_same_translations(tokenizer):
+    """A server's batch of 32 fits one batch of the token budget: decoded as one, it would keep one
+    worker (and its share of the cores) busy and the other idle."""
+    model = tiny_model(vocab_size=tokenizer.source_vocab_size)
+    config = DecodeConfig(beam_size=3, max_length=12, batch_tokens=4096, workers=2)
+    dealt = Translator(model, tokenizer, config, jit_compile=False)
+    lengths = [9, 3, 7, 5, 1]  # sorted: positions 4, 1, 3, 2, 0
+    assert dealt._search_batches(lengths) == [[4, 3, 0], [1, 2]]
+    assert dealt._search_batches([6]) == [[0]]
+    one_batch = [[4, 1, 3, 2, 0]]
+    assert dealt.with_config(workers=1)._search_batches(lengths) == one_batch
+    assert dealt.with_config(sampling_topk=5)._search_batches(lengths) == one_batch  # draws follow the batches
+    assert dealt.with_config(xla=True)._search_batches(lengths) == one_batch  # one compiled call uses every core
+    many = [3 + n % 9 for n in range(40)]
+    budgeted = dealt.with_config(batch_tokens=96)  # several batches of the budget: left as they are
+    assert len(budgeted._search_batches(many)) > 2 and budgeted._search_batches(many) == list(budgeted._batches(many))
+
+    sources = [np.array([*range(5, 5 + (7 * n) % 11), EOS], np.int32) for n in range(9)]
+    alone = dealt.with_config(workers=1).translate_ids_batched(sources)
+    searched, search = [], dealt.search_ids
+    dealt.search_ids = lambda source_ids, *rest: searched.append(len(source_ids)) or search(source_ids, *rest)
+    together = dealt.translate_ids_batched(sources)
+    assert sorted(searched) == [4, 5]  # two searches, side by side; not one of 9
+    for (ids, scores), (other_ids, other_scores) in zip(alone, together):
+        width = min(ids.shape[1], other_ids.shape[1])  # each batch pads to its own longest
+        np.testing.assert_array_equal(ids[:, :width], other_ids[:, :width])
+        assert not ids[:, width:].any() and not other_ids[:, width:].any()
+        np.testing.assert_allclose(scores, other_scores, atol=1e-5)
+
+
 @pytest.mark.parametrize("beam_size", [1, 3])
 def test_length_limit_depends_on_the_sentence_not_on_its_batch(tokenizer, beam_size):
     # A model that never ends: every hypothesis runs into the limit, which must come from the sentence's

@@ -288,7 +288,7 @@ def _record_in_process(timed, base: Translator, beam: Translator, sources, peaks
             continue
         seconds, outputs = timed[method]
         greedy = outputs if method == "greedy" else greedy
-        batches = len(list(searcher._batches([len(s) for s in sources])))
+        batches = len(searcher._search_batches([len(s) for s in sources]))
         texts = searcher.detokenize([ids[0] for ids, _ in outputs])
         tokens = sum(_count_tokens(ids[0]) for ids, _ in outputs)
         size = None
