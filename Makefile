@@ -61,7 +61,7 @@ bench: install
 bench-inference: install
 	$(BIN)/translator train --config tutorial --run-dir $(BENCH_RUN)
 	$(BIN)/translator bench decode --run-dir $(BENCH_RUN) --split test --rounds 5 \
-		--methods beam,savedmodel,ct2_beam,ct2_int8_beam,ct2_int8_shortlist_beam --json | tee $(BENCH_RUN)/bench-inference.json
+		--methods beam,beam_requests,savedmodel,ct2_beam,ct2_int8_beam,ct2_int8_shortlist_beam --json | tee $(BENCH_RUN)/bench-inference.json
 
 # The peer, measured on this machine (docs/benchmarks.md): OpenNMT-tf 2.32 needs TensorFlow < 2.14, hence its
 # own Python 3.11 venv; then the same corpus and model size as `bench train --config tutorial`, 10 minutes.

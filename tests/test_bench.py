@@ -97,7 +97,7 @@ def test_bench_train_counts_the_tokens_of_a_time_budget_compilation_included():
 
 def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_path, capsys):
     pytest.importorskip("ctranslate2", reason="ctranslate2 is not installed (pip install '.[ctranslate2]')")
-    methods = "beam,savedmodel,ct2_beam,ct2_int8_beam,ct2_int8_shortlist_beam"
+    methods = "beam,beam_requests,savedmodel,ct2_beam,ct2_int8_beam,ct2_int8_shortlist_beam"
     args = ["bench", "decode", "--run-dir", str(trained_run), "--limit", "8", "--methods", methods, "--no-xla"]
     options = ["--batch-tokens", "40", "--ct2-batch-size", "3", "--rounds", "3", "--work-dir", str(tmp_path), "--json"]
     assert main([*args, *options]) == 0
@@ -118,8 +118,15 @@ def test_bench_decode_times_the_exports_in_their_own_processes(trained_run, tmp_
     assert report["batch_tokens"] == 40 and rows["beam"]["batch_size"] == 1.0
     # The SavedModel gets requests of 32 (here all 8 at once); CTranslate2 batches of 3: 3, 3 and 2.
     assert rows["savedmodel"]["batch_size"] == 8.0 and rows["ct2_beam"]["batch_size"] == 2.7
-    # The SavedModel runs our own search: the same translations as `beam`.
+    # The SavedModel runs our own search: the same translations as `beam`, and as `beam_requests` (our search
+    # given the SavedModel's requests), whose speed its own is also given over, round by round.
     assert rows["savedmodel"]["agreement_with_beam"] == 1.0 and rows["savedmodel"]["bleu"] == rows["beam"]["bleu"]
+    assert rows["beam_requests"]["agreement_with_beam"] == 1.0 and rows["beam_requests"]["batch_size"] == 1.0
+    speeds = rows["savedmodel"]["rounds_sentences_per_s"]
+    expected = [speed / other for speed, other in zip(speeds, rows["beam_requests"]["rounds_sentences_per_s"])]
+    assert rows["savedmodel"]["rounds_vs_beam_requests"] == pytest.approx(expected, rel=0.01)
+    assert rows["savedmodel"]["vs_beam_requests"] == sorted(rows["savedmodel"]["rounds_vs_beam_requests"])[1]
+    assert "vs_beam_requests" not in rows["ct2_beam"]
     # Its worker chose its CPU kernels from the export (float32: Eigen on x86) and says which.
     if platform.machine().lower() in X86_MACHINES and ONEDNN_VARIABLE not in os.environ:
         assert rows["savedmodel"]["cpu_kernels"] == "Eigen"

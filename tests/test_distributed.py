@@ -169,7 +169,6 @@ def test_a_worker_whose_peer_never_starts_gives_up_after_its_wait(seeded_run):
     (README, "Scaling out"); after train.cluster_wait_minutes it exits with status 1 and says why."""
     cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     tf_config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}})
-    started = time.monotonic()
     result = subprocess.run(
         train_command(seeded_run(), "train.cluster_wait_minutes=0.05", strategy="multiworker"),
         env={**os.environ, "TF_CONFIG": tf_config},
@@ -181,8 +180,8 @@ def test_a_worker_whose_peer_never_starts_gives_up_after_its_wait(seeded_run):
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert "joining the cluster as worker 0" in result.stdout
     assert "at most 0.05 minutes (train.cluster_wait_minutes), then exits with status 1" in result.stdout
+    # faulthandler's own line: the wait ran its 3 s and ended in the constructor, not anywhere after it.
     assert "Timeout (0:00:03)!" in result.stderr and "in build_strategy" in result.stderr, result.stderr
-    assert time.monotonic() - started > 3
 
 
 def test_mixed_bfloat16_trains_on_cpu(seeded_run):

@@ -333,8 +333,8 @@ def _parser() -> argparse.ArgumentParser:
     decode.add_argument(
         "--methods",
         default="uncached_greedy,greedy,beam",
-        help="comma-separated, of uncached_greedy, greedy, beam, savedmodel, ct2_beam, ct2_int8_beam, "
-        "ct2_int8_shortlist_beam",
+        help="comma-separated, of uncached_greedy, greedy, beam, beam_requests (the search on the SavedModel's "
+        "requests of 32), savedmodel, ct2_beam, ct2_int8_beam, ct2_int8_shortlist_beam",
     )
     decode.add_argument(
         "--threads",

@@ -2,8 +2,10 @@
 
 `decode` times, on the same sentences: `uncached_greedy` (one sentence at a time, the decoder re-run
 over the whole prefix each step: the TF tutorial's way), `greedy` (cached, batched) and `beam`
-(cached, batched, beam 4). Compiled functions are warmed up on the same data first, so the figures
-are steady-state speeds, not tracing or XLA compilation.
+(cached, batched, beam 4), and on request `beam_requests`: the same search given the sentences as the
+SavedModel gets them, in requests of 32 in file order, so that the SavedModel's speed can be told apart
+from what its requests cost any search (its row's `vs_beam_requests`). Compiled functions are warmed up
+on the same data first, so the figures are steady-state speeds, not tracing or XLA compilation.
 
 With `rounds` > 1 every method but `uncached_greedy` is timed that many times, the rounds interleaved
 (round 1 of each method, then round 2 of each, ...), and a row gives the median round. Each row other
@@ -53,22 +55,31 @@ def _count_tokens(ids: np.ndarray) -> int:
     return int(ends[0] + 1) if ends.size else int((ids != 0).sum())
 
 
-def _translate_timer(translator: Translator, sources: list[np.ndarray]) -> Callable[[], tuple[float, list]]:
-    """A timed call of the batched search over `sources`, after one untimed call (it traces, and
-    compiles, every bucket shape)."""
-    translator.translate_ids_batched(sources)
+def _translate_timer(
+    translator: Translator, sources: list[np.ndarray], request_size: int = 0
+) -> Callable[[], tuple[float, list]]:
+    """A timed call of the batched search over `sources` (or over each request of `request_size` of them,
+    in file order, one after the other), after one untimed call (it traces, and compiles, every bucket
+    shape)."""
+    size = request_size or len(sources)
+    requests = [sources[start : start + size] for start in range(0, len(sources), size)]
+
+    def translate() -> list:
+        return [result for request in requests for result in translator.translate_ids_batched(request)]
+
+    translate()
 
     def timed() -> tuple[float, list]:
         start = time.perf_counter()
-        results = translator.translate_ids_batched(sources)
+        results = translate()
         return time.perf_counter() - start, results
 
     return timed
 
 
-IN_PROCESS_METHODS = ("uncached_greedy", "greedy", "beam")
+IN_PROCESS_METHODS = ("uncached_greedy", "greedy", "beam", "beam_requests")
 EXPORT_METHODS = ("savedmodel", "ct2_beam", "ct2_int8_beam", "ct2_int8_shortlist_beam")
-DEFAULT_METHODS = IN_PROCESS_METHODS
+DEFAULT_METHODS = ("uncached_greedy", "greedy", "beam")
 SAVEDMODEL_REQUEST_SIZE = 32  # sentences per request to the SavedModel, as a server would send them
 
 
@@ -198,7 +209,7 @@ def bench_decode(
         if hypotheses is not None:
             best[method] = hypotheses
             row["bleu"] = score(hypotheses, [references])["bleu"]["score"]
-            if method in EXPORT_METHODS and "beam" in best:
+            if method != "beam" and method in EXPORT_METHODS + ("beam_requests",) and "beam" in best:
                 row["agreement_with_beam"] = round(
                     float(np.mean([a == b for a, b in zip(hypotheses, best["beam"])])), 4
                 )
@@ -212,9 +223,10 @@ def bench_decode(
     uncached = _uncached(model, config, sources, uncached_limit, record) if "uncached_greedy" in methods else []
     beam = base.with_config(beam_size=beam_size)
     timers, peaks = {}, {}
-    for method, translator in (("greedy", base), ("beam", beam)):
+    for method, translator in (("greedy", base), ("beam", beam), ("beam_requests", beam)):
         if method in methods:
-            timers[method] = _translate_timer(translator, sources)
+            request_size = SAVEDMODEL_REQUEST_SIZE if method == "beam_requests" else 0
+            timers[method] = _translate_timer(translator, sources, request_size)
             peaks[method] = peak_rss_mb()  # after the warm-up, a pass like the timed ones
     # The SavedModel as `translator export` makes it: decode.precision auto exports float32 (export_precision).
     saved_precision = export_precision(precision, config.decode.precision)
@@ -242,7 +254,7 @@ def bench_decode(
                 export.worker.process.kill()
         if scratch is not None:
             scratch.cleanup()
-    _compare_with_beam(results, timed)
+    _compare_rows(results, timed)
     agreement = None
     if uncached and greedy is not None:
         # Cached greedy must produce exactly the uncached tokens (compared up to EOS; the cached search
@@ -283,12 +295,14 @@ def bench_decode(
 def _record_in_process(timed, base: Translator, beam: Translator, sources, peaks, record) -> list | None:
     """The rows of `greedy` and `beam` (those timed); greedy's outputs, or None."""
     greedy = None
-    for method, searcher in (("greedy", base), ("beam", beam)):
+    for method, searcher in (("greedy", base), ("beam", beam), ("beam_requests", beam)):
         if method not in timed:
             continue
         seconds, outputs = timed[method]
         greedy = outputs if method == "greedy" else greedy
-        batches = len(searcher._search_batches([len(s) for s in sources]))
+        per_request = SAVEDMODEL_REQUEST_SIZE if method == "beam_requests" else len(sources)
+        requests = [sources[start : start + per_request] for start in range(0, len(sources), per_request)]
+        batches = sum(len(searcher._search_batches([len(s) for s in request])) for request in requests)
         texts = searcher.detokenize([ids[0] for ids, _ in outputs])
         tokens = sum(_count_tokens(ids[0]) for ids, _ in outputs)
         size = None
@@ -299,18 +313,23 @@ def _record_in_process(timed, base: Translator, beam: Translator, sources, peaks
     return greedy
 
 
-def _compare_with_beam(results: list[dict], timed: dict[str, tuple[list, object]]) -> None:
-    """Each timed row but `beam`'s gets its speed over `beam`'s: per round (the two timed seconds apart)
-    and the median of those."""
-    if "beam" not in timed:
-        return
-    beam_seconds = timed["beam"][0]
+def _compare_rows(results: list[dict], timed: dict[str, tuple[list, object]]) -> None:
+    """Each timed row but `beam`'s gets its speed over `beam`'s (`vs_beam`): per round (the two timed
+    seconds apart) and the median of those; the SavedModel's also over `beam_requests`'s, the same requests."""
     for row in results:
-        if row["method"] in timed and row["method"] != "beam":
-            ratios = [round(b / s, 3) for b, s in zip(beam_seconds, timed[row["method"]][0])]
-            row["vs_beam"] = round(statistics.median(ratios), 3)
-            if len(ratios) > 1:
-                row["rounds_vs_beam"] = ratios
+        _compare(row, timed, "beam")
+        if row["method"] == "savedmodel":
+            _compare(row, timed, "beam_requests")
+
+
+def _compare(row: dict, timed: dict[str, tuple[list, object]], reference: str) -> None:
+    method = row["method"]
+    if method not in timed or reference not in timed or method == reference:
+        return
+    ratios = [round(r / m, 3) for r, m in zip(timed[reference][0], timed[method][0])]
+    row[f"vs_{reference}"] = round(statistics.median(ratios), 3)
+    if len(ratios) > 1:
+        row[f"rounds_vs_{reference}"] = ratios
 
 
 def _uncached(model, config, sources, uncached_limit, record) -> list[np.ndarray]:
