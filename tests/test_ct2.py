@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO, read_corpus, tiny_model
@@ -77,6 +78,28 @@ def test_workers_change_the_speed_not_the_translations(run_and_export, test_spli
     assert [[(c.text, c.score) for c in nbest] for nbest in got] == [
         [(c.text, c.score) for c in nbest] for nbest in expected
     ]
+
+
+def test_an_input_smaller_than_a_batch_a_worker_is_dealt_to_every_worker(run_and_export, test_split):
+    """A server's batch of 16 fits one CTranslate2 batch: decoded as one, it kept one of the two workers
+    (and its core) idle. Dealt in turn, each worker decodes a share; translations are the same."""
+    _, _, directory = run_and_export
+    sources, _ = test_split
+    few = sources[:5]
+    one = CTranslate2Translator(directory, threads=1, workers=1)
+    two = one.with_config(workers=2)
+    calls = {}  # the batch sizes of each `_decode` call (a second one decodes again what passed its limit)
+    for name, translator in (("one", one), ("two", two)):
+        decode = translator._decode
+        translator._decode = lambda batches, *rest, name=name, decode=decode: (
+            calls.setdefault(name, []).append(sorted(map(len, batches))),
+            decode(batches, *rest),
+        )[1]
+    expected, got = one.translate_nbest(few, n_best=2), two.translate_nbest(few, n_best=2)
+    assert calls["one"][0] == [5] and calls["two"][0] == [2, 3]
+    assert [[c.text for c in nbest] for nbest in got] == [[c.text for c in nbest] for nbest in expected]
+    for nbest, other in zip(got, expected):
+        np.testing.assert_allclose([c.score for c in nbest], [c.score for c in other], atol=1e-4)
 
 
 def test_batch_size_changes_the_batches_not_the_translations(run_and_export, test_split):

@@ -31,7 +31,7 @@ from translator.config import DecodeConfig
 from translator.constants import EOS_ID, EXPORT_MARKERS
 from translator.errors import TranslatorError
 from translator.threads import threads_per_worker
-from translator.translation import BaseTranslator, Score, Translation, decode_changes
+from translator.translation import BaseTranslator, Score, Translation, dealt, decode_changes
 
 EXPORT_INFO = "export.json"
 
@@ -172,6 +172,8 @@ class CTranslate2Translator(BaseTranslator):
         order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
         results: list = [None] * len(sources)
         batches = [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        if len(batches) < self.config.workers:  # fewer batches than workers: each worker gets a share
+            batches = dealt(order, self.config.workers)
         self._decode(batches, sources, limits, results)
         # A sentence decoded past its own limit (its batch allowed more) is decoded again with its limit.
         again: dict[int, list[int]] = {}

@@ -31,7 +31,15 @@ from translator.precision import resolve_decode_precision
 from translator.rundir import RunDirectory
 from translator.search import INF, StepFn, beam_search, greedy_search, sampling_search
 from translator.tokenizer import Tokenizer
-from translator.translation import BaseTranslator, Score, Translation, around_blanks, decode_changes, is_blank
+from translator.translation import (
+    BaseTranslator,
+    Score,
+    Translation,
+    around_blanks,
+    dealt,
+    decode_changes,
+    is_blank,
+)
 
 BUCKET_MULTIPLE = 8  # source batches are padded to a multiple of this many tokens
 
@@ -324,8 +332,7 @@ class Translator(tf.Module, BaseTranslator):
         workers = min(self.config.workers, len(lengths))
         if len(batches) >= workers or self.jit_compile or self.config.sampling:
             return batches
-        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-        return [order[start::workers] for start in range(workers)]
+        return dealt(sorted(range(len(lengths)), key=lambda i: lengths[i]), workers)
 
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
         """Indices grouped into batches of similar length under the source token budget (with beams)."""

@@ -63,6 +63,15 @@ def around_blanks(sentences: list[str], blank: Callable[[], T], decode: Callable
     return results
 
 
+def dealt(order: list[int], ways: int) -> list[list[int]]:
+    """`order` (sentences sorted by length) dealt in turn into `ways` batches: positions s, s + ways, ... go
+    to batch s. An input too small for one batch a worker is split so that every worker decodes a share with
+    short and long sentences alike, and they finish together (the SavedModel deals its requests the same way
+    inside its graph, `translator.export.search_sorted`)."""
+    ways = min(ways, len(order))
+    return [order[start::ways] for start in range(ways)]
+
+
 class BaseTranslator:
     """The face: `translate`, `score`, `export`. Subclasses implement `hypotheses`, `_translate_nbest`
     and `configured`."""
