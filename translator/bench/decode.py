@@ -209,7 +209,7 @@ def bench_decode(
         if hypotheses is not None:
             best[method] = hypotheses
             row["bleu"] = score(hypotheses, [references])["bleu"]["score"]
-            if method != "beam" and method in EXPORT_METHODS + ("beam_requests",) and "beam" in best:
+            if method in ("beam_requests", *EXPORT_METHODS) and "beam" in best:
                 row["agreement_with_beam"] = round(
                     float(np.mean([a == b for a, b in zip(hypotheses, best["beam"])])), 4
                 )
@@ -293,7 +293,7 @@ def bench_decode(
 
 
 def _record_in_process(timed, base: Translator, beam: Translator, sources, peaks, record) -> list | None:
-    """The rows of `greedy` and `beam` (those timed); greedy's outputs, or None."""
+    """The rows of `greedy`, `beam` and `beam_requests` (those timed); greedy's outputs, or None."""
     greedy = None
     for method, searcher in (("greedy", base), ("beam", beam), ("beam_requests", beam)):
         if method not in timed:
