@@ -329,10 +329,9 @@ class Translator(tf.Module, BaseTranslator):
         every core and would compile each new batch size, nor when sampling, whose draws follow the batches
         and must not depend on `workers`."""
         batches = list(self._batches(lengths))
-        workers = min(self.config.workers, len(lengths))
-        if len(batches) >= workers or self.jit_compile or self.config.sampling:
+        if len(batches) >= self.config.workers or self.jit_compile or self.config.sampling:
             return batches
-        return dealt(sorted(range(len(lengths)), key=lambda i: lengths[i]), workers)
+        return dealt(sorted(range(len(lengths)), key=lambda i: lengths[i]), self.config.workers)
 
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
         """Indices grouped into batches of similar length under the source token budget (with beams)."""

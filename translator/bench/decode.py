@@ -61,8 +61,7 @@ def _translate_timer(
     """A timed call of the batched search over `sources` (or over each request of `request_size` of them,
     in file order, one after the other), after one untimed call (it traces, and compiles, every bucket
     shape)."""
-    size = request_size or len(sources)
-    requests = [sources[start : start + size] for start in range(0, len(sources), size)]
+    requests = _requests(sources, request_size)
 
     def translate() -> list:
         return [result for request in requests for result in translator.translate_ids_batched(request)]
@@ -75,6 +74,12 @@ def _translate_timer(
         return time.perf_counter() - start, results
 
     return timed
+
+
+def _requests(sources: list, size: int) -> list[list]:
+    """`sources` in file order, `size` at a time (0: all at once)."""
+    size = size or len(sources)
+    return [sources[start : start + size] for start in range(0, len(sources), size)]
 
 
 IN_PROCESS_METHODS = ("uncached_greedy", "greedy", "beam", "beam_requests")
@@ -300,8 +305,7 @@ def _record_in_process(timed, base: Translator, beam: Translator, sources, peaks
             continue
         seconds, outputs = timed[method]
         greedy = outputs if method == "greedy" else greedy
-        per_request = SAVEDMODEL_REQUEST_SIZE if method == "beam_requests" else len(sources)
-        requests = [sources[start : start + per_request] for start in range(0, len(sources), per_request)]
+        requests = _requests(sources, SAVEDMODEL_REQUEST_SIZE if method == "beam_requests" else 0)
         batches = sum(len(searcher._search_batches([len(s) for s in request])) for request in requests)
         texts = searcher.detokenize([ids[0] for ids, _ in outputs])
         tokens = sum(_count_tokens(ids[0]) for ids, _ in outputs)
