@@ -52,6 +52,7 @@ def test_one_fit_step_equals_one_step_of_our_loop(tokenizer):
 
     loop_model, loop_optimizer = make(clip_norm=0.0)  # our step clips
     scaled = keras.optimizers.LossScaleOptimizer(loop_optimizer, initial_scale=1.0)
+    scaled.build(loop_model.trainable_variables)  # as the Trainer does: its step is then traced once, not twice
     update = build_train_step(loop_model, scaled, tf.distribute.get_strategy(), 0.1, jit_compile=False, clip_norm=0.5)
     update([batch])
     moved = max(
