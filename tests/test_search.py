@@ -274,6 +274,35 @@ def test_dropping_finished_sentences_changes_no_result(seed, constrained):
     assert eager == sorted(eager, reverse=True) and all(size % 3 == 0 for size in eager)
 
 
+@pytest.mark.parametrize("seed", [0, 1])  # seed 1: the short sentence stayed a step longer with the batch's bound
+def test_a_sentence_leaves_a_batch_at_the_step_it_leaves_a_search_of_its_own(seed):
+    """Early stopping bounds a sentence's live beams by the length penalty at its own limit, not at the
+    batch's longest: a short sentence among long ones leaves the search at the step it leaves a search
+    whose buffers end at its limit (with the batch's bound it stayed longer, at no gain)."""
+    model = biased_model(seed)
+    limits = [5, 12, 8]
+
+    def counting(sizes):
+        def step(tokens, index, state):
+            sizes.append(tokens.shape[0])
+            return model.decode_step(tokens, index, state)
+
+        return step
+
+    alone = []
+    for row, limit in enumerate(limits):
+        sizes = []
+        memory, mask = model.encode(SOURCE[row : row + 1])
+        cache = model.init_cache(memory, mask, limit)
+        limit_tensor = tf.constant([limit])
+        beam_search(counting(sizes), tf.fill([1], 2), cache, 3, limit, EOS, 0.6, limit_tensor, drop_finished=True)
+        alone.append(len(sizes))
+    sizes = []
+    start, cache = start_and_cache(model, 12)
+    beam_search(counting(sizes), start, cache, 3, 12, EOS, 0.6, tf.constant(limits), drop_finished=True)
+    assert sizes == [3 * sum(steps > step for steps in alone) for step in range(max(alone))], alone
+
+
 @pytest.mark.parametrize("vocab", [50, 2100])  # 2,100: the blocked top-k, with a padded last block
 def test_two_stage_top_k_equals_one_top_k_over_every_beam(vocab):
     """Beam search's candidates: the k best of each beam, then the k best of those, must be the k

@@ -288,9 +288,9 @@ def beam_search(
 
     start_ids [batch] → (ids [batch, beam, max_length], scores [batch, beam]) sorted best first: an
     n-best list per sentence. Sentences with fewer than `beam` finished hypotheses are completed with
-    live ones (scored as if they ended at `max_length`). `limits` [batch] caps each sentence's length
-    (EOS included) below `max_length`, the size of the buffers; `prefix_ids` [batch, prefix] forces
-    every beam's first tokens.
+    live ones (scored as if they ended at their limit, else at `max_length`). `limits` [batch] caps each
+    sentence's length (EOS included) below `max_length`, the size of the buffers; `prefix_ids` [batch,
+    prefix] forces every beam's first tokens.
 
     `drop_finished` takes each sentence out of the batch at the step it is done, so that the steps
     after it compute only the sentences still being searched (CTranslate2 does the same), and the
@@ -304,18 +304,30 @@ def beam_search(
     max_penalty = length_penalty(max_length, alpha)
     constraints = {name: x for name, x in (("limits", limits), ("prefix_ids", prefix_ids)) if x is not None}
 
+    def final_penalty(state: dict) -> tf.Tensor:
+        """[sentences, 1]: the largest length penalty a sentence's live beams can still get, at its limit."""
+        limits = state["constraints"].get("limits")
+        if limits is None:
+            return tf.fill([tf.shape(state["alive_scores"])[0], 1], max_penalty)
+        return length_penalty(tf.minimum(limits, max_length), alpha)[:, tf.newaxis]
+
     def done(state: dict) -> tf.Tensor:
         """[sentences] bool: no live beam can still beat the worst finished hypothesis (log-probabilities
-        only fall, and no length penalty exceeds `max_penalty`, so the bound holds for every later step)."""
-        best_alive = state["alive_scores"][:, 0] / max_penalty  # the most any live beam can still reach
+        only fall, and no length penalty exceeds the one at the sentence's limit, so the bound holds for
+        every later step). Bounding by the sentence's own limit, not the batch's longest, lets a short
+        sentence leave a batch of long ones as early as it would leave a batch of its own."""
+        best_alive = state["alive_scores"][:, 0] / final_penalty(state)[:, 0]  # the most a live beam can reach
         worst_finished = tf.reduce_min(tf.where(state["finished_flags"], state["finished_scores"], -INF), axis=1)
         return best_alive < worst_finished
 
     def n_best(state: dict) -> tuple[tf.Tensor, tf.Tensor]:
         """The sentences' results: finished hypotheses, with live ones filling empty slots (which
-        happens only when `max_length` was reached)."""
+        happens only when `max_length` was reached), scored with the penalty of `done`'s bound."""
         scores = tf.concat(
-            [tf.where(state["finished_flags"], state["finished_scores"], -INF), state["alive_scores"] / max_penalty],
+            [
+                tf.where(state["finished_flags"], state["finished_scores"], -INF),
+                state["alive_scores"] / final_penalty(state),
+            ],
             axis=1,
         )
         scores, best = tf.math.top_k(scores, k=beams)
