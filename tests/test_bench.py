@@ -182,6 +182,17 @@ def test_serve_bench_compares_batching_pair_by_pair():
     assert pairwise_speedups([{"sentences_per_s": 5.0}, {"sentences_per_s": 0.0}]) == []
 
 
+def test_serve_bench_clients_send_a_file_in_order_round_by_round():
+    """--input: at each round of requests the clients send the file's next sentences, cycling at its end;
+    one sentence alone is every request."""
+    from translator.bench.serve import schedule
+
+    lines = tuple(f"s{index}" for index in range(5))
+    sent = schedule(lines, clients=3, requests=4)  # per client
+    assert [sent[client][turn] for turn in range(4) for client in range(3)] == [*lines, *lines, *lines[:2]]
+    assert schedule(("one",), clients=2, requests=3) == [["one"] * 3] * 2
+
+
 def test_opennmt_tf_gets_our_token_sequences_and_model_size(tokenizer, tmp_path):
     """The peer trains on exactly our ids: each written piece maps back to the id it came from."""
     import sentencepiece

@@ -419,8 +419,10 @@ def _parser() -> argparse.ArgumentParser:
     served.add_argument("--ct2-dir", help="a CTranslate2 export")
     serve_bench.add_argument("--clients", type=_at_least(1), default=16, help="concurrent clients (default: 16)")
     serve_bench.add_argument("--requests", type=_at_least(1), default=40, help="requests per client (default: 40)")
-    serve_bench.add_argument(
-        "--sentence", default="Y dijo Dios: Sea la luz: y fué la luz.", help="the one test sentence"
+    sent = serve_bench.add_mutually_exclusive_group()
+    sent.add_argument("--sentence", default="Y dijo Dios: Sea la luz: y fué la luz.", help="the one test sentence")
+    sent.add_argument(
+        "--input", help="send this file's lines instead, in turn (sentences of every length, as real traffic)"
     )
     serve_bench.add_argument(
         "--batch-sizes", default="32,1", help="--max-batch-sentences of each server compared (default: 32,1)"

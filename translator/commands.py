@@ -531,9 +531,16 @@ def bench_serve(args: argparse.Namespace) -> int:
     if args.beam_size is not None:
         model_flag = (*model_flag, "--beam-size", args.beam_size)
     sizes = [int(size) for size in args.batch_sizes.split(",") if size.strip()]
+    sentences = (args.sentence,)
+    if args.input:
+        from translator.corpus import read_lines
+
+        sentences = tuple(line for line in read_lines(args.input) if line.strip())
+        if not sentences:
+            raise TranslatorError(f"{args.input}: no sentences to send (the file has no non-empty line)")
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     report = run_benchmark(
-        list(map(str, model_flag)), sizes, args.clients, args.requests, args.sentence, args.batch_timeout_ms, log=log
+        list(map(str, model_flag)), sizes, args.clients, args.requests, sentences, args.batch_timeout_ms, log=log
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if all(row["errors"] == 0 for row in report["results"]) else 1

@@ -3,7 +3,10 @@ with dynamic batching on and off.
 
 Each configuration starts its own `translator serve` subprocess on a free localhost port, warms it
 up (the first batches of each size trace or compile the search), then `clients` threads each send
-`requests` one-sentence `/translate` requests back to back over a kept-alive connection. Reported:
+`requests` one-sentence `/translate` requests back to back over a kept-alive connection. The sentences
+are one sentence repeated, or a file's lines sent in turn (`--input`: request j of client c sends line
+c + j·clients, so that the clients together send the file in order, as a server of real traffic gets
+sentences of every length). Reported:
 sentences per second over the whole measured burst, p50/p99 request latency, errors, and the batch
 sizes the server formed (from its `/stats`).
 """
@@ -30,7 +33,7 @@ def bench_serve(
     batch_sizes: list[int],
     clients: int = 16,
     requests: int = 40,
-    sentence: str = "Y dijo Dios: Sea la luz: y fué la luz.",
+    sentences: tuple[str, ...] = ("Y dijo Dios: Sea la luz: y fué la luz.",),
     batch_timeout_ms: float = 5.0,
     log: Callable[[str], None] = print,
 ) -> dict:
@@ -44,9 +47,9 @@ def bench_serve(
             log(f"starting translator serve {' '.join(args)}")
             with ServerProcess(args, Path(work) / f"server-{size}.log") as server:
                 for _ in range(WARMUP_ROUNDS):
-                    _burst(server.port, clients, 1, sentence)
+                    _burst(server.port, clients, 1, sentences)
                 before = server.request("GET", "/stats")[1]
-                row = _burst(server.port, clients, requests, sentence)
+                row = _burst(server.port, clients, requests, sentences)
                 after = server.request("GET", "/stats")[1]
             row["max_batch_sentences"] = size
             row["cpu_kernels"] = after.get("cpu_kernels")  # the server's, chosen in its own process
@@ -63,7 +66,8 @@ def bench_serve(
         "model": " ".join(model_args),
         "clients": clients,
         "requests_per_client": requests,
-        "sentence": sentence,
+        "sentences": len(sentences),  # different ones, sent in turn
+        "sentence": sentences[0],
         "batch_timeout_ms": batch_timeout_ms,
         "results": rows,
     }
@@ -86,17 +90,26 @@ def pairwise_speedups(rows: list[dict]) -> list[float]:
     ]
 
 
-def _burst(port: int, clients: int, requests: int, sentence: str) -> dict:
+def schedule(sentences: tuple[str, ...], clients: int, requests: int) -> list[list[str]]:
+    """Each client's sentences, one a request: request j of client c sends sentence c + j·clients (cycling),
+    so that at each round of requests the clients send the next `clients` sentences of the file."""
+    return [[sentences[(client + j * clients) % len(sentences)] for j in range(requests)] for client in range(clients)]
+
+
+def _burst(port: int, clients: int, requests: int, sentences: tuple[str, ...]) -> dict:
     """`clients` threads × `requests` sequential requests; latencies in ms, errors counted."""
-    body = json.dumps({"text": [sentence]}).encode("utf-8")
+    bodies = [
+        [json.dumps({"text": [sentence]}).encode("utf-8") for sentence in mine]
+        for mine in schedule(sentences, clients, requests)
+    ]
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
 
-    def client() -> None:
+    def client(bodies: list[bytes]) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         mine, failures = [], []
-        for _ in range(requests):
+        for body in bodies:
             started = time.perf_counter()
             try:
                 connection.request("POST", "/translate", body=body, headers={"Content-Type": "application/json"})
@@ -114,7 +127,7 @@ def _burst(port: int, clients: int, requests: int, sentence: str) -> dict:
             latencies.extend(mine)
             errors.extend(failures)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(mine,)) for mine in bodies]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -149,7 +162,8 @@ def _format_row(row: dict) -> str:
 def format_report(report: dict) -> str:
     lines = [
         f"{report['machine']}, {report['date']}",
-        f"{report['model']}: {report['clients']} clients × {report['requests_per_client']} requests of one sentence",
+        f"{report['model']}: {report['clients']} clients × {report['requests_per_client']} requests of one sentence"
+        + (f" ({report['sentences']} different ones in turn)" if report["sentences"] > 1 else ""),
         *(_format_row(row) for row in report["results"]),
     ]
     if "speedups" in report:
