@@ -106,10 +106,10 @@ def _burst(port: int, clients: int, requests: int, sentences: tuple[str, ...]) -
     errors: list[str] = []
     lock = threading.Lock()
 
-    def client(bodies: list[bytes]) -> None:
+    def client(requests_to_send: list[bytes]) -> None:
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
         mine, failures = [], []
-        for body in bodies:
+        for body in requests_to_send:
             started = time.perf_counter()
             try:
                 connection.request("POST", "/translate", body=body, headers={"Content-Type": "application/json"})
@@ -127,7 +127,7 @@ def _burst(port: int, clients: int, requests: int, sentences: tuple[str, ...]) -
             latencies.extend(mine)
             errors.extend(failures)
 
-    threads = [threading.Thread(target=client, args=(mine,)) for mine in bodies]
+    threads = [threading.Thread(target=client, args=(each,)) for each in bodies]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
